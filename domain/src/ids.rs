@@ -1,0 +1,109 @@
+//! Deterministic identities: request ids and idempotency keys.
+//!
+//! A gated call's request id is derived, not generated, so that two replicas receiving the
+//! same first call at the same moment both target one aggregate and optimistic concurrency
+//! lets exactly one `Created` win.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Namespace for request ids (UUIDv5). Fixed forever: changing it would re-key every
+/// in-flight request.
+const REQUEST_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1e_7c3b_52d4_4f0e_9a8b_a1ec_5a2d_0001);
+
+/// The permission request id for `(agent, idempotency key)`.
+pub fn request_id(agent: &str, idempotency_key: &str) -> Uuid {
+    // Length-prefixing the agent makes the encoding injective: ("a", "b:c") and
+    // ("a:b", "c") never share a name, whatever characters a key contains.
+    let name = format!("{}:{agent}{idempotency_key}", agent.len());
+    Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes())
+}
+
+/// JSON with object keys sorted at every level and no insignificant whitespace, so that
+/// two semantically equal argument objects have one text and one digest.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Hex SHA-256 of the canonical JSON of a call's arguments.
+pub fn arguments_digest(arguments: &Value) -> String {
+    hex::encode(Sha256::digest(canonical_json(arguments).as_bytes()))
+}
+
+/// The idempotency key used when a client sends no `X-Idempotency-Key`: the same tool with
+/// the same arguments is the same request, so stock MCP clients still get exactly one.
+pub fn derived_idempotency_key(tool: &str, arguments: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(tool.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(canonical_json(arguments).as_bytes());
+    format!("derived:{}", hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_id_is_stable_and_separates_agents_and_keys() {
+        assert_eq!(request_id("a", "k"), request_id("a", "k"));
+        assert_ne!(request_id("a", "k"), request_id("b", "k"));
+        assert_ne!(request_id("a", "b\0c"), request_id("a\0b", "c"));
+        assert_eq!(request_id("a", "k").get_version_num(), 5);
+    }
+
+    #[test]
+    fn canonical_json_ignores_key_order_and_whitespace() {
+        let a = json!({"b": 1, "a": {"y": [1, 2], "x": "s"}});
+        let b: Value = serde_json::from_str(r#"{ "a": {"x":"s","y":[1,2]}, "b":1 }"#).unwrap();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(canonical_json(&a), r#"{"a":{"x":"s","y":[1,2]},"b":1}"#);
+        assert_eq!(arguments_digest(&a), arguments_digest(&b));
+        assert_ne!(arguments_digest(&a), arguments_digest(&json!({"b": 2})));
+    }
+
+    #[test]
+    fn derived_key_depends_on_tool_and_arguments() {
+        let args = json!({"path": "/x"});
+        assert_eq!(derived_idempotency_key("t", &args), derived_idempotency_key("t", &args));
+        assert_ne!(derived_idempotency_key("t", &args), derived_idempotency_key("u", &args));
+        assert_ne!(
+            derived_idempotency_key("t", &args),
+            derived_idempotency_key("t", &json!({"path": "/y"}))
+        );
+    }
+}

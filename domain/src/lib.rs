@@ -1,0 +1,15 @@
+//! Alexandria's domain: the permission-request aggregate, its commands, events and errors.
+//!
+//! Everything here is pure: no database, network or clock. Time and identities come in
+//! through commands, so every transition is a deterministic function of (state, command).
+
+pub mod ids;
+pub mod metadata;
+pub mod permission_request;
+
+pub use ids::{arguments_digest, canonical_json, derived_idempotency_key, request_id};
+pub use metadata::EventMetadata;
+pub use permission_request::{
+    CallOutcome, PermissionRequest, PermissionRequestCommand, PermissionRequestError,
+    PermissionRequestEvent, RequestStatus, REQUEST_TYPE_TOOL_CALL,
+};

@@ -1,0 +1,398 @@
+//! The permission request: one gated tool call, from creation to its cached outcome.
+//!
+//! ```text
+//! Created ──► Approved ──► Executed ──► ResultCached
+//!    │
+//!    ├──► Rejected
+//!    └──► Expired
+//! ```
+//! `Executed` is the at-most-once claim: it is appended *before* the upstream call, so a
+//! second claimer loses on optimistic concurrency and a crash mid-call leaves a request
+//! whose outcome is unknown rather than one that may run twice.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::arguments_digest;
+
+pub const REQUEST_TYPE_TOOL_CALL: &str = "tool_call";
+/// Longest rejection reason accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// What the upstream said when the approved call ran: a result (possibly `isError: true`,
+/// which is still a result) or a JSON-RPC error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    Result(Value),
+    Error { code: i64, message: String, data: Option<Value> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+    /// Claimed for execution; the upstream call is (or was) in flight, no result yet.
+    Executing,
+    /// Executed and its outcome cached.
+    Executed,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Pending => "pending",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Rejected => "rejected",
+            RequestStatus::Expired => "expired",
+            RequestStatus::Executing => "executing",
+            RequestStatus::Executed => "executed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => RequestStatus::Pending,
+            "approved" => RequestStatus::Approved,
+            "rejected" => RequestStatus::Rejected,
+            "expired" => RequestStatus::Expired,
+            "executing" => RequestStatus::Executing,
+            "executed" => RequestStatus::Executed,
+            _ => return None,
+        })
+    }
+
+    pub const ALL: [RequestStatus; 6] = [
+        RequestStatus::Pending,
+        RequestStatus::Approved,
+        RequestStatus::Rejected,
+        RequestStatus::Expired,
+        RequestStatus::Executing,
+        RequestStatus::Executed,
+    ];
+}
+
+impl std::fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PermissionRequestCommand {
+    Create {
+        agent: String,
+        tool: String,
+        arguments: Value,
+        idempotency_key: String,
+        requested_by: String,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    },
+    Approve { by: String, at: DateTime<Utc> },
+    Reject { by: String, at: DateTime<Utc>, reason: String },
+    Expire { at: DateTime<Utc> },
+    ClaimExecution { replica: String, at: DateTime<Utc> },
+    CacheResult { outcome: CallOutcome, at: DateTime<Utc> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PermissionRequestEvent {
+    Created {
+        request_type: String,
+        agent: String,
+        tool: String,
+        arguments: Value,
+        arguments_digest: String,
+        idempotency_key: String,
+        requested_by: String,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    },
+    Approved { by: String, at: DateTime<Utc> },
+    Rejected { by: String, at: DateTime<Utc>, reason: String },
+    Expired { at: DateTime<Utc> },
+    Executed { replica: String, at: DateTime<Utc> },
+    ResultCached { outcome: CallOutcome, at: DateTime<Utc> },
+}
+
+impl PermissionRequestEvent {
+    /// The short, stable name used in metrics, exports and the read model.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PermissionRequestEvent::Created { .. } => "Created",
+            PermissionRequestEvent::Approved { .. } => "Approved",
+            PermissionRequestEvent::Rejected { .. } => "Rejected",
+            PermissionRequestEvent::Expired { .. } => "Expired",
+            PermissionRequestEvent::Executed { .. } => "Executed",
+            PermissionRequestEvent::ResultCached { .. } => "ResultCached",
+        }
+    }
+}
+
+impl DomainEvent for PermissionRequestEvent {
+    fn event_type(&self) -> String {
+        self.name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PermissionRequestError {
+    #[error("permission request does not exist")]
+    NotFound,
+    #[error(
+        "idempotency key {idempotency_key:?} was already used for tool {existing_tool:?} with other arguments; \
+         use a new key for a different call"
+    )]
+    IdempotencyConflict { idempotency_key: String, existing_tool: String },
+    #[error("permission request is {status}, not pending")]
+    NotPending { status: RequestStatus },
+    #[error("permission request expired at {expires_at}")]
+    ApprovalWindowClosed { expires_at: DateTime<Utc> },
+    #[error("permission request does not expire before {expires_at}")]
+    NotYetExpired { expires_at: DateTime<Utc> },
+    #[error("permission request is {status}; only an approved request can be executed")]
+    NotApproved { status: RequestStatus },
+    #[error("permission request was already claimed for execution")]
+    AlreadyClaimed,
+    #[error("permission request has not been claimed for execution")]
+    NotClaimed,
+    #[error("permission request already has a cached result")]
+    ResultAlreadyCached,
+    #[error("a rejection needs a reason of 1 to {MAX_REASON_CHARS} characters")]
+    InvalidReason,
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+}
+
+/// The facts fixed at creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestDetails {
+    pub request_type: String,
+    pub agent: String,
+    pub tool: String,
+    pub arguments: Value,
+    pub arguments_digest: String,
+    pub idempotency_key: String,
+    pub requested_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PermissionRequest {
+    /// `None` until `Created`.
+    pub details: Option<RequestDetails>,
+    pub status: Option<RequestStatus>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub expired_at: Option<DateTime<Utc>>,
+    pub executed_by: Option<String>,
+    pub executed_at: Option<DateTime<Utc>>,
+    pub outcome: Option<CallOutcome>,
+    pub result_cached_at: Option<DateTime<Utc>>,
+}
+
+impl PermissionRequest {
+    /// The pure decision: which events `command` produces in the current state.
+    pub fn decide(
+        &self,
+        command: PermissionRequestCommand,
+    ) -> Result<Vec<PermissionRequestEvent>, PermissionRequestError> {
+        use PermissionRequestCommand as C;
+        use PermissionRequestError as E;
+        use PermissionRequestEvent as Ev;
+
+        if let C::Create { agent, tool, arguments, idempotency_key, requested_by, at, expires_at } =
+            command
+        {
+            for (what, value) in
+                [("agent", &agent), ("tool", &tool), ("idempotency key", &idempotency_key)]
+            {
+                if value.is_empty() {
+                    return Err(E::Empty(what));
+                }
+            }
+            let digest = arguments_digest(&arguments);
+            return match &self.details {
+                // Idempotent: the same call again creates nothing new.
+                Some(existing) if existing.tool == tool && existing.arguments_digest == digest => {
+                    Ok(vec![])
+                }
+                Some(existing) => Err(E::IdempotencyConflict {
+                    idempotency_key,
+                    existing_tool: existing.tool.clone(),
+                }),
+                None => Ok(vec![Ev::Created {
+                    request_type: REQUEST_TYPE_TOOL_CALL.to_owned(),
+                    agent,
+                    tool,
+                    arguments,
+                    arguments_digest: digest,
+                    idempotency_key,
+                    requested_by,
+                    at,
+                    expires_at,
+                }]),
+            };
+        }
+
+        let (Some(details), Some(status)) = (&self.details, self.status) else {
+            return Err(E::NotFound);
+        };
+        match command {
+            C::Create { .. } => unreachable!("handled above"),
+            C::Approve { by, at } => {
+                self.require_open_for_review(details, status, at)?;
+                Ok(vec![Ev::Approved { by, at }])
+            }
+            C::Reject { by, at, reason } => {
+                let reason = reason.trim().to_owned();
+                if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+                    return Err(E::InvalidReason);
+                }
+                self.require_open_for_review(details, status, at)?;
+                Ok(vec![Ev::Rejected { by, at, reason }])
+            }
+            C::Expire { at } => {
+                if status != RequestStatus::Pending {
+                    return Err(E::NotPending { status });
+                }
+                if at < details.expires_at {
+                    return Err(E::NotYetExpired { expires_at: details.expires_at });
+                }
+                Ok(vec![Ev::Expired { at }])
+            }
+            C::ClaimExecution { replica, at } => match status {
+                RequestStatus::Approved => Ok(vec![Ev::Executed { replica, at }]),
+                RequestStatus::Executing | RequestStatus::Executed => Err(E::AlreadyClaimed),
+                other => Err(E::NotApproved { status: other }),
+            },
+            C::CacheResult { outcome, at } => match status {
+                RequestStatus::Executing => Ok(vec![Ev::ResultCached { outcome, at }]),
+                RequestStatus::Executed => Err(E::ResultAlreadyCached),
+                _ => Err(E::NotClaimed),
+            },
+        }
+    }
+
+    fn require_open_for_review(
+        &self,
+        details: &RequestDetails,
+        status: RequestStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), PermissionRequestError> {
+        if status != RequestStatus::Pending {
+            return Err(PermissionRequestError::NotPending { status });
+        }
+        if at >= details.expires_at {
+            return Err(PermissionRequestError::ApprovalWindowClosed {
+                expires_at: details.expires_at,
+            });
+        }
+        Ok(())
+    }
+
+    /// Folds one event into the state. Never fails: events are facts.
+    pub fn evolve(&mut self, event: PermissionRequestEvent) {
+        use PermissionRequestEvent as Ev;
+        match event {
+            Ev::Created {
+                request_type,
+                agent,
+                tool,
+                arguments,
+                arguments_digest,
+                idempotency_key,
+                requested_by,
+                at,
+                expires_at,
+            } => {
+                self.details = Some(RequestDetails {
+                    request_type,
+                    agent,
+                    tool,
+                    arguments,
+                    arguments_digest,
+                    idempotency_key,
+                    requested_by,
+                    created_at: at,
+                    expires_at,
+                });
+                self.status = Some(RequestStatus::Pending);
+            }
+            Ev::Approved { by, at } => {
+                self.status = Some(RequestStatus::Approved);
+                self.reviewed_by = Some(by);
+                self.reviewed_at = Some(at);
+            }
+            Ev::Rejected { by, at, reason } => {
+                self.status = Some(RequestStatus::Rejected);
+                self.reviewed_by = Some(by);
+                self.reviewed_at = Some(at);
+                self.reason = Some(reason);
+            }
+            Ev::Expired { at } => {
+                self.status = Some(RequestStatus::Expired);
+                self.expired_at = Some(at);
+            }
+            Ev::Executed { replica, at } => {
+                self.status = Some(RequestStatus::Executing);
+                self.executed_by = Some(replica);
+                self.executed_at = Some(at);
+            }
+            Ev::ResultCached { outcome, at } => {
+                self.status = Some(RequestStatus::Executed);
+                self.outcome = Some(outcome);
+                self.result_cached_at = Some(at);
+            }
+        }
+    }
+
+    /// Replays a history from the beginning.
+    pub fn from_events(events: impl IntoIterator<Item = PermissionRequestEvent>) -> Self {
+        let mut state = Self::default();
+        for event in events {
+            state.evolve(event);
+        }
+        state
+    }
+}
+
+impl Aggregate for PermissionRequest {
+    const TYPE: &'static str = "PermissionRequest";
+    type Command = PermissionRequestCommand;
+    type Event = PermissionRequestEvent;
+    type Error = PermissionRequestError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.evolve(event);
+    }
+}
+
+#[cfg(test)]
+mod tests;
