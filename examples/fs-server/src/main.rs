@@ -1,1 +1,57 @@
-fn main() {}
+//! Example upstream MCP server for Alexandria: file tools over stdio, confined to a root
+//! directory. Used by the runbook demo and by the gateway's integration tests.
+
+mod sandbox;
+mod server;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use rmcp::transport::stdio;
+use rmcp::ServiceExt as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::sandbox::Sandbox;
+use crate::server::FsServer;
+
+/// MCP server (stdio) offering write_file, read_file, list_directory and echo, all confined
+/// to one root directory.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Directory the tools operate in (created if missing). Client paths, absolute or
+    /// relative, are resolved inside it.
+    #[arg(long, env = "FS_SERVER_ROOT", default_value = ".")]
+    root: PathBuf,
+
+    /// Append the tool name of every tools/call to this file, one line per call.
+    #[arg(long, env = "FS_SERVER_CALL_LOG")]
+    call_log: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // stdout carries the protocol, so every log line must go to stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let args = Args::parse();
+    let sandbox = Sandbox::open(&args.root)
+        .with_context(|| format!("cannot use {} as root directory", args.root.display()))?;
+    tracing::info!(root = %sandbox.root().display(), call_log = ?args.call_log, "serving MCP on stdio");
+
+    let service = FsServer::new(sandbox, args.call_log)
+        .serve(stdio())
+        .await
+        .context("MCP initialization failed")?;
+    // Returns once the client closes stdin (or the transport fails).
+    let reason = service.waiting().await.context("MCP service failed")?;
+    tracing::info!(?reason, "MCP session ended");
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Reading the event log in projection order.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+
+/// A position in projection order: `(tx_id, global_position)`. `(0, 0)` is before every
+/// event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPosition {
+    pub tx_id: i64,
+    pub global_position: i64,
+}
+
+impl LogPosition {
+    pub const START: LogPosition = LogPosition { tx_id: 0, global_position: 0 };
+}
+
+/// One row of `events`, as projections and exports see it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub global_position: i64,
+    pub tx_id: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+}
+
+impl StoredEvent {
+    pub fn position(&self) -> LogPosition {
+        LogPosition { tx_id: self.tx_id, global_position: self.global_position }
+    }
+
+    fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        Ok(StoredEvent {
+            global_position: row.try_get("global_position")?,
+            tx_id: row.try_get("tx_id")?,
+            recorded_at: row.try_get("recorded_at")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+        })
+    }
+}
+
+const SELECT_COLUMNS: &str = "global_position, tx_id::text::bigint AS tx_id, recorded_at, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+
+/// The next events after `after` in projection order that are final: written by
+/// transactions older than every transaction still running, so no event can later
+/// appear before them.
+pub async fn read_settled_batch(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events \
+         WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id, global_position LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.tx_id.to_string())
+        .bind(after.global_position)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// Events in global order (the auditor's order), optionally for one aggregate and after a
+/// position.
+pub async fn read_global_batch(
+    conn: &mut PgConnection,
+    aggregate_id: Option<&str>,
+    after_position: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events \
+         WHERE global_position > $1 AND ($2::text IS NULL OR aggregate_id = $2) \
+         ORDER BY global_position LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after_position)
+        .bind(aggregate_id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// How many events lie beyond `after` in projection order, settled or not.
+pub async fn count_after(conn: &mut PgConnection, after: LogPosition) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2)",
+    )
+    .bind(after.tx_id.to_string())
+    .bind(after.global_position)
+    .fetch_one(&mut *conn)
+    .await
+}

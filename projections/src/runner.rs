@@ -1,0 +1,190 @@
+//! The catch-up runner: applies the log to one projection, durably and exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use tokio_util::sync::CancellationToken;
+
+use crate::changes::EventListener;
+use crate::log::{read_settled_batch, LogPosition};
+use crate::projection::Projection;
+
+pub const DEFAULT_BATCH_SIZE: i64 = 1000;
+
+/// Makes sure the projection has a checkpoint row.
+pub async fn register(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Reads a checkpoint, locking its row for the rest of the transaction. The row lock is
+/// what serialises batches (and a rebuild's swap) across processes.
+pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<LogPosition, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT last_tx_id::text::bigint AS tx_id, last_position FROM projection_checkpoints \
+         WHERE name = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(LogPosition { tx_id: row.try_get("tx_id")?, global_position: row.try_get("last_position")? })
+}
+
+pub(crate) async fn store_checkpoint(conn: &mut PgConnection, name: &str, at: LogPosition) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET last_tx_id = $2::text::xid8, last_position = $3, \
+         updated_at = now(), last_error = NULL, last_error_at = NULL WHERE name = $1",
+    )
+    .bind(name)
+    .bind(at.tx_id.to_string())
+    .bind(at.global_position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies one batch in one transaction: the rows and the checkpoint commit together.
+/// Returns how many events it applied (0 when caught up).
+pub async fn apply_next_batch(pool: &PgPool, projection: &dyn Projection, batch_size: i64) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let checkpoint = lock_checkpoint(&mut tx, projection.name()).await?;
+    let events = read_settled_batch(&mut tx, checkpoint, batch_size).await?;
+    let Some(last) = events.last().map(|e| e.position()) else {
+        tx.rollback().await?;
+        return Ok(0);
+    };
+    projection.apply(&mut tx, projection.table(), &events).await?;
+    store_checkpoint(&mut tx, projection.name(), last).await?;
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+/// Applies batches until nothing settled is left. Returns the number applied.
+pub async fn catch_up(pool: &PgPool, projection: &dyn Projection, batch_size: i64) -> anyhow::Result<u64> {
+    register(pool, projection.name()).await?;
+    let mut total = 0u64;
+    loop {
+        let applied = apply_next_batch(pool, projection, batch_size).await?;
+        total += applied as u64;
+        if applied == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+async fn record_error(pool: &PgPool, name: &str, error: &anyhow::Error) {
+    let result = sqlx::query(
+        "UPDATE projection_checkpoints SET last_error = $2, last_error_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(format!("{error:#}"))
+    .execute(pool)
+    .await;
+    if let Err(db_error) = result {
+        tracing::warn!(%db_error, "could not record projection error");
+    }
+}
+
+/// Keeps one projection caught up for as long as the process runs. Across replicas only
+/// the holder of the projection's advisory lock works; the others stand by and take over
+/// when its session ends.
+pub struct ProjectionRunner {
+    pub pool: PgPool,
+    pub projection: Arc<dyn Projection>,
+    pub listener: Arc<EventListener>,
+    pub batch_size: i64,
+    /// Fallback when notifications are lost, and the stand-by's retry interval.
+    pub poll_interval: Duration,
+}
+
+impl ProjectionRunner {
+    pub fn new(pool: PgPool, projection: Arc<dyn Projection>, listener: Arc<EventListener>) -> Self {
+        Self { pool, projection, listener, batch_size: DEFAULT_BATCH_SIZE, poll_interval: Duration::from_secs(1) }
+    }
+
+    fn lock_key(&self) -> String {
+        format!("alexandria.projection.{}", self.projection.name())
+    }
+
+    /// A connection outside the pool that holds the leadership lock, so leadership never
+    /// costs the request path a pooled connection.
+    async fn try_lead(&self) -> anyhow::Result<Option<PgConnection>> {
+        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(self.lock_key())
+            .fetch_one(&mut conn)
+            .await?;
+        if got {
+            Ok(Some(conn))
+        } else {
+            conn.close().await.ok();
+            Ok(None)
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = self.projection.name();
+        loop {
+            let lead = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                lead = self.try_lead() => lead,
+            };
+            let mut lock_conn = match lead {
+                Ok(Some(conn)) => conn,
+                Ok(None) => {
+                    tracing::debug!(projection = name, "another process runs this projection; standing by");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(self.poll_interval * 5) => continue,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(projection = name, error = format!("{error:#}"), "cannot take projection lead");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(self.poll_interval * 5) => continue,
+                    }
+                }
+            };
+            tracing::info!(projection = name, "running projection");
+            if let Err(error) = register(&self.pool, name).await {
+                tracing::warn!(projection = name, %error, "cannot register projection");
+            }
+            let mut changes = self.listener.subscribe();
+            let mut backoff = self.poll_interval;
+            loop {
+                match apply_next_batch(&self.pool, self.projection.as_ref(), self.batch_size).await {
+                    Ok(applied) => {
+                        backoff = self.poll_interval;
+                        if applied as i64 == self.batch_size {
+                            continue; // more is waiting
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(projection = name, error = format!("{error:#}"), "projection batch failed");
+                        record_error(&self.pool, name, &error).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        lock_conn.close().await.ok();
+                        return;
+                    }
+                    _ = changes.recv() => {}
+                    _ = tokio::time::sleep(backoff) => {
+                        // Still the leader? A dead lock connection means the lock is gone.
+                        if sqlx::query("SELECT 1").execute(&mut lock_conn).await.is_err() {
+                            tracing::warn!(projection = name, "lost the projection lock connection");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Where each projection stands.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+use crate::log::{count_after, LogPosition};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionStatus {
+    pub name: String,
+    /// Global position of the last event applied (0 before any).
+    pub position: i64,
+    /// Events in the log not yet applied.
+    pub lag: i64,
+    pub updated_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// Status of every known projection (one that never ran shows position 0 and the whole
+/// log as lag).
+pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, sqlx::Error> {
+    for projection in crate::all() {
+        crate::runner::register(pool, projection.name()).await?;
+    }
+    let rows = sqlx::query(
+        "SELECT name, last_tx_id::text::bigint AS tx_id, last_position, updated_at, last_error, last_error_at \
+         FROM projection_checkpoints ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut conn = pool.acquire().await?;
+    for row in rows {
+        let at = LogPosition { tx_id: row.try_get("tx_id")?, global_position: row.try_get("last_position")? };
+        out.push(ProjectionStatus {
+            name: row.try_get("name")?,
+            position: at.global_position,
+            lag: count_after(&mut conn, at).await?,
+            updated_at: row.try_get("updated_at")?,
+            last_error: row.try_get("last_error")?,
+            last_error_at: row.try_get("last_error_at")?,
+        });
+    }
+    Ok(out)
+}

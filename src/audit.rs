@@ -1,0 +1,158 @@
+//! The auditor's view of the log: export every event as JSON lines, and replay one
+//! request's history showing its state after each event.
+
+use std::io::Write;
+
+use alexandria_domain::{PermissionRequest, PermissionRequestEvent};
+use alexandria_projections::log::read_global_batch;
+use alexandria_projections::StoredEvent;
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const EXPORT_BATCH: i64 = 5000;
+
+/// One exported line. Field names are part of the export format: keep them stable.
+pub fn export_line(event: &StoredEvent) -> Value {
+    json!({
+        "position": event.global_position,
+        "recorded_at": event.recorded_at,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "sequence": event.sequence,
+        "type": event.event_type,
+        "version": event.event_version,
+        "payload": event.payload,
+        "metadata": event.metadata,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    pub request: Option<Uuid>,
+    /// Only events after this global position.
+    pub since: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExportSummary {
+    pub events: u64,
+    pub first_position: Option<i64>,
+    pub last_position: Option<i64>,
+}
+
+/// Total number of events the filter selects (for a progress bar).
+pub async fn count_for_export(pool: &PgPool, filter: &ExportFilter) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1 AND ($2::text IS NULL OR aggregate_id = $2)")
+        .bind(filter.since)
+        .bind(filter.request.map(|id| id.to_string()))
+        .fetch_one(pool)
+        .await
+}
+
+/// Writes the selected events, one JSON object per line, in global order.
+pub async fn export_events(
+    pool: &PgPool,
+    filter: &ExportFilter,
+    out: &mut dyn Write,
+    mut on_progress: impl FnMut(u64),
+) -> anyhow::Result<ExportSummary> {
+    let request = filter.request.map(|id| id.to_string());
+    let mut after = filter.since;
+    let mut summary = ExportSummary::default();
+    let mut conn = pool.acquire().await?;
+    loop {
+        let batch = read_global_batch(&mut conn, request.as_deref(), after, EXPORT_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.global_position;
+        for event in &batch {
+            serde_json::to_writer(&mut *out, &export_line(event))?;
+            out.write_all(b"\n").context("cannot write the export")?;
+            summary.first_position.get_or_insert(event.global_position);
+            summary.last_position = Some(event.global_position);
+            summary.events += 1;
+        }
+        on_progress(summary.events);
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// One step of a replay: an event and the request's state right after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayStep {
+    pub position: i64,
+    pub sequence: i64,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub event: String,
+    pub actor: Option<String>,
+    pub status: String,
+    pub state: PermissionRequest,
+}
+
+pub async fn replay(pool: &PgPool, request: Uuid) -> anyhow::Result<Vec<ReplayStep>> {
+    let mut conn = pool.acquire().await?;
+    let id = request.to_string();
+    let mut steps = Vec::new();
+    let mut state = PermissionRequest::default();
+    let mut after = 0;
+    loop {
+        let batch = read_global_batch(&mut conn, Some(&id), after, EXPORT_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.global_position;
+        for stored in batch {
+            let event: PermissionRequestEvent = serde_json::from_value(stored.payload.clone())
+                .with_context(|| format!("event at position {} cannot be read", stored.global_position))?;
+            state.evolve(event);
+            steps.push(ReplayStep {
+                position: stored.global_position,
+                sequence: stored.sequence,
+                recorded_at: stored.recorded_at,
+                event: stored.event_type.clone(),
+                actor: stored.metadata.get("actor").and_then(Value::as_str).map(str::to_owned),
+                status: state.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                state: state.clone(),
+            });
+        }
+    }
+    Ok(steps)
+}
+
+/// The replay as text for a person.
+pub fn render_replay(request: Uuid, steps: &[ReplayStep]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "permission request {request}: {} events", steps.len());
+    for step in steps {
+        let _ = writeln!(
+            out,
+            "\n#{} (position {}, {}) {} by {} -> status {}",
+            step.sequence,
+            step.position,
+            step.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            step.event,
+            step.actor.as_deref().unwrap_or("?"),
+            step.status
+        );
+        let s = &step.state;
+        if let Some(d) = &s.details {
+            let _ = writeln!(out, "  agent={} tool={} arguments={}", d.agent, d.tool, d.arguments);
+            let _ = writeln!(out, "  created_at={} expires_at={}", d.created_at.to_rfc3339(), d.expires_at.to_rfc3339());
+        }
+        if let (Some(by), Some(at)) = (&s.reviewed_by, s.reviewed_at) {
+            let _ = writeln!(out, "  reviewed_by={by} reviewed_at={}", at.to_rfc3339());
+        }
+        if let Some(reason) = &s.reason {
+            let _ = writeln!(out, "  reason={reason:?}");
+        }
+        if let (Some(replica), Some(at)) = (&s.executed_by, s.executed_at) {
+            let _ = writeln!(out, "  executed_by={replica} executed_at={}", at.to_rfc3339());
+        }
+        if let Some(outcome) = &s.outcome {
+            let _ = writeln!(out, "  outcome={}", serde_json::to_string(outcome).unwrap_or_default());
+        }
+    }
+    out
+}

@@ -1,0 +1,93 @@
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use uuid::Uuid;
+
+use super::Database;
+use crate::audit::{self, ExportFilter};
+use crate::config::DatabaseArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Write the event log as JSON lines in global order (the auditor's copy).
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Only this permission request's events.
+        #[arg(long)]
+        request: Option<Uuid>,
+        /// Only events after this global position.
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Show a request's state after each of its events.
+    Replay {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        request: Uuid,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
+    match command {
+        EventsCommand::Export { database, request, since, output } => {
+            if since < 0 {
+                anyhow::bail!("--since must be a position of 0 or more");
+            }
+            let db = Database::open(&database).await?;
+            let filter = ExportFilter { request, since };
+            let result = async {
+                let total = audit::count_for_export(&db.pool, &filter).await?;
+                let bar = ProgressBar::new(total.max(0) as u64).with_style(
+                    ProgressStyle::with_template("exporting [{bar:40}] {pos}/{len} events ({per_sec})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                let mut sink: Box<dyn Write> = match &output {
+                    Some(path) => Box::new(BufWriter::new(
+                        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+                    )),
+                    None => Box::new(BufWriter::new(std::io::stdout().lock())),
+                };
+                let started = Instant::now();
+                let summary = audit::export_events(&db.pool, &filter, &mut sink, |n| bar.set_position(n)).await?;
+                bar.finish_and_clear();
+                let range = match (summary.first_position, summary.last_position) {
+                    (Some(a), Some(b)) => format!("positions {a}..={b}"),
+                    _ => "nothing matched".to_owned(),
+                };
+                eprintln!("exported {} events ({range}) in {:.2} s", summary.events, started.elapsed().as_secs_f64());
+                anyhow::Ok(())
+            }
+            .await;
+            db.close().await?;
+            result
+        }
+        EventsCommand::Replay { database, request, json } => {
+            let db = Database::open(&database).await?;
+            let steps = audit::replay(&db.pool, request).await;
+            db.close().await?;
+            let steps = steps?;
+            if steps.is_empty() {
+                anyhow::bail!("no events for permission request {request}");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&steps)?);
+            } else {
+                print!("{}", audit::render_replay(request, &steps));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The `alexandria` command line: the server and the operator and auditor commands.
+
+mod events;
+mod projections;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use sqlx::PgPool;
+
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::managed_pg::ManagedPostgres;
+
+#[derive(Debug, Parser)]
+#[command(name = "alexandria", version, about = "MCP gateway with per-call human approval")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server, the projector and the background workers.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Inspect or rebuild read models.
+    #[command(subcommand)]
+    Projections(projections::ProjectionsCommand),
+    /// Export or replay the event log.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Migrate(args) => {
+            let database = Database::open(&args).await?;
+            crate::db::migrate(&database.pool).await?;
+            eprintln!("migrations applied");
+            database.close().await
+        }
+        Command::Projections(command) => projections::run(command).await,
+        Command::Events(command) => events::run(command).await,
+    }
+}
+
+/// An open database: a pool, plus the managed PostgreSQL if this process started one.
+pub struct Database {
+    pub pool: PgPool,
+    managed: Option<ManagedPostgres>,
+}
+
+impl Database {
+    pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
+        let (options, managed) = match &args.database_url {
+            Some(url) => (crate::db::parse_url(url)?, None),
+            None => {
+                let managed = ManagedPostgres::start(&args.data_dir).await?;
+                (managed.connect_options(), Some(managed))
+            }
+        };
+        let pool = crate::db::connect(options, args.db_pool_size).await?;
+        Ok(Database { pool, managed })
+    }
+
+    /// Closes the pool and stops the managed PostgreSQL if this process started it.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        if let Some(managed) = self.managed {
+            managed.stop().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! Configuration. Every setting is a flag and an environment variable (the names are a
+//! contract, see README): clap reads both, flags win.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Where the database is: an explicit URL, or the managed local PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL. Unset: run a private PostgreSQL from this machine's binaries, with
+    /// its data in `$ALEXANDRIA_DATA_DIR/pg`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for Alexandria's local state (managed database, generated secrets).
+    #[arg(long, env = "ALEXANDRIA_DATA_DIR", default_value = "./alexandria-data")]
+    pub data_dir: PathBuf,
+
+    /// Maximum connections in the pool.
+    #[arg(long, env = "ALEXANDRIA_DB_POOL_SIZE", default_value_t = crate::db::DEFAULT_POOL_SIZE)]
+    pub db_pool_size: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address to listen on.
+    #[arg(long, env = "ALEXANDRIA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Base URL used in links sent out (notifications). Default: http://<listen>.
+    #[arg(long, env = "ALEXANDRIA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Password of the bootstrap `admin` user. Unset on first start: generated and
+    /// written to `$ALEXANDRIA_DATA_DIR/admin-password`.
+    #[arg(long, env = "ALEXANDRIA_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// HS256 secret for every JWT (at least 32 bytes). Unset: generated once and stored in
+    /// the database so every replica shares it.
+    #[arg(long, env = "ALEXANDRIA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a gated call waits in-band for a decision before answering "pending".
+    #[arg(long, env = "ALEXANDRIA_APPROVAL_WAIT_SECS", default_value_t = 30)]
+    pub approval_wait_secs: u64,
+
+    /// How long a permission request stays open before it expires.
+    #[arg(long, env = "ALEXANDRIA_APPROVAL_TTL_SECS", default_value_t = 86_400)]
+    pub approval_ttl_secs: u64,
+
+    /// This process's name in event metadata. Default: hostname-pid.
+    #[arg(long, env = "ALEXANDRIA_REPLICA_ID")]
+    pub replica_id: Option<String>,
+}
+
+impl ServeArgs {
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// A name for this process that is unique across replicas and restarts.
+pub fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "alexandria".to_owned());
+    format!("{host}-{}", std::process::id())
+}

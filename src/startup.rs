@@ -1,0 +1,113 @@
+//! Building and running the HTTP server and its background workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alexandria_projections::{EventListener, ProjectionRunner};
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::trace::TraceLayer;
+
+use crate::event_store::PermissionStore;
+use crate::routes;
+
+/// Settings the running server needs (the database is passed separately).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub approval_wait: Duration,
+    pub approval_ttl: Duration,
+    pub replica_id: String,
+}
+
+impl Settings {
+    pub fn from_args(args: &crate::config::ServeArgs) -> Self {
+        Settings {
+            listen: args.listen,
+            public_url: args.public_url(),
+            approval_wait: Duration::from_secs(args.approval_wait_secs),
+            approval_ttl: Duration::from_secs(args.approval_ttl_secs),
+            replica_id: args.replica_id.clone().unwrap_or_else(crate::config::default_replica_id),
+        }
+    }
+}
+
+/// Shared by every handler. Holds nothing that would be wrong with several replicas:
+/// all state that matters is in PostgreSQL.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: PermissionStore,
+    pub listener: Arc<EventListener>,
+    pub settings: Arc<Settings>,
+}
+
+pub struct Application {
+    tcp: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and prepares the state. The database
+    /// must already be migrated.
+    pub async fn build(settings: Settings, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let tcp = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let state = AppState {
+            store: PermissionStore::new(pool.clone()),
+            pool,
+            listener: EventListener::new(),
+            settings: Arc::new(settings),
+        };
+        Ok(Self { tcp, state, shutdown })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tcp.local_addr().unwrap_or(self.state.settings.listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the shutdown token is cancelled, then lets in-flight requests and
+    /// workers finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { tcp, state, shutdown } = self;
+        let workers = TaskTracker::new();
+        workers.spawn(Arc::clone(&state.listener).run(state.pool.clone(), shutdown.clone()));
+        for projection in alexandria_projections::all() {
+            let runner = ProjectionRunner::new(state.pool.clone(), projection, Arc::clone(&state.listener));
+            workers.spawn(runner.run(shutdown.clone()));
+        }
+        workers.close();
+
+        tracing::info!(address = %tcp.local_addr()?, replica = %state.settings.replica_id, "listening");
+        let app = router(state);
+        let stop = shutdown.clone();
+        axum::serve(tcp, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("HTTP server failed")?;
+        shutdown.cancel();
+        workers.wait().await;
+        Ok(())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
