@@ -72,15 +72,14 @@ impl FsServer {
             .unwrap_or_else(|e| Err(ToolError::Internal(format!("file operation failed: {e}"))))
     }
 
-    /// Appends the tool name to the call log, one line per `tools/call`. Gateway tests count
-    /// these lines to prove how often a call really reached the upstream, so the line is
-    /// written when the request arrives, whether or not the tool then succeeds.
+    /// Appends the tool name to the call log. Gateway tests count these lines to prove how
+    /// often a call really reached the upstream, so the line is written when the call is
+    /// dispatched to a tool, whether or not the tool then succeeds.
     async fn record_call(&self, tool: &str) {
         let Some(path) = self.call_log.clone() else {
             return;
         };
-        // Escaped so that a hostile tool name cannot forge extra lines.
-        let line = format!("{}\n", tool.escape_debug());
+        let line = format!("{tool}\n");
         let written = tokio::task::spawn_blocking(move || {
             // O_APPEND plus a single small write keeps lines whole when several server
             // processes share one log file.
@@ -162,14 +161,17 @@ impl FsServer {
 )]
 impl ServerHandler for FsServer {
     // Written by hand (the macro would generate a plain router dispatch) only to record
-    // each call in the call log before dispatching it.
+    // each call in the call log before dispatching it. Calls to unknown tools are not
+    // logged: the router rejects them (-32602) without executing anything.
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.record_call(&request.name).await;
         tracing::debug!(tool = %request.name, "tools/call");
+        if self.tool_router.has_route(&request.name) {
+            self.record_call(&request.name).await;
+        }
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await

@@ -1,0 +1,118 @@
+//! `spawn_app`, after zero2prod: a fresh database per test, migrated, and the server on
+#![allow(dead_code)] // shared by many test modules; not each uses every helper
+//! port 0.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use alexandria::startup::{AppState, Application, Settings};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The server tests create their databases on. CI and the development machines run one
+/// on 127.0.0.1:5432 with trust auth.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A new, empty, migrated database.
+#[derive(Clone)]
+pub struct TestDatabase {
+    pub name: String,
+    pub options: PgConnectOptions,
+    pub pool: PgPool,
+}
+
+impl TestDatabase {
+    pub fn url(&self) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        format!("{base}/{}", self.name)
+    }
+
+    /// Another pool on the same database (a second "replica").
+    pub async fn new_pool(&self, max_connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(self.options.clone())
+            .await
+            .expect("connect to test database")
+    }
+}
+
+pub async fn fresh_database() -> TestDatabase {
+    let admin = PgConnectOptions::from_str(&admin_url()).expect("TEST_DATABASE_URL");
+    let name = format!("alexandria_test_{}", Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect_with(&admin).await.expect("connect to PostgreSQL for tests");
+    conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
+    conn.close().await.ok();
+    let options = admin.database(&name);
+    let pool = PgPoolOptions::new().max_connections(10).connect_with(options.clone()).await.expect("connect");
+    alexandria::db::migrate(&pool).await.expect("migrate");
+    TestDatabase { name, options, pool }
+}
+
+pub fn test_settings() -> Settings {
+    Settings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        public_url: "http://127.0.0.1".to_owned(),
+        approval_wait: Duration::from_secs(2),
+        approval_ttl: Duration::from_secs(86_400),
+        replica_id: format!("test-{}", Uuid::new_v4().simple()),
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDatabase,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(fresh_database().await, test_settings()).await
+}
+
+/// Starts a server on an existing database (a restart, or a second replica).
+pub async fn spawn_app_on(db: TestDatabase, settings: Settings) -> TestApp {
+    let shutdown = CancellationToken::new();
+    let app = Application::build(settings, db.pool.clone(), shutdown.clone()).await.expect("build app");
+    let address = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        db,
+        state,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        shutdown,
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Stops the server gracefully and hands back its database.
+    pub async fn stop(mut self) -> TestDatabase {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+        self.db.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

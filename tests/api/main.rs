@@ -1,0 +1,7 @@
+//! Integration tests against real PostgreSQL: every test gets a fresh database.
+
+mod audit;
+mod event_store;
+mod helpers;
+mod managed_pg;
+mod projections;
