@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod event_store;
+pub mod gate;
 pub mod managed_pg;
 pub mod routes;
 pub mod shutdown;

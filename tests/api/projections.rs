@@ -182,11 +182,17 @@ async fn varied_history(store: &PermissionStore, n: usize) {
     }
 }
 
+/// Index and constraint names and definitions: a rebuild must leave the schema exactly as
+/// the migrations made it.
 async fn index_names(pool: &PgPool) -> Vec<String> {
-    sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE tablename = 'permission_requests' ORDER BY 1")
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'permission_requests' \
+         UNION ALL SELECT conname || ' ' || contype::text FROM pg_constraint WHERE conrelid = 'permission_requests'::regclass \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
