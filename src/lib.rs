@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_store;
 pub mod gate;
 pub mod managed_pg;
+pub mod mcp;
 pub mod routes;
 pub mod shutdown;
 pub mod startup;
