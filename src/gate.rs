@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::event_store::{CommandError, PermissionStore};
+use crate::metrics::Metrics;
 
 /// Runs an approved tool call upstream. Implemented by the upstream registry.
 #[async_trait]
@@ -107,6 +108,7 @@ pub struct Gate {
     executor: Arc<dyn ToolExecutor>,
     notifier: Arc<dyn ApprovalNotifier>,
     settings: Arc<GateSettings>,
+    metrics: Metrics,
 }
 
 impl Gate {
@@ -116,8 +118,9 @@ impl Gate {
         executor: Arc<dyn ToolExecutor>,
         notifier: Arc<dyn ApprovalNotifier>,
         settings: GateSettings,
+        metrics: Metrics,
     ) -> Self {
-        Self { store, listener, executor, notifier, settings: Arc::new(settings) }
+        Self { store, listener, executor, notifier, settings: Arc::new(settings), metrics }
     }
 
     pub fn settings(&self) -> &GateSettings {
@@ -138,6 +141,7 @@ impl Gate {
     }
 
     pub async fn call(&self, call: GatedCall) -> GateResponse {
+        let _waiting = self.metrics.waiter();
         let deadline = Instant::now() + self.settings.wait;
         let key = Self::idempotency_key_for(&call);
         let id = request_id(&call.agent, &key);

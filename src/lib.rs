@@ -11,6 +11,8 @@ pub mod event_store;
 pub mod gate;
 pub mod managed_pg;
 pub mod mcp;
+pub mod metrics;
+pub mod permissions;
 pub mod routes;
 pub mod shutdown;
 pub mod startup;

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
 use crate::event_store::PermissionStore;
+use crate::metrics::Metrics;
 use crate::routes;
 
 /// Settings the running server needs (the database is passed separately).
@@ -47,6 +48,7 @@ pub struct AppState {
     pub store: PermissionStore,
     pub listener: Arc<EventListener>,
     pub settings: Arc<Settings>,
+    pub metrics: Metrics,
 }
 
 pub struct Application {
@@ -62,8 +64,10 @@ impl Application {
         let tcp = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let metrics = Metrics::new();
         let state = AppState {
-            store: PermissionStore::new(pool.clone()),
+            store: PermissionStore::new(pool.clone()).with_metrics(metrics.clone()),
+            metrics,
             pool,
             listener: EventListener::new(),
             settings: Arc::new(settings),
@@ -108,6 +112,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(crate::metrics::metrics_handler))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -4,4 +4,5 @@ mod audit;
 mod event_store;
 mod helpers;
 mod managed_pg;
+mod metrics;
 mod projections;
