@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::event_store::PermissionStore;
 use crate::routes;
+use crate::upstream::{UpstreamRegistry, UpstreamSettings};
 
 /// Settings the running server needs (the database is passed separately).
 #[derive(Debug, Clone)]
@@ -25,6 +26,7 @@ pub struct Settings {
     pub approval_wait: Duration,
     pub approval_ttl: Duration,
     pub replica_id: String,
+    pub upstream_call_timeout: Duration,
 }
 
 impl Settings {
@@ -35,6 +37,7 @@ impl Settings {
             approval_wait: Duration::from_secs(args.approval_wait_secs),
             approval_ttl: Duration::from_secs(args.approval_ttl_secs),
             replica_id: args.replica_id.clone().unwrap_or_else(crate::config::default_replica_id),
+            upstream_call_timeout: Duration::from_secs(args.upstream_call_timeout_secs),
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct AppState {
     pub store: PermissionStore,
     pub listener: Arc<EventListener>,
     pub settings: Arc<Settings>,
+    /// Upstream MCP servers: connections (per process) to the servers in `mcp_servers`.
+    pub upstreams: UpstreamRegistry,
 }
 
 pub struct Application {
@@ -62,7 +67,12 @@ impl Application {
         let tcp = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let upstreams = UpstreamRegistry::new(
+            pool.clone(),
+            UpstreamSettings { call_timeout: settings.upstream_call_timeout, ..UpstreamSettings::default() },
+        );
         let state = AppState {
+            upstreams,
             store: PermissionStore::new(pool.clone()),
             pool,
             listener: EventListener::new(),
@@ -90,6 +100,8 @@ impl Application {
             workers.spawn(runner.run(shutdown.clone()));
         }
         workers.close();
+        state.upstreams.start();
+        let upstreams = state.upstreams.clone();
 
         tracing::info!(address = %tcp.local_addr()?, replica = %state.settings.replica_id, "listening");
         let app = router(state);
@@ -100,6 +112,8 @@ impl Application {
             .context("HTTP server failed")?;
         shutdown.cancel();
         workers.wait().await;
+        // Last: in-flight requests (which may be calling upstream) have finished above.
+        upstreams.shutdown().await;
         Ok(())
     }
 }
