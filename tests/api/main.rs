@@ -5,3 +5,4 @@ mod event_store;
 mod helpers;
 mod managed_pg;
 mod projections;
+mod upstream;
