@@ -184,6 +184,11 @@ impl UpstreamConfig {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
             return Err(invalid("url must be an http:// or https:// URL with a host"));
         }
+        // Error messages of the HTTP client quote the URL, and they reach the log and the
+        // status view: credentials belong in headers, whose values are never shown.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid("url must not contain a user name or password; send credentials in headers (e.g. Authorization)"));
+        }
         if self.headers.len() > MAX_ENTRIES {
             return Err(invalid(format!("at most {MAX_ENTRIES} headers are allowed")));
         }
@@ -211,7 +216,7 @@ impl UpstreamConfig {
     }
 
     /// What the API may show of this configuration: env and header values replaced by
-    /// their names only, a password in the URL removed.
+    /// their names only. (A URL carries no credentials: validation refuses them.)
     pub fn redacted(&self) -> RedactedConfig {
         RedactedConfig {
             transport: self.transport,
@@ -219,21 +224,10 @@ impl UpstreamConfig {
             args: self.args.clone(),
             env_names: self.env.keys().cloned().collect(),
             cwd: self.cwd.clone(),
-            url: self.url.as_deref().map(redact_url),
+            url: self.url.clone(),
             header_names: self.headers.keys().cloned().collect(),
             tool_prefix: self.tool_prefix.clone(),
         }
-    }
-}
-
-fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Cannot fail for an http(s) URL with a host, which validation guarantees.
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -308,6 +302,8 @@ mod tests {
         assert!(error(json!({"name": "h", "transport": "streamable_http"})).contains("needs a url"));
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "ftp://h/x"})).contains("http://"));
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "not a url"})).contains("not a valid URL"));
+        assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "https://u:p@h/mcp"}))
+            .contains("must not contain a user name or password"));
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "http://h", "command": "x"}))
             .contains("stdio"));
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "http://h",
@@ -336,10 +332,10 @@ mod tests {
     #[test]
     fn debug_and_redacted_views_hide_secret_values() {
         let config = parse(json!({"name": "h", "transport": "streamable_http",
-                                  "url": "https://user:pw@mcp.example/mcp",
+                                  "url": "https://mcp.example/mcp",
                                   "headers": {"Authorization": "Bearer s3cr3t"}}));
         let shown = format!("{config:?} {}", serde_json::to_string(&config.redacted()).unwrap());
-        assert!(!shown.contains("s3cr3t") && !shown.contains(":pw@"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains("Authorization"), "{shown}");
         let stdio = parse(json!({"name": "s", "transport": "stdio", "command": "x", "env": {"API_KEY": "k3y"}}));
         let shown = format!("{stdio:?} {}", serde_json::to_string(&stdio.redacted()).unwrap());

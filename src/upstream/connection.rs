@@ -13,7 +13,7 @@ use rmcp::model::{ClientCapabilities, ClientConfig, ClientRequest, Implementatio
 use rmcp::service::{ClientCacheConfig, NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt as _};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt as _};
 use tokio::process::ChildStderr;
 use tokio::sync::Notify;
 use tokio_util::codec::{FramedRead, LinesCodec};
@@ -192,9 +192,4 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     text
-}
-
-/// Whether a failed call says the session itself may be broken (worth a liveness check).
-pub fn is_session_failure(error: &ServiceError) -> bool {
-    !matches!(error, ServiceError::McpError(_))
 }

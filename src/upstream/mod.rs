@@ -34,7 +34,7 @@ mod store;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
@@ -180,6 +180,10 @@ struct Server {
     tools_changed: Arc<Notify>,
     /// A call failed in a way that suggests the session is dead: check it now.
     suspect: Notify,
+    /// Calls in flight. The periodic ping waits while there are any: a server that works
+    /// on one request at a time would not answer it, and the session (with the calls in
+    /// it) must not be declared dead for being busy.
+    in_flight: AtomicUsize,
     /// Skip the rest of the backoff and reconnect now.
     wake: Notify,
     stop: CancellationToken,
@@ -461,14 +465,13 @@ impl UpstreamRegistry {
         };
 
         let params = CallToolRequestParams::new(entry.upstream_name.clone()).with_arguments(arguments);
+        let _in_flight = InFlight::enter(&server);
         // The request future sends `notifications/cancelled` upstream when dropped, which
-        // is what the timeout does.
+        // is what the timeout does. A timeout says nothing about the session (the tool may
+        // just be slow), so it does not trigger a liveness check.
         let answer = match tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await {
             Ok(answer) => answer,
-            Err(_) => {
-                server.suspect.notify_one();
-                return Err(timed_out());
-            }
+            Err(_) => return Err(timed_out()),
         };
         match answer {
             Ok(CallToolResponse::Complete(result)) => serde_json::to_value(result).map_err(|e| UpstreamError::Transport {
@@ -493,9 +496,9 @@ impl UpstreamRegistry {
             }),
             Err(ServiceError::Timeout { .. }) => Err(timed_out()),
             Err(error) => {
-                if connection::is_session_failure(&error) {
-                    server.suspect.notify_one();
-                }
+                // The session may be dead (an HTTP server gone, a broken pipe): check now
+                // rather than at the next health tick.
+                server.suspect.notify_one();
                 Err(UpstreamError::Transport {
                     server: entry.server,
                     message: connection::error_chain(&error),
@@ -589,6 +592,7 @@ impl Server {
             state,
             tools_changed,
             suspect: Notify::new(),
+            in_flight: AtomicUsize::new(0),
             wake: Notify::new(),
             stop,
             supervisor: Mutex::new(None),
@@ -674,6 +678,22 @@ impl Server {
                 tracing::warn!(server = %self.config.name, %error, "MCP server supervisor failed");
             }
         }
+    }
+}
+
+/// Counts a call as in flight on its server for as long as it lives.
+struct InFlight<'a>(&'a Server);
+
+impl<'a> InFlight<'a> {
+    fn enter(server: &'a Server) -> Self {
+        server.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(server)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -798,7 +818,9 @@ async fn watch_session(
                 }
             }
             _ = server.suspect.notified() => true,
-            _ = health.tick() => true,
+            // Calls in flight show the session in use; a dead one fails them, which
+            // raises `suspect` instead.
+            _ = health.tick() => server.in_flight.load(Ordering::SeqCst) == 0,
         };
         if check {
             if let Err(message) = connection::ping(&peer, PING_TIMEOUT).await {

@@ -125,14 +125,20 @@ async fn stored_names(db: &TestDatabase) -> Vec<String> {
 /// The Python Streamable HTTP server, killed when dropped.
 struct PythonServer {
     url: String,
-    _child: Child,
+    port: u16,
+    child: Child,
 }
 
 async fn python_server(peers: &Path, required_authorization: Option<&str>) -> PythonServer {
+    python_server_on(peers, 0, required_authorization).await
+}
+
+/// Port 0 picks a free port.
+async fn python_server_on(peers: &Path, port: u16, required_authorization: Option<&str>) -> PythonServer {
     let python = peer_file(peers, "venv/bin/python");
     let script = repo().join("tests/peers/python_http_server.py");
     let mut command = Command::new(python);
-    command.arg(script).arg("0").stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+    command.arg(script).arg(port.to_string()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
     if let Some(value) = required_authorization {
         command.env("PEER_REQUIRED_AUTHORIZATION", value);
     }
@@ -150,7 +156,7 @@ async fn python_server(peers: &Path, required_authorization: Option<&str>) -> Py
         .strip_prefix("LISTENING ")
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"));
-    PythonServer { url: format!("http://127.0.0.1:{port}/mcp"), _child: child }
+    PythonServer { url: format!("http://127.0.0.1:{port}/mcp"), port, child }
 }
 
 // ----------------------------------------------------------------------------- tests ----
@@ -446,6 +452,46 @@ async fn a_killed_stdio_child_is_restarted_and_serves_again() {
     assert!(registry.tools().is_empty());
     assert!(stored_names(&db).await.is_empty());
     assert!(matches!(registry.remove("fs").await, Err(UpstreamError::ServerNotFound { .. })));
+
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_http_upstream_that_goes_away_is_reconnected_when_it_is_back() {
+    let Some(peers) = peers("an_http_upstream_that_goes_away_is_reconnected_when_it_is_back") else {
+        return;
+    };
+    let mut server = python_server(&peers, None).await;
+    let db = fresh_database().await;
+    let registry = registry_on(&db, UpstreamSettings::default()).await;
+    registry.register(config(json!({"name": "py", "transport": "streamable_http", "url": server.url}))).await.unwrap();
+
+    let killed_at = Utc::now();
+    server.child.kill().await.expect("stop the Python server");
+    let error = registry.call_tool("add", args(json!({"a": 1, "b": 2}))).await.expect_err("the server is gone");
+    assert!(
+        matches!(&error, UpstreamError::Transport { server, .. } | UpstreamError::Unavailable { server, .. } if server == "py"),
+        "{error:?}"
+    );
+    // The failed call prompts a liveness check, which finds the session dead.
+    eventually(CONNECT_DEADLINE, "py marked not connected", || async {
+        registry.get("py").unwrap().status != ConnectionStatus::Connected
+    })
+    .await;
+    let down = registry.get("py").unwrap();
+    assert!(down.last_error.is_some(), "{down:?}");
+    assert!(registry.tools().contains_key("add"), "last known tools stay listed while reconnecting");
+    let unavailable = registry.call_tool("add", args(json!({"a": 1, "b": 2}))).await;
+    assert!(matches!(&unavailable, Err(UpstreamError::Unavailable { .. } | UpstreamError::Transport { .. })), "{unavailable:?}");
+
+    let _restarted = python_server_on(&peers, server.port, None).await;
+    eventually(CONNECT_DEADLINE, "py reconnected", || async {
+        let status = registry.get("py").unwrap();
+        status.status == ConnectionStatus::Connected && status.since > killed_at
+    })
+    .await;
+    let sum = registry.call_tool("add", args(json!({"a": 1, "b": 2}))).await.expect("add after the restart");
+    assert_eq!(text_of(&sum), "3");
 
     registry.shutdown().await;
 }
