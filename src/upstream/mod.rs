@@ -320,7 +320,9 @@ impl UpstreamRegistry {
 
     /// Registers a server: validates the configuration, connects and lists its tools
     /// (refusing a tool name another server already exposes), stores it, and keeps the
-    /// session. Nothing is stored when any step fails.
+    /// session. Nothing is stored when any step fails. If the caller drops this future
+    /// after the row is written, the next `reload` connects the server; a dropped
+    /// `remove` is finished the same way.
     pub async fn register(&self, config: UpstreamConfig) -> Result<UpstreamStatus, UpstreamError> {
         config.validate()?;
         let inner = &self.inner;
