@@ -5,6 +5,7 @@
 //! `.peers/` a test that needs them is skipped with a loud message, except under CI=true,
 //! where a missing peer fails the test.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
@@ -39,7 +40,10 @@ fn peers(test: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     assert!(!under_ci(), "CI=true but {} is missing: .ci/run must run scripts/install-peers.sh", dir.display());
-    eprintln!(
+    // Written to the process's stderr directly: the test harness captures eprintln! of a
+    // passing test, and a skip must not pass unnoticed.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!!!!!!! SKIPPED {test}: {} is absent. Run scripts/install-peers.sh to install the npm and \
          Python MCP peers; under CI=true this is a failure. !!!!!!!!\n",
         dir.display()
