@@ -54,6 +54,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ALEXANDRIA_APPROVAL_TTL_SECS", default_value_t = 86_400)]
     pub approval_ttl_secs: u64,
 
+    /// Longest wait for one upstream MCP `tools/call` answer.
+    #[arg(long, env = "ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS", default_value_t = 60)]
+    pub upstream_call_timeout_secs: u64,
+
     /// This process's name in event metadata. Default: hostname-pid.
     #[arg(long, env = "ALEXANDRIA_REPLICA_ID")]
     pub replica_id: Option<String>,

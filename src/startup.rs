@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::event_store::PermissionStore;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::upstream::{UpstreamRegistry, UpstreamSettings};
 
 /// Settings the running server needs (the database is passed separately).
 #[derive(Debug, Clone)]
@@ -26,6 +27,7 @@ pub struct Settings {
     pub approval_wait: Duration,
     pub approval_ttl: Duration,
     pub replica_id: String,
+    pub upstream_call_timeout: Duration,
 }
 
 impl Settings {
@@ -36,6 +38,7 @@ impl Settings {
             approval_wait: Duration::from_secs(args.approval_wait_secs),
             approval_ttl: Duration::from_secs(args.approval_ttl_secs),
             replica_id: args.replica_id.clone().unwrap_or_else(crate::config::default_replica_id),
+            upstream_call_timeout: Duration::from_secs(args.upstream_call_timeout_secs),
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct AppState {
     pub listener: Arc<EventListener>,
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
+    /// Upstream MCP servers: connections (per process) to the servers in `mcp_servers`.
+    pub upstreams: UpstreamRegistry,
 }
 
 pub struct Application {
@@ -65,7 +70,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let metrics = Metrics::new();
+        let upstreams = UpstreamRegistry::new(
+            pool.clone(),
+            UpstreamSettings { call_timeout: settings.upstream_call_timeout, ..UpstreamSettings::default() },
+        );
         let state = AppState {
+            upstreams,
             store: PermissionStore::new(pool.clone()).with_metrics(metrics.clone()),
             metrics,
             pool,
@@ -94,6 +104,8 @@ impl Application {
             workers.spawn(runner.run(shutdown.clone()));
         }
         workers.close();
+        state.upstreams.start();
+        let upstreams = state.upstreams.clone();
 
         tracing::info!(address = %tcp.local_addr()?, replica = %state.settings.replica_id, "listening");
         let app = router(state);
@@ -104,6 +116,8 @@ impl Application {
             .context("HTTP server failed")?;
         shutdown.cancel();
         workers.wait().await;
+        // Last: in-flight requests (which may be calling upstream) have finished above.
+        upstreams.shutdown().await;
         Ok(())
     }
 }

@@ -63,6 +63,7 @@ pub fn test_settings() -> Settings {
         approval_wait: Duration::from_secs(2),
         approval_ttl: Duration::from_secs(86_400),
         replica_id: format!("test-{}", Uuid::new_v4().simple()),
+        upstream_call_timeout: Duration::from_secs(60),
     }
 }
 

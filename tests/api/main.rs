@@ -6,3 +6,4 @@ mod helpers;
 mod managed_pg;
 mod metrics;
 mod projections;
+mod upstream;

@@ -155,7 +155,12 @@ async fn only_one_process_runs_a_projection_at_a_time() {
         runners.push(tokio::spawn(runner.run(shutdown.clone())));
     }
     let lock_holders = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        // pg_locks is cluster-wide: count only this test's database, not the advisory locks
+        // of other tests' servers running at the same time.
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
             .fetch_one(&db.pool)
             .await
             .unwrap()
