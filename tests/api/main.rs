@@ -1,7 +1,14 @@
 //! Integration tests against real PostgreSQL: every test gets a fresh database.
 
+mod agents_admin;
 mod audit;
+mod auth_bootstrap;
+mod auth_helpers;
+mod auth_matrix;
+mod auth_sessions;
 mod event_store;
 mod helpers;
 mod managed_pg;
 mod projections;
+mod runbook_auth;
+mod users_admin;
