@@ -35,6 +35,7 @@ pub struct Settings {
     pub admin_password: Option<Secret>,
     /// The JWT signing secret; generated once and stored in the database when `None`.
     pub jwt_secret: Option<Secret>,
+    /// Login throttling limits (defaults; tests tighten them).
     pub login_throttle: LoginThrottlePolicy,
 }
 

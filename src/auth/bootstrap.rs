@@ -23,10 +23,8 @@ pub const PASSWORD_FILE_NAME: &str = "admin-password";
 const BOOTSTRAP_LOCK: i64 = 0x616c_6578_0003;
 
 pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: Option<&Secret>) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(BOOTSTRAP_LOCK).execute(&mut *tx).await?;
-    let users_exist: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(&mut *tx).await?;
-    if users_exist {
+    // The usual case, every start but the first: nothing to do, and no slow hashing.
+    if users_exist(pool).await? {
         if configured_password.is_some() {
             tracing::info!("users exist; ALEXANDRIA_ADMIN_PASSWORD is only used on the first start and was ignored");
         }
@@ -41,7 +39,14 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
         }
         None => (password::generate(), true),
     };
+    // Hashed before the transaction, so no transaction stays open for the slow part.
     let hash = password::hash(password.clone()).await?;
+    let mut tx = pool.begin().await?;
+    // Replicas starting together take turns; the later ones find the user and stop.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(BOOTSTRAP_LOCK).execute(&mut *tx).await?;
+    if users_exist(&mut *tx).await? {
+        return Ok(());
+    }
     sqlx::query("INSERT INTO users (name, password_hash, role) VALUES ($1, $2, $3)")
         .bind(ADMIN_USERNAME)
         .bind(hash)
@@ -70,6 +75,10 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
         None => tracing::info!("created user admin (super_admin) with the password from ALEXANDRIA_ADMIN_PASSWORD"),
     }
     Ok(())
+}
+
+async fn users_exist(conn: impl sqlx::PgExecutor<'_>) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(conn).await
 }
 
 /// Writes the password to a fresh 0600 file and renames it into place, so the file is
