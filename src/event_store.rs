@@ -17,6 +17,8 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
+
 type Store = PersistedEventStore<PostgresEventRepository, PermissionRequest>;
 
 /// How many times a command is re-run after losing a race before giving up with
@@ -45,11 +47,32 @@ pub struct Applied {
 #[derive(Clone)]
 pub struct PermissionStore {
     pool: PgPool,
+    metrics: Option<Metrics>,
 }
 
 impl PermissionStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, metrics: None }
+    }
+
+    /// Counts every event this store appends in `alexandria_permission_request_events_total`.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self { metrics: Some(metrics), ..self }
+    }
+
+    fn count(&self, state: &PermissionRequest, events: &[EventEnvelope<PermissionRequest>]) {
+        let (Some(metrics), Some(details)) = (&self.metrics, &state.details) else { return };
+        for envelope in events {
+            let label = match envelope.payload {
+                PermissionRequestEvent::Created { .. } => "created",
+                PermissionRequestEvent::Approved { .. } => "approved",
+                PermissionRequestEvent::Rejected { .. } => "rejected",
+                PermissionRequestEvent::Expired { .. } => "expired",
+                PermissionRequestEvent::Executed { .. } => "executed",
+                PermissionRequestEvent::ResultCached { .. } => continue,
+            };
+            metrics.permission_event(&details.request_type, &details.tool, label);
+        }
     }
 
     fn store(&self) -> Store {
@@ -75,6 +98,7 @@ impl PermissionStore {
         } else {
             store.commit(events, context, metadata.to_map()).await?
         };
+        self.count(&state, &committed);
         Ok(Applied { state, events: committed })
     }
 
@@ -113,9 +137,4 @@ impl PermissionStore {
     pub async fn load_events(&self, id: Uuid) -> Result<Vec<EventEnvelope<PermissionRequest>>, CommandError> {
         self.store().load_events(&id.to_string()).await.map_err(|e| CommandError::Store(e.to_string()))
     }
-}
-
-/// Convenience for metrics and logs.
-pub fn event_names(applied: &Applied) -> impl Iterator<Item = &'static str> + '_ {
-    applied.events.iter().map(|e| PermissionRequestEvent::name(&e.payload))
 }

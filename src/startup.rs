@@ -19,6 +19,7 @@ use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
 use crate::config::Secret;
 use crate::event_store::PermissionStore;
+use crate::metrics::Metrics;
 use crate::routes;
 
 /// Settings the running server needs (the database is passed separately).
@@ -63,6 +64,7 @@ pub struct AppState {
     pub store: PermissionStore,
     pub listener: Arc<EventListener>,
     pub settings: Arc<Settings>,
+    pub metrics: Metrics,
     /// Signs and verifies every token; one secret for all replicas.
     pub jwt: Arc<JwtKeys>,
 }
@@ -83,9 +85,11 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let jwt = JwtKeys::load(&pool, settings.jwt_secret.as_ref()).await?;
         crate::auth::bootstrap::ensure_admin(&pool, &settings.data_dir, settings.admin_password.as_ref()).await?;
+        let metrics = Metrics::new();
         let state = AppState {
             jwt: Arc::new(jwt),
-            store: PermissionStore::new(pool.clone()),
+            store: PermissionStore::new(pool.clone()).with_metrics(metrics.clone()),
+            metrics,
             pool,
             listener: EventListener::new(),
             settings: Arc::new(settings),
@@ -134,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::agents::router())
         .merge(routes::admin_audit::router())
+        .route("/metrics", get(crate::metrics::metrics_handler))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -64,10 +64,12 @@ pub async fn read_settled_batch(
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let sql = format!(
+        // `events.` qualifies the ORDER BY: a bare `tx_id` would name the output column
+        // (the bigint cast) and lose the index, turning every batch into a full sort.
         "SELECT {SELECT_COLUMNS} FROM events \
-         WHERE (tx_id, global_position) > ($1::text::xid8, $2) \
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY tx_id, global_position LIMIT $3"
+         WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2) \
+           AND events.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY events.tx_id, events.global_position LIMIT $3"
     );
     let rows = sqlx::query(&sql)
         .bind(after.tx_id.to_string())

@@ -7,6 +7,7 @@ use anyhow::Context;
 use cqrs_es::Aggregate;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -256,19 +257,23 @@ impl Projection for PermissionRequestsProjection {
             }
             let id = Uuid::parse_str(&event.aggregate_id)
                 .with_context(|| format!("event {} has a non-UUID aggregate id", event.global_position))?;
-            let payload: PermissionRequestEvent = serde_json::from_value(event.payload.clone())
+            // Deserialize from the borrowed Value: cloning each payload first costs a
+            // measurable share of a rebuild.
+            let payload = PermissionRequestEvent::deserialize(&event.payload)
                 .with_context(|| format!("event {} has an unreadable payload", event.global_position))?;
             decoded.push((id, payload, event.global_position));
         }
         if decoded.is_empty() {
             return Ok(());
         }
-        // Rows created in this batch need no lookup.
-        let mut lookup: Vec<Uuid> = decoded
+        // Only rows created in an earlier batch need a lookup.
+        let created_here: std::collections::HashSet<Uuid> = decoded
             .iter()
-            .filter(|(_, e, _)| !matches!(e, PermissionRequestEvent::Created { .. }))
+            .filter(|(_, e, _)| matches!(e, PermissionRequestEvent::Created { .. }))
             .map(|(id, _, _)| *id)
             .collect();
+        let mut lookup: Vec<Uuid> =
+            decoded.iter().map(|(id, _, _)| *id).filter(|id| !created_here.contains(id)).collect();
         lookup.sort_unstable();
         lookup.dedup();
         let mut rows = if lookup.is_empty() { HashMap::new() } else { load_rows(conn, table, &lookup).await? };

@@ -42,6 +42,49 @@ impl RebuildSummary {
     }
 }
 
+/// An index of the live table, to be recreated on the shadow table.
+struct LiveIndex {
+    name: String,
+    /// `pg_indexes.indexdef`: `CREATE [UNIQUE] INDEX name ON schema.table USING ...`.
+    definition: String,
+    unique: bool,
+    primary: bool,
+}
+
+impl LiveIndex {
+    /// The same index on `shadow`, named with the shadow's prefix so the swap can
+    /// rename it back.
+    fn shadow_name(&self, table: &str, shadow: &str) -> String {
+        match self.name.strip_prefix(table) {
+            Some(suffix) => format!("{shadow}{suffix}"),
+            None => format!("{shadow}_{}", self.name),
+        }
+    }
+
+    fn definition_for(&self, table: &str, shadow: &str) -> String {
+        let shadow_name = self.shadow_name(table, shadow);
+        let on_clause = |t: &str| format!(" ON {t} USING ");
+        let definition = self.definition.replacen(&format!("INDEX {} ON", self.name), &format!("INDEX {shadow_name} ON"), 1);
+        // `indexdef` names the table schema-qualified; match either form.
+        let definition = definition.replacen(&format!(" ON public.{table} USING "), &on_clause(shadow), 1);
+        definition.replacen(&on_clause(table), &on_clause(shadow), 1)
+    }
+}
+
+async fn live_indexes(pool: &PgPool, table: &str) -> Result<Vec<LiveIndex>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.relname::text AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS unique, i.indisprimary AS primary \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = $1::regclass ORDER BY c.relname",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(LiveIndex { name: r.try_get("name")?, definition: r.try_get("definition")?, unique: r.try_get("unique")?, primary: r.try_get("primary")? }))
+        .collect()
+}
+
 fn shadow_name(table: &str) -> String {
     format!("{table}_rebuild")
 }
@@ -57,28 +100,52 @@ pub async fn rebuild(
     register(pool, projection.name()).await?;
 
     sqlx::query(&format!("DROP TABLE IF EXISTS {shadow}")).execute(pool).await?;
-    sqlx::query(&format!("CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL)")).execute(pool).await?;
+    // Copy the table without its indexes, except the unique ones (upserts and lookups
+    // need them); the others are built once at the end, which is several times cheaper
+    // than maintaining them row by row during the replay.
+    sqlx::query(&format!("CREATE TABLE {shadow} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")).execute(pool).await?;
+    let indexes = live_indexes(pool, table).await?;
+    for index in indexes.iter().filter(|i| i.unique) {
+        sqlx::query(&index.definition_for(table, &shadow)).execute(pool).await?;
+        if index.primary {
+            let name = index.shadow_name(table, &shadow);
+            sqlx::query(&format!("ALTER TABLE {shadow} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name}"))
+                .execute(pool)
+                .await?;
+        }
+    }
 
     let mut conn = pool.acquire().await?;
     progress.started(count_after(&mut conn, LogPosition::START).await?.max(0) as u64);
+    drop(conn);
+    // Replay into the shadow table in batches, each its own transaction, without
+    // touching the live table or its checkpoint. Reading the next batch overlaps with
+    // applying the current one (two connections, two cores).
+    let (batches, mut incoming) = tokio::sync::mpsc::channel(2);
+    let reader_pool = pool.clone();
+    let reader = tokio::spawn(async move {
+        let mut at = LogPosition::START;
+        loop {
+            let mut conn = reader_pool.acquire().await?;
+            let events = read_settled_batch(&mut conn, at, REBUILD_BATCH_SIZE).await?;
+            let Some(last) = events.last().map(|e| e.position()) else { return anyhow::Ok(()) };
+            at = last;
+            if batches.send(events).await.is_err() {
+                return Ok(()); // the writer failed and says why
+            }
+        }
+    });
     let mut at = LogPosition::START;
     let mut applied = 0u64;
-    // Replay into the shadow table in batches, each its own transaction, without
-    // touching the live table or its checkpoint.
-    loop {
+    while let Some(events) = incoming.recv().await {
         let mut tx = pool.begin().await?;
-        let events = read_settled_batch(&mut tx, at, REBUILD_BATCH_SIZE).await?;
-        let Some(last) = events.last().map(|e| e.position()) else {
-            tx.rollback().await?;
-            break;
-        };
         projection.apply(&mut tx, &shadow, &events).await?;
         tx.commit().await?;
-        at = last;
+        at = events.last().map(|e| e.position()).unwrap_or(at);
         applied += events.len() as u64;
         progress.advanced(applied);
     }
-    drop(conn);
+    reader.await??;
 
     // The swap. Events committed since the loop ended are not in the shadow table; the
     // live runner applies them after the swap, because the checkpoint says the shadow
@@ -92,6 +159,9 @@ pub async fn rebuild(
         at = last;
         applied += events.len() as u64;
         progress.advanced(applied);
+    }
+    for index in indexes.iter().filter(|i| !i.unique) {
+        sqlx::query(&index.definition_for(table, &shadow)).execute(&mut *tx).await?;
     }
     let shadow_indexes: Vec<String> =
         sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1")

@@ -104,6 +104,7 @@ fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/healthz", None, Public(200)),
         route(Method::GET, "/readyz", None, Public(200)),
+        route(Method::GET, "/metrics", None, Public(200)),
         route(Method::POST, "/auth/login", Some(json!({"username": "admin", "password": password})), Public(200)),
         route(Method::POST, "/auth/refresh", Some(json!({"refresh_token": "not-a-token"})), Public(401)),
         route(Method::GET, "/auth/me", None, AgentOrUser(200)),

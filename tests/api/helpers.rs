@@ -1,6 +1,6 @@
 //! `spawn_app`, after zero2prod: a fresh database per test, migrated, and the server on
-#![allow(dead_code)] // shared by many test modules; not each uses every helper
 //! port 0.
+#![allow(dead_code)] // shared by many test modules; not each uses every helper
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -122,5 +122,68 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// Waits for `check` to hold, re-checking every 20 ms, failing after `timeout`. For
+/// conditions reached by background workers: it waits for the condition, never for time.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub mod requests {
+    //! Building permission requests through the real event store.
+
+    use alexandria::event_store::PermissionStore;
+    use alexandria_domain::{CallOutcome, EventMetadata, PermissionRequestCommand as C};
+    use chrono::{Duration, Utc};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    pub fn meta(actor: &str) -> EventMetadata {
+        EventMetadata::new(actor, "test-replica", Uuid::new_v4().to_string())
+    }
+
+    pub fn create_cmd(agent: &str, key: &str) -> C {
+        C::Create {
+            agent: agent.into(),
+            tool: "write_file".into(),
+            arguments: json!({"path": format!("/tmp/{key}"), "content": "hello"}),
+            idempotency_key: key.into(),
+            requested_by: format!("agent:{agent}"),
+            at: Utc::now(),
+            expires_at: Utc::now() + Duration::hours(1),
+        }
+    }
+
+    /// Creates a request and takes it through `steps` of: approve, reject, claim, cache.
+    pub async fn request_through(store: &PermissionStore, agent: &str, key: &str, steps: &[&str]) -> Uuid {
+        let id = alexandria_domain::request_id(agent, key);
+        store.execute(id, create_cmd(agent, key), &meta(&format!("agent:{agent}"))).await.expect("create");
+        for step in steps {
+            let cmd = match *step {
+                "approve" => C::Approve { by: "admin".into(), at: Utc::now() },
+                "reject" => C::Reject { by: "admin".into(), at: Utc::now(), reason: format!("no to {key}") },
+                "claim" => C::ClaimExecution { replica: "test-replica".into(), at: Utc::now() },
+                "cache" => C::CacheResult {
+                    outcome: CallOutcome::Result(json!({"content": [{"type": "text", "text": key}], "isError": false})),
+                    at: Utc::now(),
+                },
+                other => panic!("unknown step {other}"),
+            };
+            store.execute(id, cmd, &meta("user:admin")).await.expect(step);
+        }
+        id
     }
 }

@@ -9,6 +9,7 @@ mod auth_sessions;
 mod event_store;
 mod helpers;
 mod managed_pg;
+mod metrics;
 mod projections;
 mod runbook_auth;
 mod users_admin;

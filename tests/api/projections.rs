@@ -1,0 +1,254 @@
+//! The catch-up projector and rebuild against real PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alexandria::event_store::PermissionStore;
+use alexandria_domain::PermissionRequestEvent;
+use alexandria_projections::runner::{catch_up, DEFAULT_BATCH_SIZE};
+use alexandria_projections::{
+    projection_status, rebuild, EventListener, PermissionRequestsProjection, ProjectionRunner,
+};
+use chrono::Utc;
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::requests::request_through;
+use crate::helpers::{eventually, fresh_database};
+
+/// The read model as comparable JSON, ordered by id.
+async fn read_model(pool: &PgPool, table: &str) -> Vec<Value> {
+    sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {table} t ORDER BY id"))
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn status_of(pool: &PgPool, id: uuid::Uuid) -> Option<String> {
+    sqlx::query_scalar("SELECT status FROM permission_requests WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+/// Appends a `Created` event inside a caller's transaction, as a slow writer would.
+async fn insert_created(conn: &mut PgConnection, agent: &str, key: &str) -> uuid::Uuid {
+    let id = alexandria_domain::request_id(agent, key);
+    let arguments = json!({"path": "/slow"});
+    let event = PermissionRequestEvent::Created {
+        request_type: "tool_call".into(),
+        agent: agent.into(),
+        tool: "write_file".into(),
+        arguments_digest: alexandria_domain::arguments_digest(&arguments),
+        arguments,
+        idempotency_key: key.into(),
+        requested_by: format!("agent:{agent}"),
+        at: Utc::now(),
+        expires_at: Utc::now() + chrono::Duration::hours(1),
+    };
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('PermissionRequest', $1, 1, 'Created', '1', $2, $3)",
+    )
+    .bind(id.to_string())
+    .bind(serde_json::to_value(event).unwrap())
+    .bind(json!({"actor": "test", "replica": "slow", "trace_id": "t"}))
+    .execute(conn)
+    .await
+    .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn the_projector_never_skips_an_event_committed_out_of_order() {
+    let db = fresh_database().await;
+    let store = PermissionStore::new(db.pool.clone());
+    let projection = PermissionRequestsProjection;
+
+    // Y commits first; then a slow transaction appends X and stays open; then Z commits.
+    // By global position the order is Y < X < Z, but X becomes visible last: a reader
+    // that trusted global positions would pass X by.
+    let y = request_through(&store, "agent-a", "y", &[]).await;
+    let mut slow = PgConnection::connect_with(&db.options).await.unwrap();
+    let mut slow_tx = slow.begin().await.unwrap();
+    let x = insert_created(&mut slow_tx, "agent-a", "x").await;
+    let z = request_through(&store, "agent-a", "z", &["approve"]).await;
+
+    let applied_while_open = catch_up(&db.pool, &projection, DEFAULT_BATCH_SIZE).await.unwrap();
+    assert_eq!(applied_while_open, 1, "only Y is settled while X's transaction is open");
+    assert_eq!(status_of(&db.pool, y).await.as_deref(), Some("pending"));
+    assert_eq!(status_of(&db.pool, z).await, None, "Z waits behind the open transaction");
+
+    slow_tx.commit().await.unwrap();
+    let applied_after = catch_up(&db.pool, &projection, DEFAULT_BATCH_SIZE).await.unwrap();
+    assert_eq!(applied_after, 3, "X, then Z's two events");
+    assert_eq!(status_of(&db.pool, x).await.as_deref(), Some("pending"));
+    assert_eq!(status_of(&db.pool, z).await.as_deref(), Some("approved"));
+
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap();
+    assert_eq!((applied_while_open + applied_after) as i64, total, "every event applied exactly once");
+    assert_eq!(catch_up(&db.pool, &projection, DEFAULT_BATCH_SIZE).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_checkpoint_without_applying_anything_twice() {
+    let db = fresh_database().await;
+    let store = PermissionStore::new(db.pool.clone());
+    for key in ["a", "b", "c"] {
+        request_through(&store, "agent-a", key, &["approve"]).await;
+    }
+    assert_eq!(catch_up(&db.pool, &PermissionRequestsProjection, 2).await.unwrap(), 6);
+
+    request_through(&store, "agent-a", "d", &["reject"]).await;
+    // A new process: a new pool, nothing in memory.
+    let other_process = db.new_pool(2).await;
+    assert_eq!(catch_up(&other_process, &PermissionRequestsProjection, 2).await.unwrap(), 2);
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM permission_requests ORDER BY idempotency_key")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["approved", "approved", "approved", "rejected"]);
+}
+
+#[tokio::test]
+async fn the_running_projector_follows_the_log_and_reports_position_and_lag() {
+    let db = fresh_database().await;
+    let store = PermissionStore::new(db.pool.clone());
+    let shutdown = CancellationToken::new();
+    let listener = EventListener::new();
+    tokio::spawn(Arc::clone(&listener).run(db.pool.clone(), shutdown.clone()));
+    let runner = ProjectionRunner::new(db.pool.clone(), Arc::new(PermissionRequestsProjection), listener);
+    let running = tokio::spawn(runner.run(shutdown.clone()));
+
+    let id = request_through(&store, "agent-a", "live", &["approve", "claim"]).await;
+    eventually(Duration::from_secs(10), "the projection to show the request executing", || async {
+        status_of(&db.pool, id).await.as_deref() == Some("executing")
+    })
+    .await;
+    let status = projection_status(&db.pool).await.unwrap();
+    let ours = status.iter().find(|s| s.name == "permission_requests").unwrap();
+    let last: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(ours.position, last);
+    assert_eq!(ours.lag, 0);
+    assert!(ours.last_error.is_none());
+
+    shutdown.cancel();
+    running.await.unwrap();
+    // Stopped: new events show as lag.
+    request_through(&store, "agent-a", "after-stop", &[]).await;
+    let status = projection_status(&db.pool).await.unwrap();
+    assert_eq!(status[0].lag, 1);
+}
+
+#[tokio::test]
+async fn only_one_process_runs_a_projection_at_a_time() {
+    let db = fresh_database().await;
+    let shutdown = CancellationToken::new();
+    let mut runners = Vec::new();
+    for _ in 0..2 {
+        let pool = db.new_pool(2).await;
+        let listener = EventListener::new();
+        tokio::spawn(Arc::clone(&listener).run(pool.clone(), shutdown.clone()));
+        let runner = ProjectionRunner::new(pool, Arc::new(PermissionRequestsProjection), listener);
+        runners.push(tokio::spawn(runner.run(shutdown.clone())));
+    }
+    let lock_holders = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    eventually(Duration::from_secs(10), "one runner to take the lead", || async { lock_holders().await == 1 }).await;
+    // The stand-by keeps trying every few seconds; the count must stay at one.
+    let store = PermissionStore::new(db.pool.clone());
+    let id = request_through(&store, "agent-a", "k", &[]).await;
+    eventually(Duration::from_secs(10), "the leader to project the request", || async {
+        status_of(&db.pool, id).await.is_some()
+    })
+    .await;
+    assert_eq!(lock_holders().await, 1);
+    shutdown.cancel();
+    for runner in runners {
+        runner.await.unwrap();
+    }
+}
+
+async fn varied_history(store: &PermissionStore, n: usize) {
+    let lifecycles: [&[&str]; 5] = [&[], &["approve"], &["reject"], &["approve", "claim"], &["approve", "claim", "cache"]];
+    for i in 0..n {
+        request_through(store, &format!("agent-{}", i % 3), &format!("key-{i}"), lifecycles[i % lifecycles.len()]).await;
+    }
+}
+
+/// Index and constraint names and definitions: a rebuild must leave the schema exactly as
+/// the migrations made it.
+async fn index_names(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'permission_requests' \
+         UNION ALL SELECT conname || ' ' || contype::text FROM pg_constraint WHERE conrelid = 'permission_requests'::regclass \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_rebuild_yields_the_same_read_model_as_live_projection() {
+    let db = fresh_database().await;
+    let store = PermissionStore::new(db.pool.clone());
+    varied_history(&store, 40).await;
+    catch_up(&db.pool, &PermissionRequestsProjection, 7).await.unwrap();
+    let live = read_model(&db.pool, "permission_requests").await;
+    let indexes_before = index_names(&db.pool).await;
+    assert_eq!(live.len(), 40);
+
+    let summary = rebuild(&db.pool, &PermissionRequestsProjection, &mut ()).await.unwrap();
+    assert_eq!(summary.rows, 40);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(summary.events as i64, events);
+    assert_eq!(read_model(&db.pool, "permission_requests").await, live);
+    assert_eq!(index_names(&db.pool).await, indexes_before, "indexes keep their names");
+    // Twice in a row works too (no leftover shadow, no index-name drift).
+    rebuild(&db.pool, &PermissionRequestsProjection, &mut ()).await.unwrap();
+    assert_eq!(read_model(&db.pool, "permission_requests").await, live);
+    assert_eq!(index_names(&db.pool).await, indexes_before);
+    // The live runner has nothing left to do.
+    assert_eq!(catch_up(&db.pool, &PermissionRequestsProjection, 100).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_rebuild_while_the_server_writes_and_projects_loses_nothing() {
+    let db = fresh_database().await;
+    let store = PermissionStore::new(db.pool.clone());
+    varied_history(&store, 30).await;
+    let shutdown = CancellationToken::new();
+    let listener = EventListener::new();
+    tokio::spawn(Arc::clone(&listener).run(db.pool.clone(), shutdown.clone()));
+    let runner = ProjectionRunner::new(db.pool.clone(), Arc::new(PermissionRequestsProjection), listener);
+    let running = tokio::spawn(runner.run(shutdown.clone()));
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..30 {
+                request_through(&store, "agent-w", &format!("w{i}"), &["approve"]).await;
+            }
+        })
+    };
+    rebuild(&db.pool, &PermissionRequestsProjection, &mut ()).await.unwrap();
+    writer.await.unwrap();
+    eventually(Duration::from_secs(10), "the live runner to catch up after the swap", || async {
+        projection_status(&db.pool).await.unwrap()[0].lag == 0
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap();
+
+    let after_concurrent_rebuild = read_model(&db.pool, "permission_requests").await;
+    assert_eq!(after_concurrent_rebuild.len(), 60);
+    rebuild(&db.pool, &PermissionRequestsProjection, &mut ()).await.unwrap();
+    assert_eq!(read_model(&db.pool, "permission_requests").await, after_concurrent_rebuild);
+}

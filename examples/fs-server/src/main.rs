@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
+use rmcp::service::ServerInitializeError;
 use rmcp::transport::stdio;
 use rmcp::ServiceExt as _;
 use tracing_subscriber::EnvFilter;
@@ -46,10 +47,16 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot use {} as root directory", args.root.display()))?;
     tracing::info!(root = %sandbox.root().display(), call_log = ?args.call_log, "serving MCP on stdio");
 
-    let service = FsServer::new(sandbox, args.call_log)
-        .serve(stdio())
-        .await
-        .context("MCP initialization failed")?;
+    let service = match FsServer::new(sandbox, args.call_log).serve(stdio()).await {
+        Ok(service) => service,
+        // A client that hangs up before the handshake (a health probe, a cancelled start)
+        // ends the session like any other close, so it is not reported as a failure.
+        Err(ServerInitializeError::ConnectionClosed(during)) => {
+            tracing::info!(%during, "stdin closed before the MCP handshake completed");
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("MCP initialization failed"),
+    };
     // Returns once the client closes stdin (or the transport fails).
     let reason = service.waiting().await.context("MCP service failed")?;
     tracing::info!(?reason, "MCP session ended");

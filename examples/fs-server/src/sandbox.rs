@@ -247,12 +247,27 @@ mod tests {
         symlink(outside.join("secret"), sb.root().join("secret-link")).unwrap();
         symlink(outside.join("missing"), sb.root().join("dangling")).unwrap();
 
-        assert!(matches!(sb.read_file("out/secret"), Err(ToolError::Escape(_))));
-        assert!(matches!(sb.write_file("out/new", "x"), Err(ToolError::Escape(_))));
-        assert!(matches!(sb.list_directory("/out"), Err(ToolError::Escape(_))));
-        assert!(matches!(sb.read_file("secret-link"), Err(ToolError::Escape(_))));
+        assert!(matches!(
+            sb.read_file("out/secret"),
+            Err(ToolError::Escape(_))
+        ));
+        assert!(matches!(
+            sb.write_file("out/new", "x"),
+            Err(ToolError::Escape(_))
+        ));
+        assert!(matches!(
+            sb.list_directory("/out"),
+            Err(ToolError::Escape(_))
+        ));
+        assert!(matches!(
+            sb.read_file("secret-link"),
+            Err(ToolError::Escape(_))
+        ));
         // Writing through a dangling link would create a file wherever it points.
-        assert!(matches!(sb.write_file("dangling", "x"), Err(ToolError::BrokenLink(_))));
+        assert!(matches!(
+            sb.write_file("dangling", "x"),
+            Err(ToolError::BrokenLink(_))
+        ));
         assert!(!outside.join("missing").exists());
     }
 
@@ -284,10 +299,19 @@ mod tests {
         fs::write(sb.root().join("bin"), [0xff, 0xfe]).unwrap();
         assert!(matches!(sb.read_file("nope"), Err(ToolError::NotFound(_))));
         assert!(matches!(sb.read_file("/"), Err(ToolError::IsADirectory(_))));
-        assert!(matches!(sb.write_file("/", "x"), Err(ToolError::IsADirectory(_))));
-        assert!(matches!(sb.list_directory("f.txt"), Err(ToolError::NotADirectory(_))));
+        assert!(matches!(
+            sb.write_file("/", "x"),
+            Err(ToolError::IsADirectory(_))
+        ));
+        assert!(matches!(
+            sb.list_directory("f.txt"),
+            Err(ToolError::NotADirectory(_))
+        ));
         assert!(matches!(sb.read_file("bin"), Err(ToolError::NotText(_))));
-        assert!(matches!(sb.read_file("a\0b"), Err(ToolError::InvalidPath { .. })));
+        assert!(matches!(
+            sb.read_file("a\0b"),
+            Err(ToolError::InvalidPath { .. })
+        ));
         assert_eq!(
             sb.read_file("nope").unwrap_err().to_string(),
             "\"nope\" does not exist"

@@ -118,7 +118,8 @@ impl FsServer {
         &self,
         Parameters(WriteFileArgs { path, content }): Parameters<WriteFileArgs>,
     ) -> Result<String, ToolError> {
-        self.blocking(move |sb| sb.write_file(&path, &content)).await
+        self.blocking(move |sb| sb.write_file(&path, &content))
+            .await
     }
 
     #[tool(
@@ -136,7 +137,11 @@ impl FsServer {
     #[tool(
         description = "List a directory inside the server's root: one entry per line, sorted \
                        by name, subdirectories marked with a trailing \"/\". \"/\" is the root.",
-        annotations(title = "List directory", read_only_hint = true, open_world_hint = false)
+        annotations(
+            title = "List directory",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn list_directory(
         &self,

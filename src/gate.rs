@@ -1,0 +1,286 @@
+//! The approval gate: what happens to a `tools/call` of a tool that needs approval.
+//!
+//! A call becomes a permission request whose id is derived from (agent, idempotency key),
+//! so every retry and every replica meets the same aggregate. The gate then waits a
+//! bounded time for the request to reach an outcome, woken by LISTEN/NOTIFY and polling
+//! as a fallback, holding no database connection while it waits. An approved request is
+//! executed by whoever wins `ClaimExecution`; everyone else waits for the cached result.
+//!
+//! Callers run `Gate::call` in a spawned task: a client that disconnects must not cancel
+//! an upstream call half way, nor the caching of its result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alexandria_domain::{
+    derived_idempotency_key, request_id, CallOutcome, EventMetadata, PermissionRequest,
+    PermissionRequestCommand as Command, PermissionRequestError, RequestStatus,
+};
+use alexandria_projections::EventListener;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::event_store::{CommandError, PermissionStore};
+use crate::metrics::Metrics;
+
+/// Runs an approved tool call upstream. Implemented by the upstream registry.
+#[async_trait]
+pub trait ToolExecutor: Send + Sync {
+    /// The upstream's answer: a `CallToolResult` (an `isError` result is still a
+    /// result) or a JSON-RPC error, both cached as the request's outcome.
+    async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome;
+}
+
+/// Told about requests that need a person. The notifier issue replaces the logging one.
+#[async_trait]
+pub trait ApprovalNotifier: Send + Sync {
+    async fn request_pending(&self, id: Uuid, request: &PermissionRequest);
+}
+
+pub struct LoggingNotifier;
+
+#[async_trait]
+impl ApprovalNotifier for LoggingNotifier {
+    async fn request_pending(&self, id: Uuid, request: &PermissionRequest) {
+        if let Some(details) = &request.details {
+            tracing::info!(request_id = %id, agent = %details.agent, tool = %details.tool, "permission request needs approval");
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    /// How long a call waits in-band for a decision.
+    pub wait: Duration,
+    /// How long a request stays open.
+    pub ttl: Duration,
+    /// The retry hint in the pending envelope.
+    pub retry_after: Duration,
+    /// Upper bound of one upstream call; a claim older than this plus a grace period
+    /// with no result means the executing process died: the outcome is unknown.
+    pub call_timeout: Duration,
+    /// Fallback re-check interval when no notification arrives.
+    pub poll_interval: Duration,
+    pub replica_id: String,
+}
+
+/// One gated `tools/call`.
+#[derive(Debug, Clone)]
+pub struct GatedCall {
+    pub agent: String,
+    pub tool: String,
+    pub arguments: Value,
+    /// `X-Idempotency-Key`; derived from tool and arguments when absent.
+    pub idempotency_key: Option<String>,
+    /// `agent:<name>` or `user:<name>`.
+    pub actor: String,
+    pub trace_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateResponse {
+    /// The upstream's outcome (fresh or cached).
+    Completed(CallOutcome),
+    /// Not decided (or not finished executing) yet: retry with the same key.
+    Pending { request_id: Uuid, status: RequestStatus, expires_at: DateTime<Utc>, retry_after: Duration },
+    /// Rejected (with the reviewer's reason) or expired.
+    Denied { request_id: Uuid, reason: String },
+    /// Claimed for execution but no result was ever recorded: the executing process
+    /// died mid-call. It is never executed a second time.
+    OutcomeUnknown { request_id: Uuid },
+    /// The idempotency key was already used for another call.
+    KeyConflict(String),
+    /// The event store failed; nothing the client did.
+    Unavailable(String),
+}
+
+pub const APPROVAL_EXPIRED_REASON: &str = "approval expired";
+/// Grace beyond the call timeout before a claim without result counts as abandoned.
+const ABANDONED_CLAIM_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Gate {
+    store: PermissionStore,
+    listener: Arc<EventListener>,
+    executor: Arc<dyn ToolExecutor>,
+    notifier: Arc<dyn ApprovalNotifier>,
+    settings: Arc<GateSettings>,
+    metrics: Metrics,
+}
+
+impl Gate {
+    pub fn new(
+        store: PermissionStore,
+        listener: Arc<EventListener>,
+        executor: Arc<dyn ToolExecutor>,
+        notifier: Arc<dyn ApprovalNotifier>,
+        settings: GateSettings,
+        metrics: Metrics,
+    ) -> Self {
+        Self { store, listener, executor, notifier, settings: Arc::new(settings), metrics }
+    }
+
+    pub fn settings(&self) -> &GateSettings {
+        &self.settings
+    }
+
+    fn metadata(&self, call: &GatedCall) -> EventMetadata {
+        EventMetadata::new(&call.actor, &self.settings.replica_id, &call.trace_id)
+    }
+
+    /// The request id a call maps to.
+    pub fn request_id_for(call: &GatedCall) -> Uuid {
+        request_id(&call.agent, &Self::idempotency_key_for(call))
+    }
+
+    fn idempotency_key_for(call: &GatedCall) -> String {
+        call.idempotency_key.clone().unwrap_or_else(|| derived_idempotency_key(&call.tool, &call.arguments))
+    }
+
+    pub async fn call(&self, call: GatedCall) -> GateResponse {
+        let _waiting = self.metrics.waiter();
+        let deadline = Instant::now() + self.settings.wait;
+        let key = Self::idempotency_key_for(&call);
+        let id = request_id(&call.agent, &key);
+        // Watch before the first read so no change between read and wait is missed.
+        let watch = self.listener.watch(&id.to_string());
+        let now = Utc::now();
+        let create = Command::Create {
+            agent: call.agent.clone(),
+            tool: call.tool.clone(),
+            arguments: call.arguments.clone(),
+            idempotency_key: key,
+            requested_by: call.actor.clone(),
+            at: now,
+            expires_at: now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::days(1)),
+        };
+        let metadata = self.metadata(&call);
+        let state = match self.store.execute(id, create, &metadata).await {
+            Ok(applied) => {
+                if !applied.events.is_empty() {
+                    self.notifier.request_pending(id, &applied.state).await;
+                }
+                applied.state
+            }
+            Err(CommandError::Domain(error @ PermissionRequestError::IdempotencyConflict { .. })) => {
+                return GateResponse::KeyConflict(error.to_string())
+            }
+            Err(error) => return GateResponse::Unavailable(error.to_string()),
+        };
+        self.resolve(id, state, watch, deadline, &metadata).await
+    }
+
+    /// Drives a request towards an outcome until `deadline`.
+    async fn resolve(
+        &self,
+        id: Uuid,
+        mut state: PermissionRequest,
+        mut watch: alexandria_projections::changes::AggregateWatch,
+        deadline: Instant,
+        metadata: &EventMetadata,
+    ) -> GateResponse {
+        loop {
+            let (Some(details), Some(status)) = (state.details.as_ref(), state.status) else {
+                return GateResponse::Unavailable(format!("permission request {id} vanished"));
+            };
+            match status {
+                RequestStatus::Executed => {
+                    return match state.outcome {
+                        Some(outcome) => GateResponse::Completed(outcome),
+                        None => GateResponse::Unavailable(format!("permission request {id} has no outcome")),
+                    }
+                }
+                RequestStatus::Rejected => {
+                    return GateResponse::Denied {
+                        request_id: id,
+                        reason: state.reason.clone().unwrap_or_else(|| "rejected".to_owned()),
+                    }
+                }
+                RequestStatus::Expired => {
+                    return GateResponse::Denied { request_id: id, reason: APPROVAL_EXPIRED_REASON.to_owned() }
+                }
+                RequestStatus::Pending if Utc::now() >= details.expires_at => {
+                    // Expire it now rather than wait for the sweeper; losing that race
+                    // to a decision is fine, the reload shows the decision.
+                    let _ = self.store.execute(id, Command::Expire { at: Utc::now() }, metadata).await;
+                }
+                RequestStatus::Approved => {
+                    let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
+                    match self.store.execute(id, claim, metadata).await {
+                        Ok(applied) if !applied.events.is_empty() => {
+                            return self.execute_claimed(id, &applied.state, metadata).await;
+                        }
+                        // Someone else claimed first: wait for their result.
+                        Ok(_) | Err(CommandError::Domain(_)) => {}
+                        Err(error) => return GateResponse::Unavailable(error.to_string()),
+                    }
+                }
+                RequestStatus::Executing => {
+                    let claimed_at = state.executed_at.unwrap_or(details.created_at);
+                    let abandoned_after = chrono::Duration::from_std(self.settings.call_timeout + ABANDONED_CLAIM_GRACE)
+                        .unwrap_or(chrono::Duration::minutes(2));
+                    if Utc::now() - claimed_at > abandoned_after {
+                        return GateResponse::OutcomeUnknown { request_id: id };
+                    }
+                    if Instant::now() >= deadline {
+                        return self.pending(id, &state);
+                    }
+                    self.wait_for_change(&mut watch, deadline).await;
+                }
+                RequestStatus::Pending => {
+                    if Instant::now() >= deadline {
+                        return self.pending(id, &state);
+                    }
+                    self.wait_for_change(&mut watch, deadline).await;
+                }
+            }
+            state = match self.store.load(id).await {
+                Ok(Some(state)) => state,
+                Ok(None) => return GateResponse::Unavailable(format!("permission request {id} vanished")),
+                Err(error) => return GateResponse::Unavailable(error.to_string()),
+            };
+        }
+    }
+
+    /// Runs the call upstream exactly once (this caller won the claim) and caches the
+    /// outcome for every retry.
+    async fn execute_claimed(&self, id: Uuid, state: &PermissionRequest, metadata: &EventMetadata) -> GateResponse {
+        let Some(details) = &state.details else {
+            return GateResponse::Unavailable(format!("permission request {id} has no details"));
+        };
+        let outcome = self.executor.execute(&details.tool, &details.arguments).await;
+        let cache = Command::CacheResult { outcome: outcome.clone(), at: Utc::now() };
+        // The upstream call happened; failing to record it must not turn into a second
+        // execution. Retry the append a few times, then report what we have.
+        for attempt in 0..3u32 {
+            match self.store.execute(id, cache.clone(), metadata).await {
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::error!(request_id = %id, attempt, %error, "cannot cache the result of an executed call");
+                    tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
+                }
+            }
+        }
+        GateResponse::Completed(outcome)
+    }
+
+    fn pending(&self, id: Uuid, state: &PermissionRequest) -> GateResponse {
+        GateResponse::Pending {
+            request_id: id,
+            status: state.status.unwrap_or(RequestStatus::Pending),
+            expires_at: state.details.as_ref().map(|d| d.expires_at).unwrap_or_else(Utc::now),
+            retry_after: self.settings.retry_after,
+        }
+    }
+
+    async fn wait_for_change(&self, watch: &mut alexandria_projections::changes::AggregateWatch, deadline: Instant) {
+        let poll = Instant::now() + self.settings.poll_interval;
+        tokio::select! {
+            _ = watch.changed() => {}
+            _ = tokio::time::sleep_until(poll.min(deadline)) => {}
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Prometheus metrics. Counters are incremented by the process that did the thing;
+//! gauges that describe shared state (pending requests, projector lag) are computed from
+//! PostgreSQL at scrape time, so they are right after a restart and equal on every
+//! replica.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sqlx::{PgPool, Row};
+
+use crate::startup::AppState;
+
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    permission_events: IntCounterVec,
+    pending: IntGaugeVec,
+    http_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    upstream_errors: IntCounterVec,
+    projection_position: IntGaugeVec,
+    projection_lag: IntGaugeVec,
+    gate_waiters: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: T) -> T {
+    // Names are static and unique: registration cannot fail except by a programming
+    // error, which the metrics test catches.
+    if let Err(error) = registry.register(Box::new(collector.clone())) {
+        tracing::error!(%error, "metric registration failed");
+    }
+    collector
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+        };
+        let latency_buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+        let inner = Inner {
+            permission_events: counter(
+                "alexandria_permission_request_events_total",
+                "Permission request events appended by this process.",
+                &["request_type", "tool", "event"],
+            ),
+            pending: gauge(
+                "alexandria_permission_request_pending",
+                "Permission requests waiting for a decision (from the read model).",
+                &["request_type", "tool"],
+            ),
+            http_duration: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new("alexandria_http_request_duration_seconds", "HTTP request duration by route template.")
+                        .buckets(latency_buckets.clone()),
+                    &["method", "route", "status_class"],
+                )
+                .expect("valid metric"),
+            ),
+            upstream_duration: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new("alexandria_upstream_call_duration_seconds", "Upstream MCP tool call duration.")
+                        .buckets(latency_buckets),
+                    &["server", "tool"],
+                )
+                .expect("valid metric"),
+            ),
+            upstream_errors: counter(
+                "alexandria_upstream_call_errors_total",
+                "Upstream MCP tool calls that failed (transport, timeout or JSON-RPC error).",
+                &["server", "tool"],
+            ),
+            projection_position: gauge(
+                "alexandria_projection_position",
+                "Global position of the last event a projection applied.",
+                &["projection"],
+            ),
+            projection_lag: gauge("alexandria_projection_lag_events", "Events a projection has not applied yet.", &["projection"]),
+            gate_waiters: register(
+                &registry,
+                IntGauge::new("alexandria_gate_waiters", "Gated tool calls of this process waiting in-band.").expect("valid metric"),
+            ),
+            registry,
+        };
+        Metrics { inner: Arc::new(inner) }
+    }
+
+    pub fn permission_event(&self, request_type: &str, tool: &str, event: &str) {
+        self.inner.permission_events.with_label_values(&[request_type, tool, event]).inc();
+    }
+
+    pub fn upstream_call(&self, server: &str, tool: &str, seconds: f64, failed: bool) {
+        self.inner.upstream_duration.with_label_values(&[server, tool]).observe(seconds);
+        if failed {
+            self.inner.upstream_errors.with_label_values(&[server, tool]).inc();
+        }
+    }
+
+    /// Counts an in-band waiter for as long as the guard lives.
+    pub fn waiter(&self) -> WaiterGuard {
+        self.inner.gate_waiters.inc();
+        WaiterGuard(self.inner.gate_waiters.clone())
+    }
+
+    /// Refreshes the database-derived gauges, then renders the text exposition.
+    pub async fn render(&self, pool: &PgPool) -> Result<String, anyhow::Error> {
+        // Every tool ever seen keeps a series (at 0 when nothing is pending). A loose
+        // index scan over the tool index keeps this cheap however many rows there are.
+        let rows = sqlx::query(
+            "WITH RECURSIVE tools AS ( \
+               (SELECT tool FROM permission_requests ORDER BY tool LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT p.tool FROM permission_requests p WHERE p.tool > t.tool ORDER BY p.tool LIMIT 1) \
+               FROM tools t WHERE t.tool IS NOT NULL) \
+             SELECT 'tool_call' AS request_type, t.tool, \
+               (SELECT count(*) FROM permission_requests p WHERE p.tool = t.tool AND p.status = 'pending') AS pending \
+             FROM tools t WHERE t.tool IS NOT NULL",
+        )
+        .fetch_all(pool)
+        .await?;
+        for row in rows {
+            let request_type: String = row.try_get("request_type")?;
+            let tool: String = row.try_get("tool")?;
+            let pending: i64 = row.try_get("pending")?;
+            self.inner.pending.with_label_values(&[&request_type, &tool]).set(pending);
+        }
+        for status in alexandria_projections::projection_status(pool).await? {
+            self.inner.projection_position.with_label_values(&[&status.name]).set(status.position);
+            self.inner.projection_lag.with_label_values(&[&status.name]).set(status.lag);
+        }
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.inner.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8(buffer)?)
+    }
+}
+
+pub struct WaiterGuard(IntGauge);
+
+impl Drop for WaiterGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics_handler(State(state): State<AppState>) -> Response {
+    match state.metrics.render(&state.pool).await {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(error) => crate::error::ApiError::Unavailable(format!("metrics unavailable: {error}")).into_response(),
+    }
+}
+
+/// Middleware: request duration by route template, never the raw path (ids in paths
+/// would explode the label set).
+pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    let status_class = format!("{}xx", response.status().as_u16() / 100);
+    state
+        .metrics
+        .inner
+        .http_duration
+        .with_label_values(&[&method, &route, &status_class])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,159 @@
+//! Permission requests as the admin API shows them: the DTO, listing from the read
+//! model, history from the log.
+
+use alexandria_domain::{PermissionRequest, RequestStatus};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The permission request DTO (runbook Step 5 and the admin API).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PermissionDto {
+    pub id: Uuid,
+    pub request_type: String,
+    pub agent: String,
+    pub tool: String,
+    pub arguments: Value,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub executed_at: Option<DateTime<Utc>>,
+    pub has_result: bool,
+    /// Notification delivery state per channel; the reject reason is repeated here
+    /// (`reason`) because the runbook's agents read it from `notifier_meta`.
+    pub notifier_meta: Value,
+}
+
+fn notifier_meta(reason: Option<&str>) -> Value {
+    match reason {
+        Some(reason) => serde_json::json!({"reason": reason}),
+        None => serde_json::json!({}),
+    }
+}
+
+impl PermissionDto {
+    /// From the aggregate itself: read-your-write for the caller who just decided.
+    pub fn from_state(id: Uuid, state: &PermissionRequest) -> Option<Self> {
+        let details = state.details.as_ref()?;
+        Some(PermissionDto {
+            id,
+            request_type: details.request_type.clone(),
+            agent: details.agent.clone(),
+            tool: details.tool.clone(),
+            arguments: details.arguments.clone(),
+            status: state.status.unwrap_or(RequestStatus::Pending).as_str().to_owned(),
+            created_at: details.created_at,
+            expires_at: details.expires_at,
+            reviewed_by: state.reviewed_by.clone(),
+            reviewed_at: state.reviewed_at,
+            reason: state.reason.clone(),
+            executed_at: state.executed_at,
+            has_result: state.outcome.is_some(),
+            notifier_meta: notifier_meta(state.reason.as_deref()),
+        })
+    }
+
+    fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        let reason: Option<String> = row.try_get("reason")?;
+        Ok(PermissionDto {
+            id: row.try_get("id")?,
+            request_type: row.try_get("request_type")?,
+            agent: row.try_get("agent")?,
+            tool: row.try_get("tool")?,
+            arguments: row.try_get("arguments")?,
+            status: row.try_get("status")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            reviewed_by: row.try_get("reviewed_by")?,
+            reviewed_at: row.try_get("reviewed_at")?,
+            notifier_meta: notifier_meta(reason.as_deref()),
+            reason,
+            executed_at: row.try_get("executed_at")?,
+            has_result: row.try_get::<Option<DateTime<Utc>>, _>("result_cached_at")?.is_some(),
+        })
+    }
+}
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub agent: Option<String>,
+    pub tool: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub items: Vec<PermissionDto>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Cursor: the last item's `(created_at, id)`, opaque to clients.
+fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.to_rfc3339()))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || ApiError::BadRequest("cursor is not one this API returned".to_owned());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (at, id) = raw.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// Newest first, from the read model.
+pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, ApiError> {
+    if let Some(status) = &filter.status {
+        if RequestStatus::parse(status).is_none() {
+            let known: Vec<&str> = RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(ApiError::BadRequest(format!("unknown status {status:?}; use one of {}", known.join(", "))));
+        }
+    }
+    let limit = filter.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let cursor = filter.cursor.as_deref().map(decode_cursor).transpose()?;
+    let rows = sqlx::query(
+        "SELECT * FROM permission_requests \
+         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR agent = $2) \
+           AND ($3::text IS NULL OR tool = $3) \
+           AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+         ORDER BY created_at DESC, id DESC LIMIT $6",
+    )
+    .bind(&filter.status)
+    .bind(&filter.agent)
+    .bind(&filter.tool)
+    .bind(cursor.map(|c| c.0))
+    .bind(cursor.map(|c| c.1))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut items = rows.iter().map(PermissionDto::from_row).collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|last| encode_cursor(last.created_at, last.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// A path segment as a request id: 400 when it is not a UUID.
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a permission request id (a UUID)")))
+}

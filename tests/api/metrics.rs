@@ -1,0 +1,102 @@
+//! `GET /metrics`: names, labels, values derived from the database, and a clean
+//! `promtool check metrics`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::helpers::requests::request_through;
+use crate::helpers::{spawn_app, spawn_app_on, test_settings};
+
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+async fn scrape(app: &crate::helpers::TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+const PENDING: &str = r#"alexandria_permission_request_pending{request_type="tool_call",tool="write_file"}"#;
+
+fn events_total(event: &str) -> String {
+    format!(r#"alexandria_permission_request_events_total{{event="{event}",request_type="tool_call",tool="write_file"}}"#)
+}
+
+#[tokio::test]
+async fn pending_gauge_comes_from_the_read_model_and_survives_restarts_and_replicas() {
+    let app = spawn_app().await;
+    let pending = request_through(&app.state.store, "agent-a", "p1", &[]).await;
+    request_through(&app.state.store, "agent-a", "p2", &["approve"]).await;
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "the gauge to show one pending", || async {
+        sample(&scrape(&app).await, PENDING) == Some(1.0)
+    })
+    .await;
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, &events_total("created")), Some(2.0));
+    assert_eq!(sample(&text, &events_total("approved")), Some(1.0));
+    assert!(text.contains("alexandria_projection_lag_events{projection=\"permission_requests\"} 0"));
+
+    // A second replica on the same database reports the same gauge without having
+    // appended anything itself.
+    let replica = spawn_app_on(app.db.clone(), test_settings()).await;
+    let replica_text = scrape(&replica).await;
+    assert_eq!(sample(&replica_text, PENDING), Some(1.0));
+    assert_eq!(sample(&replica_text, &events_total("created")), None, "counters count this process's appends");
+
+    // Decided: the tool's series stays, at 0, also after a restart.
+    request_through_decide(&app, pending).await;
+    let db = app.stop().await;
+    let restarted = spawn_app_on(db, test_settings()).await;
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "the gauge to return to 0", || async {
+        sample(&scrape(&restarted).await, PENDING) == Some(0.0)
+    })
+    .await;
+}
+
+async fn request_through_decide(app: &crate::helpers::TestApp, id: uuid::Uuid) {
+    use alexandria_domain::PermissionRequestCommand as C;
+    app.state
+        .store
+        .execute(id, C::Reject { by: "admin".into(), at: chrono::Utc::now(), reason: "no".into() }, &crate::helpers::requests::meta("user:admin"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn http_durations_are_labelled_by_route_template() {
+    let app = spawn_app().await;
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    let text = scrape(&app).await;
+    assert!(text.contains(r#"alexandria_http_request_duration_seconds_count{method="GET",route="/healthz",status_class="2xx"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn the_exposition_passes_promtool() {
+    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let Some(promtool) = promtool else {
+        assert!(std::env::var_os("CI").is_none(), "promtool is missing; .ci/run installs the prometheus package");
+        eprintln!("SKIPPED: promtool not installed (apt-get install prometheus)");
+        return;
+    };
+    let app = spawn_app().await;
+    request_through(&app.state.store, "agent-a", "p1", &["approve", "claim"]).await;
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    let text = scrape(&app).await;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
