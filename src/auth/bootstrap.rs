@@ -19,8 +19,6 @@ use crate::config::Secret;
 
 pub const ADMIN_USERNAME: &str = "admin";
 pub const PASSWORD_FILE_NAME: &str = "admin-password";
-/// Serialises the bootstrap of replicas starting together (pg_advisory_xact_lock key).
-const BOOTSTRAP_LOCK: i64 = 0x616c_6578_0003;
 
 pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: Option<&Secret>) -> anyhow::Result<()> {
     // The usual case, every start but the first: nothing to do, and no slow hashing.
@@ -42,18 +40,22 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
     // Hashed before the transaction, so no transaction stays open for the slow part.
     let hash = password::hash(password.clone()).await?;
     let mut tx = pool.begin().await?;
-    // Replicas starting together take turns; the later ones find the user and stop.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(BOOTSTRAP_LOCK).execute(&mut *tx).await?;
-    if users_exist(&mut *tx).await? {
+    // Replicas starting together all try; the primary key lets one insert, and the others
+    // (after waiting for its commit) insert nothing and stop.
+    let created: Option<String> = sqlx::query_scalar(
+        "INSERT INTO users (name, password_hash, role) SELECT $1, $2, $3
+         WHERE NOT EXISTS (SELECT 1 FROM users)
+         ON CONFLICT (name) DO NOTHING RETURNING name",
+    )
+    .bind(ADMIN_USERNAME)
+    .bind(hash)
+    .bind(Role::SuperAdmin.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+    .context("cannot create the admin user")?;
+    if created.is_none() {
         return Ok(());
     }
-    sqlx::query("INSERT INTO users (name, password_hash, role) VALUES ($1, $2, $3)")
-        .bind(ADMIN_USERNAME)
-        .bind(hash)
-        .bind(Role::SuperAdmin.as_str())
-        .execute(&mut *tx)
-        .await
-        .context("cannot create the admin user")?;
     crate::admin_audit::record(
         &mut tx,
         "system:bootstrap",
