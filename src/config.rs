@@ -78,3 +78,32 @@ pub fn default_replica_id() -> String {
         .unwrap_or_else(|| "alexandria".to_owned());
     format!("{host}-{}", std::process::id())
 }
+
+/// A secret setting (a password, a signing key). Its `Debug` never shows the value, so
+/// logging a settings struct cannot leak it; `expose` is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
