@@ -58,6 +58,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS", default_value_t = 60)]
     pub upstream_call_timeout_secs: u64,
 
+    /// Register the example filesystem MCP server and create `demo-agent` (allowed: its
+    /// four tools; approval required: write_file) if they do not exist.
+    #[arg(long, env = "ALEXANDRIA_DEMO")]
+    pub demo: bool,
+
     /// This process's name in event metadata. Default: hostname-pid.
     #[arg(long, env = "ALEXANDRIA_REPLICA_ID")]
     pub replica_id: Option<String>,

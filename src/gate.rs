@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::event_store::{CommandError, PermissionStore};
 use crate::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
 
 /// Runs an approved tool call upstream. Implemented by the upstream registry.
 #[async_trait]
@@ -109,6 +110,9 @@ pub struct Gate {
     notifier: Arc<dyn ApprovalNotifier>,
     settings: Arc<GateSettings>,
     metrics: Metrics,
+    /// On shutdown, waiters answer "pending" at once instead of holding the server up
+    /// for the rest of their wait; a claimed execution still finishes and is cached.
+    shutdown: CancellationToken,
 }
 
 impl Gate {
@@ -119,8 +123,9 @@ impl Gate {
         notifier: Arc<dyn ApprovalNotifier>,
         settings: GateSettings,
         metrics: Metrics,
+        shutdown: CancellationToken,
     ) -> Self {
-        Self { store, listener, executor, notifier, settings: Arc::new(settings), metrics }
+        Self { store, listener, executor, notifier, settings: Arc::new(settings), metrics, shutdown }
     }
 
     pub fn settings(&self) -> &GateSettings {
@@ -225,13 +230,13 @@ impl Gate {
                     if Utc::now() - claimed_at > abandoned_after {
                         return GateResponse::OutcomeUnknown { request_id: id };
                     }
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= deadline || self.shutdown.is_cancelled() {
                         return self.pending(id, &state);
                     }
                     self.wait_for_change(&mut watch, deadline).await;
                 }
                 RequestStatus::Pending => {
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= deadline || self.shutdown.is_cancelled() {
                         return self.pending(id, &state);
                     }
                     self.wait_for_change(&mut watch, deadline).await;
@@ -281,6 +286,7 @@ impl Gate {
         tokio::select! {
             _ = watch.changed() => {}
             _ = tokio::time::sleep_until(poll.min(deadline)) => {}
+            _ = self.shutdown.cancelled() => {}
         }
     }
 }

@@ -19,9 +19,17 @@ use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
 use crate::config::Secret;
 use crate::event_store::PermissionStore;
+use crate::gate::{Gate, GateSettings, LoggingNotifier};
+use crate::mcp::McpService;
 use crate::metrics::Metrics;
+use crate::upstream::UpstreamTools;
 use crate::routes;
 use crate::upstream::{UpstreamRegistry, UpstreamSettings};
+
+/// The retry hint in the pending envelope (the runbook shows 2000).
+const RETRY_AFTER: Duration = Duration::from_millis(2000);
+/// How often a waiting gated call re-checks when no notification arrives.
+const GATE_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Settings the running server needs (the database is passed separately).
 #[derive(Debug, Clone)]
@@ -70,6 +78,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Upstream MCP servers: connections (per process) to the servers in `mcp_servers`.
     pub upstreams: UpstreamRegistry,
+    /// The MCP endpoint's logic: policy, routing, the approval gate.
+    pub mcp: McpService,
     /// Signs and verifies every token; one secret for all replicas.
     pub jwt: Arc<JwtKeys>,
 }
@@ -95,13 +105,33 @@ impl Application {
             pool.clone(),
             UpstreamSettings { call_timeout: settings.upstream_call_timeout, ..UpstreamSettings::default() },
         );
+        let listener = EventListener::new();
+        let store = PermissionStore::new(pool.clone()).with_metrics(metrics.clone());
+        let tools = Arc::new(UpstreamTools::new(upstreams.clone(), metrics.clone()));
+        let gate = Gate::new(
+            store.clone(),
+            Arc::clone(&listener),
+            tools.clone(),
+            Arc::new(LoggingNotifier),
+            GateSettings {
+                wait: settings.approval_wait,
+                ttl: settings.approval_ttl,
+                retry_after: RETRY_AFTER,
+                call_timeout: settings.upstream_call_timeout,
+                poll_interval: GATE_POLL_INTERVAL,
+                replica_id: settings.replica_id.clone(),
+            },
+            metrics.clone(),
+            shutdown.clone(),
+        );
         let state = AppState {
+            mcp: McpService::new(tools.clone(), tools, gate),
             upstreams,
             jwt: Arc::new(jwt),
-            store: PermissionStore::new(pool.clone()).with_metrics(metrics.clone()),
+            store,
             metrics,
             pool,
-            listener: EventListener::new(),
+            listener,
             settings: Arc::new(settings),
         };
         Ok(Self { tcp, state, shutdown })
@@ -152,6 +182,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::agents::router())
         .merge(routes::admin_audit::router())
+        .merge(routes::permissions::router())
+        .merge(routes::mcp_servers::router())
+        .merge(routes::mcp::router())
         .route("/metrics", get(crate::metrics::metrics_handler))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())

@@ -11,6 +11,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let result = async {
         crate::db::migrate(&database.pool).await?;
         let app = Application::build(Settings::from_args(&args), database.pool.clone(), shutdown.clone()).await?;
+        if args.demo {
+            crate::demo::set_up(app.state(), &args.database.data_dir).await?;
+        }
         app.run_until_stopped().await
     }
     .await;

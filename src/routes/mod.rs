@@ -7,4 +7,7 @@ pub mod admin_audit;
 pub mod agents;
 pub mod auth;
 pub mod health;
+pub mod mcp;
+pub mod mcp_servers;
+pub mod permissions;
 pub mod users;

@@ -30,6 +30,7 @@ mod config;
 mod connection;
 mod error;
 mod store;
+mod tools;
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ use tokio_util::task::TaskTracker;
 
 pub use self::config::{InvalidConfig, RedactedConfig, TransportKind, UpstreamConfig};
 pub use self::error::UpstreamError;
+pub use self::tools::UpstreamTools;
 use self::connection::Session;
 use self::store::StoredServer;
 

@@ -1,0 +1,71 @@
+//! `serve --demo`: the example filesystem server and `demo-agent`, so the runbook can be
+//! walked on a fresh machine with nothing else installed. Idempotent: what exists is
+//! left as it is.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::agents::{self, NewAgent};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::upstream::{TransportKind, UpstreamConfig, UpstreamError};
+
+pub const DEMO_SERVER: &str = "demo-fs";
+pub const DEMO_AGENT: &str = "demo-agent";
+const DEMO_ACTOR: &str = "system:demo";
+
+pub async fn set_up(state: &AppState, data_dir: &Path) -> anyhow::Result<()> {
+    let binary = std::env::current_exe()?.with_file_name("alexandria-example-fs");
+    if !binary.is_file() {
+        anyhow::bail!(
+            "--demo needs the example server next to this binary ({}); build it with `cargo build --workspace`",
+            binary.display()
+        );
+    }
+    let root = std::path::absolute(data_dir.join("demo-files"))?;
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let config = UpstreamConfig {
+        name: DEMO_SERVER.to_owned(),
+        transport: TransportKind::Stdio,
+        command: Some(binary.display().to_string()),
+        args: vec!["--root".to_owned(), root.display().to_string()],
+        env: Default::default(),
+        cwd: None,
+        url: None,
+        headers: Default::default(),
+        tool_prefix: None,
+    };
+    match state.upstreams.register(config).await {
+        Ok(_) => tracing::info!(server = DEMO_SERVER, root = %root.display(), "demo upstream registered"),
+        Err(UpstreamError::AlreadyRegistered { .. }) => {}
+        Err(error) => return Err(error).context("cannot register the demo upstream"),
+    }
+    let tools = ["write_file", "read_file", "list_directory", "echo"].map(str::to_owned).to_vec();
+    match agents::get(&state.pool, DEMO_AGENT).await {
+        Ok(_) => {}
+        Err(ApiError::NotFound(_)) => {
+            agents::create(
+                &state.pool,
+                DEMO_ACTOR,
+                NewAgent {
+                    name: DEMO_AGENT.to_owned(),
+                    description: "Demo agent: the example filesystem tools; write_file needs approval".to_owned(),
+                    allowed_tools: tools,
+                    approval_required_tools: vec!["write_file".to_owned()],
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create {DEMO_AGENT}: {e}"))?;
+        }
+        Err(error) => return Err(anyhow::anyhow!("cannot read {DEMO_AGENT}: {error}")),
+    }
+    let base = &state.settings.public_url;
+    tracing::info!(
+        "demo ready. Log in: ACCESS_TOKEN=$(curl -sS -X POST {base}/auth/login -H 'Content-Type: application/json' \
+         -d '{{\"username\":\"admin\",\"password\":\"<password>\"}}' | jq -r .access_token); mint a token: \
+         curl -sS -X POST {base}/v1/agent-token -H \"Authorization: Bearer $ACCESS_TOKEN\" \
+         -H 'Content-Type: application/json' -d '{{\"agent\":\"{DEMO_AGENT}\"}}'; then POST {base}/mcp/agents/{DEMO_AGENT}"
+    );
+    Ok(())
+}

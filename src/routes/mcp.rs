@@ -1,0 +1,143 @@
+//! `POST /mcp` and `POST /mcp/agents/{name}`: the MCP Streamable HTTP endpoint.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::{Principal, Role};
+use crate::error::ApiError;
+use crate::mcp::protocol::{error_body, INVALID_REQUEST};
+use crate::mcp::{handle_message, Caller, McpReply};
+use crate::startup::AppState;
+
+/// Largest JSON-RPC message accepted.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+pub async fn agent_endpoint(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejection(rejection),
+    };
+    let caller = match principal {
+        Principal::Agent(token) if token.name == agent => Ok(Caller {
+            actor: format!("agent:{}", token.name),
+            agent: token.name,
+            effective_tools: token.effective_tools,
+            approval_required_tools: token.approval_required_tools,
+        }),
+        Principal::Agent(token) => Err(ApiError::Forbidden(format!(
+            "this token belongs to agent {:?}; it cannot act as {agent:?}",
+            token.name
+        ))),
+        Principal::User(user) if user.role >= Role::Admin => match crate::agents::get(&state.pool, &agent).await {
+            // A person acting through an agent's path gets that agent's current policy.
+            Ok(policy) => Ok(Caller {
+                actor: user.actor(),
+                agent: policy.name,
+                effective_tools: policy.allowed_tools,
+                approval_required_tools: policy.approval_required_tools,
+            }),
+            Err(error) => Err(error),
+        },
+        Principal::User(user) => Err(ApiError::Forbidden(format!(
+            "calling tools through an agent needs role admin or higher; you are {}",
+            user.role
+        ))),
+    };
+    match caller {
+        Ok(caller) => serve(&state, &caller, &headers, &body).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+pub async fn endpoint(
+    principal: Principal,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejection(rejection),
+    };
+    match principal {
+        Principal::Agent(token) => {
+            let caller = Caller {
+                actor: format!("agent:{}", token.name),
+                agent: token.name,
+                effective_tools: token.effective_tools,
+                approval_required_tools: token.approval_required_tools,
+            };
+            serve(&state, &caller, &headers, &body).await
+        }
+        Principal::User(_) => ApiError::BadRequest(
+            "a user token must say which agent it acts as: use POST /mcp/agents/{name}".to_owned(),
+        )
+        .into_response(),
+    }
+}
+
+/// Browsers may only reach the endpoint from the gateway's own origin (DNS-rebinding
+/// protection, as the MCP transport requires).
+fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
+    let public = state.settings.public_url.trim_end_matches('/');
+    origin == public
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|local| origin == *local || origin.strip_prefix(local).is_some_and(|rest| rest.starts_with(':')))
+}
+
+async fn serve(state: &AppState, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !origin_allowed(state, headers) {
+        return (StatusCode::FORBIDDEN, axum::Json(error_body(serde_json::Value::Null, INVALID_REQUEST, "origin not allowed", None)))
+            .into_response();
+    }
+    match handle_message(&state.mcp, caller, headers, body).await {
+        McpReply::Accepted => StatusCode::ACCEPTED.into_response(),
+        McpReply::Json { status, body, session } => {
+            let mut response = (status, axum::Json(body)).into_response();
+            if let Some(session) = session.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                response.headers_mut().insert("mcp-session-id", session);
+            }
+            response
+        }
+    }
+}
+
+/// A body that could not be read, as a JSON-RPC error: 413 for one over
+/// `MAX_MESSAGE_BYTES`.
+fn body_rejection(rejection: BytesRejection) -> Response {
+    let status = rejection.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("message larger than {MAX_MESSAGE_BYTES} bytes")
+    } else {
+        format!("cannot read the request body: {}", rejection.body_text())
+    };
+    (
+        status,
+        axum::Json(error_body(
+            serde_json::Value::Null,
+            INVALID_REQUEST,
+            message,
+            None,
+        )),
+    )
+        .into_response()
+}
+
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/mcp", post(endpoint))
+        .route("/mcp/agents/{name}", post(agent_endpoint))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+}

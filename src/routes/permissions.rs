@@ -1,0 +1,113 @@
+//! `/admin/permissions`: list, inspect, approve and reject permission requests (admin).
+
+use alexandria_domain::{PermissionRequestCommand, PermissionRequestError};
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::{Admin, UserAtLeast};
+use crate::error::{ApiError, ApiResult};
+use crate::event_store::CommandError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::permissions::{self, ListFilter, Page, PermissionDto};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    agent: Option<String>,
+    tool: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    _admin: UserAtLeast<Admin>,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page>> {
+    let filter = ListFilter {
+        status: query.status,
+        agent: query.agent,
+        tool: query.tool,
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    Ok(Json(permissions::list(&state.pool, &filter).await?))
+}
+
+pub async fn show(_admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PermissionDto>> {
+    let id = permissions::parse_id(&id)?;
+    let state = state.store.load(id).await.map_err(command_error)?;
+    state
+        .and_then(|s| PermissionDto::from_state(id, &s))
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))
+}
+
+/// The request's history, as `alexandria events export --request` prints it.
+pub async fn events(_admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+    let id = permissions::parse_id(&id)?;
+    let mut conn = state.pool.acquire().await?;
+    let events = alexandria_projections::log::read_global_batch(&mut conn, Some(&id.to_string()), 0, 10_000).await?;
+    if events.is_empty() {
+        return Err(ApiError::NotFound(format!("no permission request {id}")));
+    }
+    Ok(Json(events.iter().map(crate::audit::export_line).collect()))
+}
+
+pub async fn approve(admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PermissionDto>> {
+    let id = permissions::parse_id(&id)?;
+    decide(&state, id, &admin.actor(), PermissionRequestCommand::Approve { by: admin.name.clone(), at: chrono::Utc::now() }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    reason: String,
+}
+
+pub async fn reject(
+    admin: UserAtLeast<Admin>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RejectBody>,
+) -> ApiResult<Json<PermissionDto>> {
+    let id = permissions::parse_id(&id)?;
+    let command = PermissionRequestCommand::Reject { by: admin.name.clone(), at: chrono::Utc::now(), reason: body.reason };
+    decide(&state, id, &admin.actor(), command).await
+}
+
+/// Runs a decision and answers with the state it produced (read-your-write: the read
+/// model may not have caught up yet).
+async fn decide(state: &AppState, id: uuid::Uuid, actor: &str, command: PermissionRequestCommand) -> ApiResult<Json<PermissionDto>> {
+    let metadata = alexandria_domain::EventMetadata::new(actor, &state.settings.replica_id, uuid::Uuid::new_v4().to_string());
+    let applied = state.store.execute(id, command, &metadata).await.map_err(command_error)?;
+    PermissionDto::from_state(id, &applied.state)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))
+}
+
+fn command_error(error: CommandError) -> ApiError {
+    use PermissionRequestError as E;
+    match error {
+        CommandError::Domain(E::NotFound) => ApiError::NotFound("no such permission request".to_owned()),
+        CommandError::Domain(error @ (E::NotPending { .. } | E::ApprovalWindowClosed { .. })) => ApiError::Conflict(error.to_string()),
+        CommandError::Domain(error @ (E::InvalidReason | E::Empty(_))) => ApiError::Unprocessable(error.to_string()),
+        CommandError::Domain(error) => ApiError::Conflict(error.to_string()),
+        CommandError::Conflict => ApiError::Conflict(CommandError::Conflict.to_string()),
+        CommandError::Store(message) => ApiError::Internal(anyhow::anyhow!(message)),
+    }
+}
+
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/admin/permissions", get(list))
+        .route("/admin/permissions/{id}", get(show))
+        .route("/admin/permissions/{id}/events", get(events))
+        .route("/admin/permissions/{id}/approve", post(approve))
+        .route("/admin/permissions/{id}/reject", post(reject))
+}

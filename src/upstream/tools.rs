@@ -1,0 +1,51 @@
+//! The upstream registry as the MCP endpoint and the gate see it: a tool directory and
+//! an executor that records upstream call metrics.
+
+use std::time::Instant;
+
+use alexandria_domain::CallOutcome;
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::gate::ToolExecutor;
+use crate::mcp::protocol::INTERNAL_ERROR;
+use crate::mcp::ToolDirectory;
+use crate::metrics::Metrics;
+use crate::upstream::{UpstreamError, UpstreamRegistry};
+
+#[derive(Clone)]
+pub struct UpstreamTools {
+    registry: UpstreamRegistry,
+    metrics: Metrics,
+}
+
+impl UpstreamTools {
+    pub fn new(registry: UpstreamRegistry, metrics: Metrics) -> Self {
+        Self { registry, metrics }
+    }
+}
+
+impl ToolDirectory for UpstreamTools {
+    fn tool(&self, name: &str) -> Option<Value> {
+        let catalog = self.registry.tools();
+        let entry = catalog.get(name)?;
+        serde_json::to_value(&entry.tool).ok()
+    }
+}
+
+#[async_trait]
+impl ToolExecutor for UpstreamTools {
+    async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome {
+        let server = self.registry.tools().get(tool).map(|t| t.server.clone()).unwrap_or_else(|| "unknown".to_owned());
+        let arguments = arguments.as_object().cloned().unwrap_or_default();
+        let started = Instant::now();
+        let answer = self.registry.call_tool(tool, arguments).await;
+        self.metrics.upstream_call(&server, tool, started.elapsed().as_secs_f64(), answer.is_err());
+        match answer {
+            Ok(result) => CallOutcome::Result(result),
+            // The upstream's own JSON-RPC error goes back as it said it.
+            Err(UpstreamError::Rpc { code, message, data, .. }) => CallOutcome::Error { code: code.into(), message, data },
+            Err(error) => CallOutcome::Error { code: INTERNAL_ERROR, message: format!("upstream call failed: {error}"), data: None },
+        }
+    }
+}
