@@ -1,0 +1,385 @@
+//! Gateway benchmarks (issue 4). Not a test: it prints numbers for docs/BENCHMARKS.md.
+//!
+//!   scripts/bench-gateway.sh [passthrough|resume|waiters|all]
+//!
+//! Starts `alexandria serve --demo` (release build) as a child process on a fresh
+//! database and measures:
+//! - passthrough: `tools/call echo` (no gate) through the gateway vs. the same example
+//!   upstream called directly over rmcp, at concurrency 1 and 64;
+//! - resume: time from an approve response to the waiting gated call's response;
+//! - waiters: 10,000 concurrent in-band waiters: server RSS and database connections.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt as _, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt as _};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection};
+
+const PASSWORD: &str = "benchmark-admin-password";
+const POOL_SIZE: u32 = 16;
+
+fn admin_url() -> String {
+    std::env::var("BENCH_DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct Report {
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+}
+
+fn summarise(mut samples: Vec<Duration>, wall: Duration) -> Report {
+    samples.sort();
+    Report { p50: percentile(&samples, 0.5), p99: percentile(&samples, 0.99), per_second: samples.len() as f64 / wall.as_secs_f64() }
+}
+
+struct Server {
+    child: tokio::process::Child,
+    url: String,
+    database: String,
+}
+
+impl Server {
+    async fn start(wait_secs: u64) -> Server {
+        let database = "alexandria_bench_gateway".to_owned();
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
+        conn.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str()).await.unwrap();
+        conn.execute(format!("CREATE DATABASE {database}").as_str()).await.unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let data_dir = std::env::temp_dir().join("alexandria-bench-gateway");
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_alexandria"))
+            .args(["serve", "--demo"])
+            .env("DATABASE_URL", format!("{base}/{database}"))
+            .env("ALEXANDRIA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("ALEXANDRIA_ADMIN_PASSWORD", PASSWORD)
+            .env("ALEXANDRIA_DATA_DIR", &data_dir)
+            .env("ALEXANDRIA_APPROVAL_WAIT_SECS", wait_secs.to_string())
+            .env("ALEXANDRIA_DB_POOL_SIZE", POOL_SIZE.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start alexandria");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client.get(format!("{url}/readyz")).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server { child, url, database }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+}
+
+struct Tokens {
+    admin: String,
+    agent: String,
+}
+
+async fn tokens(client: &reqwest::Client, server: &Server) -> Tokens {
+    let login: Value = client
+        .post(format!("{}/auth/login", server.url))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = login["access_token"].as_str().unwrap().to_owned();
+    let minted: Value = client
+        .post(format!("{}/v1/agent-token", server.url))
+        .bearer_auth(&admin)
+        .json(&json!({"agent": "demo-agent"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Tokens { admin, agent: minted["token"].as_str().unwrap().to_owned() }
+}
+
+fn call_body(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+async fn gateway_echo(client: &reqwest::Client, url: &str, token: &str, n: u64) -> Duration {
+    let started = Instant::now();
+    let response: Value = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&call_body(n, "echo", json!({"message": "ping"})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["result"]["content"][0]["text"], "ping", "{response}");
+    started.elapsed()
+}
+
+type Direct = RunningService<RoleClient, ()>;
+
+async fn direct_client() -> Direct {
+    let root = std::env::temp_dir().join("alexandria-bench-direct");
+    std::fs::create_dir_all(&root).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_alexandria")).with_file_name("alexandria-example-fs");
+    let command = tokio::process::Command::new(binary).configure(|c| {
+        c.arg("--root").arg(&root).stderr(Stdio::null());
+    });
+    ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap()
+}
+
+async fn direct_echo(client: &Direct) -> Duration {
+    let started = Instant::now();
+    let args = json!({"message": "ping"}).as_object().cloned().unwrap();
+    let result = client.call_tool(CallToolRequestParams::new("echo").with_arguments(args)).await.unwrap();
+    assert!(result.is_error != Some(true));
+    started.elapsed()
+}
+
+async fn run_concurrent<F, Fut>(concurrency: usize, total: usize, f: F) -> Report
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Duration> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (f, next) = (Arc::clone(&f), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= total as u64 {
+                    return samples;
+                }
+                samples.push(f(n).await);
+            }
+        }));
+    }
+    let mut samples = Vec::with_capacity(total);
+    for task in tasks {
+        samples.extend(task.await.unwrap());
+    }
+    summarise(samples, started.elapsed())
+}
+
+async fn passthrough() {
+    let server = Server::start(30).await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
+    let tokens = tokens(&client, &server).await;
+    let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
+    let direct = Arc::new(direct_client().await);
+    println!("## Pass-through tools/call (echo, no gate)\n");
+    println!("| concurrency | path | p50 | p99 | calls/s |\n|---|---|---|---|---|");
+    for (concurrency, total) in [(1usize, 2000usize), (64, 20000)] {
+        // Warm up both paths.
+        for n in 0..200 {
+            gateway_echo(&client, &endpoint, &tokens.agent, n).await;
+            direct_echo(&direct).await;
+        }
+        let d = Arc::clone(&direct);
+        let direct_report = run_concurrent(concurrency, total, move |_| {
+            let d = Arc::clone(&d);
+            async move { direct_echo(&d).await }
+        })
+        .await;
+        let (c, e, t) = (client.clone(), endpoint.clone(), tokens.agent.clone());
+        let gateway_report = run_concurrent(concurrency, total, move |n| {
+            let (c, e, t) = (c.clone(), e.clone(), t.clone());
+            async move { gateway_echo(&c, &e, &t, n).await }
+        })
+        .await;
+        for (path, r) in [("direct (rmcp stdio)", &direct_report), ("through Alexandria (HTTP)", &gateway_report)] {
+            println!("| {concurrency} | {path} | {} | {} | {:.0} |", ms(r.p50), ms(r.p99), r.per_second);
+        }
+        println!(
+            "| {concurrency} | added by the gateway | {} | | {:.0} % of direct |",
+            ms(gateway_report.p50.saturating_sub(direct_report.p50)),
+            100.0 * gateway_report.per_second / direct_report.per_second
+        );
+    }
+    println!();
+}
+
+async fn resume() {
+    let server = Server::start(30).await;
+    let client = reqwest::Client::new();
+    let tokens = tokens(&client, &server).await;
+    let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
+    let mut samples = Vec::new();
+    for n in 0..300u64 {
+        let key = format!("resume-{n}");
+        let request_id = alexandria_domain::request_id("demo-agent", &key);
+        let call = {
+            let (client, endpoint, token) = (client.clone(), endpoint.clone(), tokens.agent.clone());
+            tokio::spawn(async move {
+                let response: Value = client
+                    .post(&endpoint)
+                    .bearer_auth(token)
+                    .header("X-Idempotency-Key", key)
+                    .json(&call_body(n, "write_file", json!({"path": format!("/resume/{n}.txt"), "content": "x"})))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                (Instant::now(), response)
+            })
+        };
+        // Wait until the request exists and is waiting, then approve.
+        loop {
+            let r = client.get(format!("{}/admin/permissions/{request_id}", server.url)).bearer_auth(&tokens.admin).send().await.unwrap();
+            if r.status() == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let approve = client.post(format!("{}/admin/permissions/{request_id}/approve", server.url)).bearer_auth(&tokens.admin).send().await.unwrap();
+        let approved_at = Instant::now();
+        assert_eq!(approve.status(), 200);
+        let (done_at, response) = call.await.unwrap();
+        assert!(response["result"]["content"][0]["text"].as_str().unwrap().starts_with("wrote"), "{response}");
+        samples.push(done_at.saturating_duration_since(approved_at));
+    }
+    samples.sort();
+    println!("## Approve → resume of a waiting call ({} calls)\n", samples.len());
+    println!("| p50 | p90 | p99 | max |\n|---|---|---|---|");
+    println!("| {} | {} | {} | {} |\n", ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.9)), ms(percentile(&samples, 0.99)), ms(*samples.last().unwrap()));
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap()))
+        .unwrap()
+}
+
+async fn waiters() {
+    let count: usize = std::env::var("BENCH_WAITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    // Each waiter holds a socket on both sides.
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let server = Server::start(600).await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(count).build().unwrap();
+    let tokens = tokens(&client, &server).await;
+    let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
+    let rss_before = rss_kib(server.pid(), "VmRSS:");
+    let started = Instant::now();
+    let mut calls = Vec::with_capacity(count);
+    for n in 0..count as u64 {
+        let (client, endpoint, token) = (client.clone(), endpoint.clone(), tokens.agent.clone());
+        calls.push(tokio::spawn(async move {
+            let response: Value = client
+                .post(&endpoint)
+                .bearer_auth(token)
+                .header("X-Idempotency-Key", format!("waiter-{n}"))
+                .json(&call_body(n, "write_file", json!({"path": format!("/waiters/{n}.txt"), "content": "x"})))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            response
+        }));
+    }
+    // All waiting: the gateway's own gauge says so.
+    let mut admin_db = PgConnection::connect(&format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, server.database)).await.unwrap();
+    let mut max_connections = 0i64;
+    loop {
+        let metrics = client.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+        let waiting: f64 = metrics.lines().find_map(|l| l.strip_prefix("alexandria_gate_waiters ")).unwrap().trim().parse().unwrap();
+        let connections: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            .fetch_one(&mut admin_db)
+            .await
+            .unwrap();
+        max_connections = max_connections.max(connections);
+        if waiting as usize >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_waiting_after = started.elapsed();
+    let rss_waiting = rss_kib(server.pid(), "VmRSS:");
+    // Approve every request, 32 at a time, and check every waiter completes.
+    let approvals = futures::stream::iter(0..count as u64)
+        .map(|n| {
+            let (client, url, admin) = (client.clone(), server.url.clone(), tokens.admin.clone());
+            async move {
+                let id = alexandria_domain::request_id("demo-agent", &format!("waiter-{n}"));
+                client.post(format!("{url}/admin/permissions/{id}/approve")).bearer_auth(admin).send().await.unwrap().status()
+            }
+        })
+        .buffer_unordered(32);
+    let statuses: Vec<_> = approvals.collect().await;
+    assert!(statuses.iter().all(|s| s.as_u16() == 200));
+    let mut completed = 0;
+    for call in calls {
+        let response = call.await.unwrap();
+        if response["result"]["content"][0]["text"].as_str().is_some_and(|t| t.starts_with("wrote")) {
+            completed += 1;
+        }
+    }
+    let connections: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        .fetch_one(&mut admin_db)
+        .await
+        .unwrap();
+    max_connections = max_connections.max(connections);
+    println!("## {count} concurrent in-band waiters\n");
+    println!("| measure | value |\n|---|---|");
+    println!("| all {count} waiting after | {:.1} s |", all_waiting_after.as_secs_f64());
+    println!("| server RSS idle | {} MiB |", rss_before / 1024);
+    println!("| server RSS with all waiting | {} MiB |", rss_waiting / 1024);
+    println!("| server peak RSS (VmHWM) | {} MiB |", rss_kib(server.pid(), "VmHWM:") / 1024);
+    println!("| database connections of the server (max seen; pool {POOL_SIZE} + listener + projector lock) | {max_connections} |");
+    println!("| waiters completed with the real result after approval | {completed} / {count} |\n");
+}
+
+#[tokio::main]
+async fn main() {
+    let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "all".into());
+    if which == "passthrough" || which == "all" {
+        passthrough().await;
+    }
+    if which == "resume" || which == "all" {
+        resume().await;
+    }
+    if which == "waiters" || which == "all" {
+        waiters().await;
+    }
+}
