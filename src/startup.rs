@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::event_store::PermissionStore;
 use crate::metrics::Metrics;
+use crate::notify::{Reconciler, ReconcilerOptions};
 use crate::routes;
 
 /// Settings the running server needs (the database is passed separately).
@@ -26,6 +27,8 @@ pub struct Settings {
     pub approval_wait: Duration,
     pub approval_ttl: Duration,
     pub replica_id: String,
+    /// Timings of the notification reconciler (retries, alert re-sends, polling).
+    pub notifier: ReconcilerOptions,
 }
 
 impl Settings {
@@ -36,6 +39,7 @@ impl Settings {
             approval_wait: Duration::from_secs(args.approval_wait_secs),
             approval_ttl: Duration::from_secs(args.approval_ttl_secs),
             replica_id: args.replica_id.clone().unwrap_or_else(crate::config::default_replica_id),
+            notifier: ReconcilerOptions::default(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl Application {
             let runner = ProjectionRunner::new(state.pool.clone(), projection, Arc::clone(&state.listener));
             workers.spawn(runner.run(shutdown.clone()));
         }
+        workers.spawn(Reconciler::from_state(&state).run(shutdown.clone()));
         workers.close();
 
         tracing::info!(address = %tcp.local_addr()?, replica = %state.settings.replica_id, "listening");
