@@ -1,0 +1,57 @@
+//! `GET /admin/notifications/config`, `PATCH /admin/notifications/config` and
+//! `POST /admin/notifications/test`, all super_admin.
+//!
+//! These take the already-authenticated actor (`user:<name>`) as a plain argument: the
+//! router's auth extractor decides who may call them, these decide what happens.
+
+use axum::Json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::notify::settings::NotificationSettings;
+use crate::notify::{send_test_notifications, DeliveryContext, SettingsPatch, SettingsView, TestReport};
+use crate::startup::AppState;
+
+/// `admin_audit.action` of a settings change.
+pub const AUDIT_ACTION: &str = "notifications.config.update";
+/// `admin_audit.target` of a settings change.
+pub const AUDIT_TARGET: &str = "notifications/config";
+
+/// The settings; the webhook secret only as `"set"` or `"unset"`.
+pub async fn get_config(state: &AppState) -> ApiResult<Json<SettingsView>> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(NotificationSettings::load(&mut conn).await?.view()))
+}
+
+/// Applies a partial update and answers with the new settings. Refused (422, nothing
+/// changed) when any field is invalid.
+pub async fn patch_config(state: &AppState, actor: &str, patch: SettingsPatch) -> ApiResult<Json<SettingsView>> {
+    let mut tx = state.pool.begin().await?;
+    let change = patch.apply(&mut tx, actor).await?;
+    // The admin audit record (`admin_audit`: AUDIT_ACTION, AUDIT_TARGET,
+    // change.audit_before(), change.audit_after()) belongs in this transaction, so a
+    // change is never without its record.
+    tx.commit().await?;
+    // Field names only: a webhook URL can carry a token, and logs are not for secrets.
+    let (before, after) = (change.audit_before(), change.audit_after());
+    let mut changed: Vec<&str> = ["webhook_url", "webhook_secret", "alertmanager_url", "alertmanager_severity"]
+        .into_iter()
+        .filter(|field| before.get(field) != after.get(field))
+        .collect();
+    if change.secret_replaced {
+        changed.push("webhook_secret");
+    }
+    tracing::info!(actor, changed = ?changed, "notification settings changed");
+    Ok(Json(change.after))
+}
+
+/// Sends a synthetic pending notice and its review through every configured channel.
+/// `{"ok": true}`, or `{"ok": false, "errors": [{"channel", "error"}]}`.
+pub async fn test_notifications(state: &AppState, actor: &str) -> ApiResult<Json<TestReport>> {
+    let settings = NotificationSettings::load(&mut *state.pool.acquire().await?).await?;
+    let options = &state.settings.notifier;
+    let context = DeliveryContext::new(&state.settings.public_url, options.delivery_timeout, options.alert_validity)
+        .map_err(ApiError::Internal)?;
+    let report = send_test_notifications(&settings, &context, &state.metrics, actor).await;
+    tracing::info!(actor, ok = report.ok, "test notifications sent");
+    Ok(Json(report))
+}
