@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use alexandria::notify::ReconcilerOptions;
 use alexandria::startup::{AppState, Application, Settings};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -63,6 +64,14 @@ pub fn test_settings() -> Settings {
         approval_wait: Duration::from_secs(2),
         approval_ttl: Duration::from_secs(86_400),
         replica_id: format!("test-{}", Uuid::new_v4().simple()),
+        // Quick retries so a test sees a receiver come back without waiting long.
+        notifier: ReconcilerOptions {
+            poll_interval: Duration::from_millis(200),
+            retry_base: Duration::from_millis(50),
+            retry_max: Duration::from_millis(500),
+            delivery_timeout: Duration::from_secs(5),
+            ..ReconcilerOptions::default()
+        },
     }
 }
 

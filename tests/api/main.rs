@@ -5,4 +5,5 @@ mod event_store;
 mod helpers;
 mod managed_pg;
 mod metrics;
+mod notifications;
 mod projections;
