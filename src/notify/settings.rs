@@ -147,8 +147,8 @@ impl SettingsView {
 }
 
 /// `PATCH /admin/notifications/config`: a field that is absent stays as it is; `null` or
-/// `""` clears it (a cleared severity is back to `warning`).
-#[derive(Debug, Default, Deserialize)]
+/// `""` clears it (a cleared severity is back to `warning`). Its `Debug` hides the secret.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     #[serde(default, deserialize_with = "present")]
@@ -159,6 +159,18 @@ pub struct SettingsPatch {
     pub alertmanager_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub alertmanager_severity: Option<Option<String>>,
+}
+
+impl std::fmt::Debug for SettingsPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = self.webhook_secret.as_ref().map(|s| if s.is_some() { "<redacted>" } else { "<clear>" });
+        f.debug_struct("SettingsPatch")
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &secret)
+            .field("alertmanager_url", &self.alertmanager_url)
+            .field("alertmanager_severity", &self.alertmanager_severity)
+            .finish()
+    }
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, by `default`).
@@ -374,5 +386,7 @@ mod tests {
         assert!(shown.contains(r#""webhook_secret":"set""#), "{shown}");
         assert!(!shown.contains("0123456789abcdef-secret"));
         assert!(!format!("{with_secret:?}").contains("0123456789abcdef-secret"));
+        let patch = patch(json!({"webhook_secret": "0123456789abcdef-secret"}));
+        assert!(!format!("{patch:?}").contains("0123456789abcdef-secret"));
     }
 }
