@@ -54,6 +54,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ALEXANDRIA_APPROVAL_TTL_SECS", default_value_t = 86_400)]
     pub approval_ttl_secs: u64,
 
+    /// Longest wait for one upstream MCP `tools/call` answer.
+    #[arg(long, env = "ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS", default_value_t = 60)]
+    pub upstream_call_timeout_secs: u64,
+
     /// This process's name in event metadata. Default: hostname-pid.
     #[arg(long, env = "ALEXANDRIA_REPLICA_ID")]
     pub replica_id: Option<String>,
@@ -73,4 +77,33 @@ pub fn default_replica_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "alexandria".to_owned());
     format!("{host}-{}", std::process::id())
+}
+
+/// A secret setting (a password, a signing key). Its `Debug` never shows the value, so
+/// logging a settings struct cannot leak it; `expose` is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
 }

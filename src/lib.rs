@@ -2,12 +2,16 @@
 //! calls. This crate is the binary's library: HTTP routes, the event-store adapter,
 //! configuration, the managed PostgreSQL, background workers and the operator CLI.
 
+pub mod admin_audit;
+pub mod agents;
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod event_store;
+pub mod extract;
 pub mod gate;
 pub mod managed_pg;
 pub mod mcp;
@@ -18,3 +22,6 @@ pub mod routes;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod upstream;
+pub mod users;
+pub mod validation;

@@ -1,6 +1,7 @@
 //! Building and running the HTTP server and its background workers.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::throttle::LoginThrottlePolicy;
+use crate::auth::JwtKeys;
+use crate::config::Secret;
 use crate::event_store::PermissionStore;
 use crate::metrics::Metrics;
 use crate::notify::{Reconciler, ReconcilerOptions};
 use crate::routes;
+use crate::upstream::{UpstreamRegistry, UpstreamSettings};
 
 /// Settings the running server needs (the database is passed separately).
 #[derive(Debug, Clone)]
@@ -27,6 +32,15 @@ pub struct Settings {
     pub approval_wait: Duration,
     pub approval_ttl: Duration,
     pub replica_id: String,
+    pub upstream_call_timeout: Duration,
+    /// Where the generated admin password is written on first start.
+    pub data_dir: PathBuf,
+    /// The bootstrap admin's password (first start only); generated when `None`.
+    pub admin_password: Option<Secret>,
+    /// The JWT signing secret; generated once and stored in the database when `None`.
+    pub jwt_secret: Option<Secret>,
+    /// Login throttling limits (defaults; tests tighten them).
+    pub login_throttle: LoginThrottlePolicy,
     /// Timings of the notification reconciler (retries, alert re-sends, polling).
     pub notifier: ReconcilerOptions,
 }
@@ -39,6 +53,11 @@ impl Settings {
             approval_wait: Duration::from_secs(args.approval_wait_secs),
             approval_ttl: Duration::from_secs(args.approval_ttl_secs),
             replica_id: args.replica_id.clone().unwrap_or_else(crate::config::default_replica_id),
+            upstream_call_timeout: Duration::from_secs(args.upstream_call_timeout_secs),
+            data_dir: args.database.data_dir.clone(),
+            admin_password: args.admin_password.clone().map(Secret::from),
+            jwt_secret: args.jwt_secret.clone().map(Secret::from),
+            login_throttle: LoginThrottlePolicy::default(),
             notifier: ReconcilerOptions::default(),
         }
     }
@@ -53,6 +72,10 @@ pub struct AppState {
     pub listener: Arc<EventListener>,
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
+    /// Upstream MCP servers: connections (per process) to the servers in `mcp_servers`.
+    pub upstreams: UpstreamRegistry,
+    /// Signs and verifies every token; one secret for all replicas.
+    pub jwt: Arc<JwtKeys>,
 }
 
 pub struct Application {
@@ -62,14 +85,23 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listener (port 0 picks a free port) and prepares the state. The database
-    /// must already be migrated.
+    /// Binds the listener (port 0 picks a free port), loads the JWT secret, creates the
+    /// first user on a first start, and prepares the state. The database must already be
+    /// migrated.
     pub async fn build(settings: Settings, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let tcp = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let jwt = JwtKeys::load(&pool, settings.jwt_secret.as_ref()).await?;
+        crate::auth::bootstrap::ensure_admin(&pool, &settings.data_dir, settings.admin_password.as_ref()).await?;
         let metrics = Metrics::new();
+        let upstreams = UpstreamRegistry::new(
+            pool.clone(),
+            UpstreamSettings { call_timeout: settings.upstream_call_timeout, ..UpstreamSettings::default() },
+        );
         let state = AppState {
+            upstreams,
+            jwt: Arc::new(jwt),
             store: PermissionStore::new(pool.clone()).with_metrics(metrics.clone()),
             metrics,
             pool,
@@ -99,6 +131,8 @@ impl Application {
         }
         workers.spawn(Reconciler::from_state(&state).run(shutdown.clone()));
         workers.close();
+        state.upstreams.start();
+        let upstreams = state.upstreams.clone();
 
         tracing::info!(address = %tcp.local_addr()?, replica = %state.settings.replica_id, "listening");
         let app = router(state);
@@ -109,6 +143,8 @@ impl Application {
             .context("HTTP server failed")?;
         shutdown.cancel();
         workers.wait().await;
+        // Last: in-flight requests (which may be calling upstream) have finished above.
+        upstreams.shutdown().await;
         Ok(())
     }
 }
@@ -117,6 +153,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .merge(routes::auth::router())
+        .merge(routes::users::router())
+        .merge(routes::agents::router())
+        .merge(routes::admin_audit::router())
         .route("/metrics", get(crate::metrics::metrics_handler))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())

@@ -29,6 +29,10 @@ pub enum Command {
     /// Export or replay the event log.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Replace the generated JWT signing secret stored in the database (used when
+    /// ALEXANDRIA_JWT_SECRET is unset). Restart every replica afterwards; every session and
+    /// agent token ends.
+    RotateJwtSecret(DatabaseArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +46,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Projections(command) => projections::run(command).await,
         Command::Events(command) => events::run(command).await,
+        Command::RotateJwtSecret(args) => {
+            let database = Database::open(&args).await?;
+            let result = async {
+                crate::db::migrate(&database.pool).await?;
+                crate::auth::jwt::rotate_stored_secret(&database.pool).await
+            }
+            .await;
+            database.close().await?;
+            result?;
+            eprintln!("JWT secret rotated; restart every replica, then log in again and re-mint agent tokens");
+            Ok(())
+        }
     }
 }
 

@@ -1,4 +1,11 @@
-//! HTTP routes, one module per area.
+//! HTTP routes, one module per area. Handlers take `ApiJson`/`ApiQuery` (never axum's
+//! `Json`/`Query` extractors) and return `ApiResult`, so every client error has one shape.
+//! Who may call a route is stated by its extractor: `Principal` (any user or an agent) or
+//! `UserAtLeast<Viewer | Admin | SuperAdmin>`.
 
+pub mod admin_audit;
+pub mod agents;
+pub mod auth;
 pub mod health;
 pub mod notifications;
+pub mod users;

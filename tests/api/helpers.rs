@@ -57,6 +57,9 @@ pub async fn fresh_database() -> TestDatabase {
     TestDatabase { name, options, pool }
 }
 
+/// The bootstrap `admin` user's password in `test_settings()`.
+pub const TEST_ADMIN_PASSWORD: &str = "test admin password";
+
 pub fn test_settings() -> Settings {
     Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -64,6 +67,12 @@ pub fn test_settings() -> Settings {
         approval_wait: Duration::from_secs(2),
         approval_ttl: Duration::from_secs(86_400),
         replica_id: format!("test-{}", Uuid::new_v4().simple()),
+        upstream_call_timeout: Duration::from_secs(60),
+        // Only written to when no admin password is given (the bootstrap test).
+        data_dir: std::env::temp_dir().join(format!("alexandria-test-{}", Uuid::new_v4().simple())),
+        admin_password: Some(TEST_ADMIN_PASSWORD.into()),
+        jwt_secret: None,
+        login_throttle: Default::default(),
         // Quick retries so a test sees a receiver come back without waiting long.
         notifier: ReconcilerOptions {
             poll_interval: Duration::from_millis(200),

@@ -1,9 +1,17 @@
 //! Integration tests against real PostgreSQL: every test gets a fresh database.
 
+mod agents_admin;
 mod audit;
+mod auth_bootstrap;
+mod auth_helpers;
+mod auth_matrix;
+mod auth_sessions;
 mod event_store;
 mod helpers;
 mod managed_pg;
 mod metrics;
 mod notifications;
 mod projections;
+mod upstream;
+mod runbook_auth;
+mod users_admin;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the real MCP servers the integration tests talk to, pinned and by package
+# name, into .peers/ at the repository root (gitignored):
+#   .peers/node   npm @modelcontextprotocol/server-filesystem (stdio upstream)
+#   .peers/venv   Python venv with the `mcp` SDK (Streamable HTTP upstream, and client)
+# Idempotent: a peer already at its pinned version is left alone, so a second run takes
+# well under a second. Tests find the peers here; under CI=true a missing peer fails them.
+set -euo pipefail
+
+SERVER_FILESYSTEM_VERSION="2026.8.31"
+PYTHON_MCP_VERSION="2.3.0"
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+peers="$repo/.peers"
+mkdir -p "$peers"
+
+# --- npm: the official filesystem server ------------------------------------------------
+node_prefix="$peers/node"
+installed_fs_version() {
+    local manifest="$node_prefix/node_modules/@modelcontextprotocol/server-filesystem/package.json"
+    [[ -f "$manifest" ]] && node -p "require('$manifest').version" 2>/dev/null || true
+}
+if [[ "$(installed_fs_version)" != "$SERVER_FILESYSTEM_VERSION" ]]; then
+    command -v npm >/dev/null || { echo "install-peers: npm is required (apt-get install npm)" >&2; exit 1; }
+    echo "install-peers: npm @modelcontextprotocol/server-filesystem@$SERVER_FILESYSTEM_VERSION"
+    npm install --prefix "$node_prefix" --no-audit --no-fund --loglevel=error \
+        "@modelcontextprotocol/server-filesystem@$SERVER_FILESYSTEM_VERSION"
+fi
+[[ "$(installed_fs_version)" == "$SERVER_FILESYSTEM_VERSION" ]] || {
+    echo "install-peers: server-filesystem $SERVER_FILESYSTEM_VERSION did not install" >&2; exit 1; }
+
+# --- PyPI: the Python MCP SDK -----------------------------------------------------------
+venv="$peers/venv"
+installed_mcp_version() {
+    [[ -x "$venv/bin/python" ]] &&
+        "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null || true
+}
+if [[ "$(installed_mcp_version)" != "$PYTHON_MCP_VERSION" ]]; then
+    python="${PYTHON:-python3}"
+    command -v "$python" >/dev/null || { echo "install-peers: python3 is required" >&2; exit 1; }
+    echo "install-peers: PyPI mcp==$PYTHON_MCP_VERSION into $venv"
+    [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp==$PYTHON_MCP_VERSION"
+fi
+[[ "$(installed_mcp_version)" == "$PYTHON_MCP_VERSION" ]] || {
+    echo "install-peers: mcp $PYTHON_MCP_VERSION did not install" >&2; exit 1; }
+
+echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, mcp $PYTHON_MCP_VERSION)"

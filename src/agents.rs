@@ -1,0 +1,194 @@
+//! Agents and their tool policy. Every change bumps `permissions_version` (refusing every
+//! token minted before it) and appends an `admin_audit` row in the same transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool};
+
+use crate::admin_audit;
+use crate::error::{ApiError, ApiResult};
+use crate::validation::{check_approval_subset, check_principal_name, normalize_tool_list};
+
+/// The agent DTO: what every agent route returns.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Agent {
+    pub name: String,
+    pub description: String,
+    pub allowed_tools: Vec<String>,
+    pub approval_required_tools: Vec<String>,
+    pub permissions_version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Agent {
+    /// The policy as the audit trail records it.
+    fn policy(&self) -> Value {
+        json!({
+            "name": self.name,
+            "description": self.description,
+            "allowed_tools": self.allowed_tools,
+            "approval_required_tools": self.approval_required_tools,
+            "permissions_version": self.permissions_version,
+        })
+    }
+}
+
+const AGENT_COLUMNS: &str =
+    "name, description, allowed_tools, approval_required_tools, permissions_version, created_at, updated_at";
+
+/// Longest description accepted, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub name: String,
+    pub description: String,
+    pub allowed_tools: Vec<String>,
+    pub approval_required_tools: Vec<String>,
+}
+
+/// Which of an agent's two tool lists a change replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolList {
+    Allowed,
+    ApprovalRequired,
+}
+
+impl ToolList {
+    fn field(self) -> &'static str {
+        match self {
+            ToolList::Allowed => "allowed_tools",
+            ToolList::ApprovalRequired => "approval_required_tools",
+        }
+    }
+
+    fn audit_action(self) -> &'static str {
+        match self {
+            ToolList::Allowed => "agent.allowed_tools.set",
+            ToolList::ApprovalRequired => "agent.approval_required_tools.set",
+        }
+    }
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no agent named {name:?}"))
+}
+
+/// Checks every field and reports every problem at once.
+fn validate_new(agent: NewAgent) -> ApiResult<NewAgent> {
+    let mut problems = Vec::new();
+    if let Err(problem) = check_principal_name("agent", &agent.name) {
+        problems.push(problem);
+    }
+    if agent.description.chars().count() > MAX_DESCRIPTION_CHARS {
+        problems.push(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"));
+    }
+    let allowed = normalize_tool_list("allowed_tools", agent.allowed_tools).map_err(|p| problems.push(p)).ok();
+    let approval =
+        normalize_tool_list("approval_required_tools", agent.approval_required_tools).map_err(|p| problems.push(p)).ok();
+    if let (Some(allowed), Some(approval)) = (&allowed, &approval) {
+        if let Err(problem) = check_approval_subset(allowed, approval) {
+            problems.push(problem);
+        }
+    }
+    match (allowed, approval) {
+        (Some(allowed_tools), Some(approval_required_tools)) if problems.is_empty() => Ok(NewAgent {
+            allowed_tools,
+            approval_required_tools,
+            ..agent
+        }),
+        _ => Err(ApiError::Unprocessable(problems.join("; "))),
+    }
+}
+
+pub async fn create(pool: &PgPool, actor: &str, agent: NewAgent) -> ApiResult<Agent> {
+    let agent = validate_new(agent)?;
+    let mut tx = pool.begin().await?;
+    let created: Option<Agent> = sqlx::query_as(&format!(
+        "INSERT INTO agents (name, description, allowed_tools, approval_required_tools)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING {AGENT_COLUMNS}"
+    ))
+    .bind(&agent.name)
+    .bind(&agent.description)
+    .bind(&agent.allowed_tools)
+    .bind(&agent.approval_required_tools)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(created) = created else {
+        return Err(ApiError::Conflict(format!("an agent named {:?} already exists", agent.name)));
+    };
+    admin_audit::record(&mut tx, actor, "agent.create", &created.name, None, Some(created.policy())).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub async fn list(pool: &PgPool) -> ApiResult<Vec<Agent>> {
+    Ok(sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY name")).fetch_all(pool).await?)
+}
+
+pub async fn get(pool: &PgPool, name: &str) -> ApiResult<Agent> {
+    sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
+async fn lock(conn: &mut PgConnection, name: &str) -> ApiResult<Agent> {
+    sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1 FOR UPDATE"))
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
+/// Replaces one tool list and bumps the version, even when the list is unchanged: the
+/// caller asked for tokens to be re-minted, and that is cheap and predictable.
+pub async fn set_tools(pool: &PgPool, actor: &str, name: &str, list: ToolList, tools: Vec<String>) -> ApiResult<Agent> {
+    let tools = normalize_tool_list(list.field(), tools).map_err(ApiError::Unprocessable)?;
+    let mut tx = pool.begin().await?;
+    let before = lock(&mut tx, name).await?;
+    let (allowed, approval) = match list {
+        ToolList::Allowed => (&tools, &before.approval_required_tools),
+        ToolList::ApprovalRequired => (&before.allowed_tools, &tools),
+    };
+    if let Err(problem) = check_approval_subset(allowed, approval) {
+        let hint = match list {
+            ToolList::Allowed => "; remove them from approval_required_tools first",
+            ToolList::ApprovalRequired => "; add them to allowed_tools first",
+        };
+        return Err(ApiError::Unprocessable(format!("{problem}{hint}")));
+    }
+    let after: Agent = sqlx::query_as(&format!(
+        "UPDATE agents SET allowed_tools = $2, approval_required_tools = $3,
+             permissions_version = nextval('agent_permissions_version_seq'), updated_at = now()
+         WHERE name = $1 RETURNING {AGENT_COLUMNS}"
+    ))
+    .bind(name)
+    .bind(allowed)
+    .bind(approval)
+    .fetch_one(&mut *tx)
+    .await?;
+    admin_audit::record(&mut tx, actor, list.audit_action(), name, Some(before.policy()), Some(after.policy())).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> ApiResult<()> {
+    let mut tx = pool.begin().await?;
+    let before = lock(&mut tx, name).await?;
+    sqlx::query("DELETE FROM agents WHERE name = $1").bind(name).execute(&mut *tx).await?;
+    admin_audit::record(&mut tx, actor, "agent.delete", name, Some(before.policy()), None).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records that `actor` minted a token for `agent` (not a policy change, but who holds
+/// which agent's credentials is what an auditor asks next).
+pub async fn record_token_minted(pool: &PgPool, actor: &str, agent: &str, minted: Value) -> ApiResult<()> {
+    let mut conn = pool.acquire().await?;
+    admin_audit::record(&mut conn, actor, "agent_token.mint", agent, None, Some(minted)).await?;
+    Ok(())
+}

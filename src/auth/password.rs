@@ -1,0 +1,92 @@
+//! Password hashing (argon2id with the crate's OWASP-recommended defaults) and the password
+//! rules. Hashing is deliberately slow, so it runs on the blocking pool, never on the
+//! async workers.
+
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use rand::RngCore;
+
+/// Shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted, in bytes: nobody types more, and it bounds the work an
+/// unauthenticated request can ask for.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Why a new password is refused, as a message for the person choosing it.
+pub fn policy_violation(password: &str) -> Option<String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        Some(format!("password must be at least {MIN_PASSWORD_CHARS} characters"))
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Some(format!("password must be at most {MAX_PASSWORD_BYTES} bytes"))
+    } else {
+        None
+    }
+}
+
+/// A random password for the bootstrap admin: 32 URL-safe characters (192 bits).
+pub fn generate() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The argon2id PHC string for `password`, with a fresh random salt.
+pub async fn hash(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || hash_blocking(&password)).await.context("password hashing task failed")?
+}
+
+fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|error| anyhow::anyhow!("cannot hash a password: {error}"))
+}
+
+/// Whether `password` matches `stored_hash`. With no stored hash (no such user) it checks
+/// against a dummy hash anyway, so the answer takes as long whether or not the user exists.
+pub async fn verify(password: String, stored_hash: Option<String>) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let user_exists = stored_hash.is_some();
+        let stored = match stored_hash {
+            Some(stored) => stored,
+            None => dummy_hash()?.to_owned(),
+        };
+        let matches = Argon2::default().verify_password(password.as_bytes(), stored.as_str()).is_ok();
+        Ok(matches && user_exists)
+    })
+    .await
+    .context("password verification task failed")?
+}
+
+fn dummy_hash() -> anyhow::Result<&'static str> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = DUMMY.get() {
+        return Ok(hash);
+    }
+    let hash = hash_blocking("not a password anybody has")?;
+    Ok(DUMMY.get_or_init(|| hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_nothing_else() {
+        let stored = hash("correct horse battery".to_owned()).await.unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(verify("correct horse battery".to_owned(), Some(stored.clone())).await.unwrap());
+        assert!(!verify("correct horse batterz".to_owned(), Some(stored)).await.unwrap());
+        assert!(!verify("not a password anybody has".to_owned(), None).await.unwrap());
+    }
+
+    #[test]
+    fn the_policy_names_the_rule_broken() {
+        assert!(policy_violation("short").unwrap().contains("at least 12"));
+        assert!(policy_violation(&"x".repeat(2000)).unwrap().contains("at most"));
+        assert_eq!(policy_violation("twelve chars"), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! Extractors whose rejections are `ApiError`s, so a malformed body or query string gets
+//! the same `{"error": {"code", "message"}}` shape as every other client error instead of
+//! axum's plain-text rejection. Use these instead of `axum::Json` and `axum::extract::Query`.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON request body. Bad JSON is 400, a wrong or missing `Content-Type` 415, a body of
+/// the wrong shape (missing or unknown field, wrong type) 422 with serde's message, which
+/// names the field.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let message = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonDataError(_) => ApiError::Unprocessable(format!("invalid request body: {message}")),
+        JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest(format!("request body is not valid JSON: {message}")),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("send the body as JSON with `Content-Type: application/json`".to_owned())
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("request body is too large".to_owned())
+        }
+        _ => ApiError::BadRequest(format!("cannot read the request body: {message}")),
+    }
+}
+
+/// A query string. Anything it cannot be deserialized from is 400 naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid query string: {}", rejection.body_text()))
+}
+
+/// The client's IP address: the TCP peer. Behind a reverse proxy that is the proxy's
+/// address (forwarding headers are not trusted: any client could forge them). `None` when
+/// the router runs without connection info (in-process tests).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
+    }
+}

@@ -1,0 +1,158 @@
+//! Agents and their tokens. Reading policy needs admin, changing it super_admin:
+//! `POST /admin/agents`, `GET /admin/agents`, `GET /admin/agents/{name}`,
+//! `PUT /admin/agents/{name}/allowed-tools`, `PUT /admin/agents/{name}/approval-required-tools`,
+//! `DELETE /admin/agents/{name}`; and `POST /v1/agent-token` (admin) mints a token.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::agents::{self, Agent, NewAgent, ToolList};
+use crate::auth::jwt::{AgentClaims, Claims, AGENT_TOKEN_TTL};
+use crate::auth::{Admin, SuperAdmin, UserAtLeast};
+use crate::error::ApiResult;
+use crate::extract::ApiJson;
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/agents", post(create).get(list))
+        .route("/admin/agents/{name}", get(show).delete(delete))
+        .route("/admin/agents/{name}/allowed-tools", put(set_allowed_tools))
+        .route("/admin/agents/{name}/approval-required-tools", put(set_approval_required_tools))
+        .route("/v1/agent-token", post(mint_token))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAgent {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    allowed_tools: Vec<String>,
+    #[serde(default)]
+    approval_required_tools: Vec<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: UserAtLeast<SuperAdmin>,
+    ApiJson(request): ApiJson<CreateAgent>,
+) -> ApiResult<(StatusCode, Json<Agent>)> {
+    let new = NewAgent {
+        name: request.name,
+        description: request.description,
+        allowed_tools: request.allowed_tools,
+        approval_required_tools: request.approval_required_tools,
+    };
+    Ok((StatusCode::CREATED, Json(agents::create(&state.pool, &caller.actor(), new).await?)))
+}
+
+#[derive(Serialize)]
+struct AgentList {
+    agents: Vec<Agent>,
+}
+
+async fn list(State(state): State<AppState>, _caller: UserAtLeast<Admin>) -> ApiResult<Json<AgentList>> {
+    Ok(Json(AgentList { agents: agents::list(&state.pool).await? }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    _caller: UserAtLeast<Admin>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Agent>> {
+    Ok(Json(agents::get(&state.pool, &name).await?))
+}
+
+/// `{"tools": [...]}`: the whole new list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolListBody {
+    tools: Vec<String>,
+}
+
+async fn set_allowed_tools(
+    State(state): State<AppState>,
+    caller: UserAtLeast<SuperAdmin>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ToolListBody>,
+) -> ApiResult<Json<Agent>> {
+    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &name, ToolList::Allowed, body.tools).await?))
+}
+
+/// Runbook Step 2.
+async fn set_approval_required_tools(
+    State(state): State<AppState>,
+    caller: UserAtLeast<SuperAdmin>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ToolListBody>,
+) -> ApiResult<Json<Agent>> {
+    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &name, ToolList::ApprovalRequired, body.tools).await?))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    caller: UserAtLeast<SuperAdmin>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    agents::delete(&state.pool, &caller.actor(), &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintTokenRequest {
+    agent: String,
+}
+
+/// Runbook Step 3: exactly these four fields.
+#[derive(Serialize)]
+struct MintTokenResponse {
+    token: String,
+    agent: String,
+    effective_tools: Vec<String>,
+    expires_in: u64,
+}
+
+/// Bakes the agent's current policy and `permissions_version` into a 1-hour token. Any
+/// later policy change makes the token useless: the caller must mint again.
+async fn mint_token(
+    State(state): State<AppState>,
+    caller: UserAtLeast<Admin>,
+    ApiJson(request): ApiJson<MintTokenRequest>,
+) -> ApiResult<Json<MintTokenResponse>> {
+    let agent = agents::get(&state.pool, &request.agent).await?;
+    let now = Utc::now();
+    let expires_at = now + AGENT_TOKEN_TTL;
+    let token_id = Uuid::new_v4();
+    // Until upstream servers are consulted, the tools an agent can use are the ones it
+    // is allowed.
+    let effective_tools = agent.allowed_tools.clone();
+    let claims = Claims::Agent(AgentClaims {
+        sub: format!("agent:{}", agent.name),
+        agent: agent.name.clone(),
+        effective_tools: effective_tools.clone(),
+        approval_required_tools: agent.approval_required_tools.clone(),
+        pv: agent.permissions_version,
+        iat: now.timestamp(),
+        exp: expires_at.timestamp(),
+        jti: token_id,
+        minted_by: caller.name.clone(),
+    });
+    let token = state.jwt.sign(&claims)?;
+    agents::record_token_minted(
+        &state.pool,
+        &caller.actor(),
+        &agent.name,
+        json!({"jti": token_id, "permissions_version": agent.permissions_version, "expires_at": expires_at}),
+    )
+    .await?;
+    Ok(Json(MintTokenResponse { token, agent: agent.name, effective_tools, expires_in: AGENT_TOKEN_TTL.as_secs() }))
+}

@@ -1,0 +1,145 @@
+//! Sessions: `POST /auth/login`, `POST /auth/refresh`, `POST /auth/logout`, `GET /auth/me`,
+//! and `PUT /auth/password` (a user changing their own password).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::throttle::{self, Subjects};
+use crate::auth::{password, sessions, Principal, UserAtLeast, Viewer};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ClientAddress};
+use crate::startup::AppState;
+use crate::users;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/password", put(change_own_password))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// One answer for an unknown user and a wrong password: no hint which it was.
+const LOGIN_FAILED: &str = "invalid username or password";
+
+async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> ApiResult<Json<sessions::TokenResponse>> {
+    let subjects = Subjects::new(&request.username, address);
+    throttle::check(&state.pool, &subjects).await?;
+    let stored = if request.password.len() > password::MAX_PASSWORD_BYTES {
+        None
+    } else {
+        users::credentials(&state.pool, &request.username).await?
+    };
+    let (stored_hash, role) = match stored {
+        Some((hash, role)) => (Some(hash), Some(role)),
+        None => (None, None),
+    };
+    // Too long a password is checked (and fails) against the dummy hash: same work, same
+    // answer, no unbounded hashing for an unauthenticated caller.
+    let candidate = if stored_hash.is_some() { request.password } else { String::new() };
+    let password_matches = password::verify(candidate, stored_hash).await?;
+    match role {
+        Some(role) if password_matches => {
+            throttle::record_success(&state.pool, &subjects).await?;
+            Ok(Json(sessions::start(&state.pool, &state.jwt, &request.username, role).await?))
+        }
+        _ => {
+            throttle::record_failure(&state.pool, &state.settings.login_throttle, &subjects).await?;
+            Err(ApiError::Unauthorized(LOGIN_FAILED.to_owned()))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<sessions::TokenResponse>> {
+    Ok(Json(sessions::refresh(&state.pool, &state.jwt, &request.refresh_token).await?))
+}
+
+/// Ends the caller's session: its refresh token and every access token of it stop working.
+async fn logout(State(state): State<AppState>, caller: UserAtLeast<Viewer>) -> ApiResult<StatusCode> {
+    let mut conn = state.pool.acquire().await?;
+    sessions::revoke_session(&mut conn, caller.session_id, "logout").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who the bearer is: a user (name, current role) or an agent (its baked-in policy).
+async fn me(caller: Principal) -> Json<Value> {
+    Json(match caller {
+        Principal::User(user) => json!({"type": "user", "username": user.name, "role": user.role}),
+        Principal::Agent(agent) => json!({
+            "type": "agent",
+            "agent": agent.name,
+            "effective_tools": agent.effective_tools,
+            "approval_required_tools": agent.approval_required_tools,
+            "permissions_version": agent.permissions_version,
+        }),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// Needs the current password (a stolen access token alone cannot take the account over);
+/// wrong guesses count against the same throttle as logins. Ends the user's other sessions
+/// and keeps this one.
+async fn change_own_password(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    caller: UserAtLeast<Viewer>,
+    ApiJson(request): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    if let Some(problem) = password::policy_violation(&request.new_password) {
+        return Err(ApiError::Unprocessable(format!("new_password: {problem}")));
+    }
+    let subjects = Subjects::new(&caller.name, address);
+    throttle::check(&state.pool, &subjects).await?;
+    let stored_hash = users::credentials(&state.pool, &caller.name).await?.map(|(hash, _)| hash);
+    let candidate = if request.current_password.len() > password::MAX_PASSWORD_BYTES {
+        String::new()
+    } else {
+        request.current_password
+    };
+    if !password::verify(candidate, stored_hash).await? {
+        throttle::record_failure(&state.pool, &state.settings.login_throttle, &subjects).await?;
+        return Err(ApiError::Forbidden("current_password is incorrect".to_owned()));
+    }
+    throttle::record_success(&state.pool, &subjects).await?;
+    users::set_password(
+        &state.pool,
+        &caller.actor(),
+        "user.password.change",
+        &caller.name,
+        request.new_password,
+        Some(caller.session_id),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

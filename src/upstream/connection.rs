@@ -1,0 +1,195 @@
+//! One MCP client session with one upstream server, over rmcp: spawning the stdio child or
+//! opening the Streamable HTTP transport, the handshake, and the first `tools/list`.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::model::{ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, Tool};
+use rmcp::service::{ClientCacheConfig, NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt as _};
+use tokio::process::ChildStderr;
+use tokio::sync::Notify;
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{TransportKind, UpstreamConfig};
+
+/// The only variables a stdio child inherits from the gateway's environment; the
+/// configured `env` comes on top. Everything else stays out on purpose: the gateway's
+/// own environment holds `DATABASE_URL`, `ALEXANDRIA_JWT_SECRET` and the admin password,
+/// which an upstream server must never see.
+pub const BASE_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
+/// Longest stderr line logged whole; longer ones are cut, so a chatty child cannot make the
+/// gateway buffer without bound.
+const MAX_STDERR_LINE: usize = 8192;
+
+/// The rmcp client side of a session. Its one job beyond the defaults: pass
+/// `notifications/tools/list_changed` on to the server's supervisor, which re-lists tools.
+pub struct GatewayClient {
+    tools_changed: Arc<Notify>,
+}
+
+impl ClientHandler for GatewayClient {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.notify_one();
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("alexandria", env!("CARGO_PKG_VERSION")),
+        )
+    }
+}
+
+/// A live session and the tools the server listed when it started.
+pub struct Session {
+    pub running: RunningService<RoleClient, GatewayClient>,
+    pub peer: Peer<RoleClient>,
+    /// Cancelling it ends the session: rmcp closes the transport, which for stdio closes
+    /// the child's stdin, then sends SIGTERM, then kills it.
+    pub cancel: CancellationToken,
+    pub tools: Vec<Tool>,
+}
+
+/// Connects, handshakes and lists tools, all within `timeout`. The error is a message for
+/// the server's status (`last_error`).
+pub async fn connect(
+    config: &UpstreamConfig,
+    tools_changed: Arc<Notify>,
+    cancel: CancellationToken,
+    timeout: Duration,
+) -> Result<Session, String> {
+    let attempt = async {
+        let client = GatewayClient { tools_changed };
+        let running = match config.transport {
+            TransportKind::Stdio => {
+                let (transport, stderr) = spawn_stdio(config)?;
+                if let Some(stderr) = stderr {
+                    tokio::spawn(log_stderr(config.name.clone(), stderr));
+                }
+                client
+                    .serve_with_ct(transport, cancel.clone())
+                    .await
+                    .map_err(|e| format!("MCP handshake failed: {}", error_chain(&e)))?
+            }
+            TransportKind::StreamableHttp => {
+                let transport = http_transport(config)?;
+                client
+                    .serve_with_ct(transport, cancel.clone())
+                    .await
+                    .map_err(|e| format!("MCP handshake failed: {}", error_chain(&e)))?
+            }
+        };
+        let peer = running.peer().clone();
+        // rmcp 3 caches list responses per client and serves a stale copy when a
+        // re-fetch fails; the registry keeps its own catalog and must see real failures.
+        peer.set_response_cache_config(ClientCacheConfig::disabled()).await;
+        let tools = peer.list_all_tools().await.map_err(|e| format!("tools/list failed: {}", error_chain(&e)))?;
+        Ok::<_, String>(Session { running, peer, cancel: cancel.clone(), tools })
+    };
+    let result = match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no MCP handshake and tools/list within {} s", timeout.as_secs_f64())),
+    };
+    if result.is_err() {
+        // Ends whatever was started; a dropped stdio transport also kills its child.
+        cancel.cancel();
+    }
+    result
+}
+
+fn spawn_stdio(config: &UpstreamConfig) -> Result<(TokioChildProcess, Option<ChildStderr>), String> {
+    let program = config.command.as_deref().ok_or("no command configured")?;
+    let mut command = tokio::process::Command::new(program);
+    command.args(&config.args).env_clear();
+    for name in BASE_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command.envs(&config.env);
+    if let Some(cwd) = &config.cwd {
+        command.current_dir(cwd);
+    }
+    let mut wrapped = CommandWrap::from(command);
+    // Own process group: a terminal's Ctrl-C reaches the gateway only, which then stops
+    // its children in order; a kill reaches grandchildren too.
+    wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+    TokioChildProcess::builder(wrapped)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {program:?}: {e}"))
+}
+
+/// Copies the child's stderr into the log at debug level, line by line, until it closes.
+async fn log_stderr(server: String, stderr: ChildStderr) {
+    let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(MAX_STDERR_LINE));
+    while let Some(line) = lines.next().await {
+        match line {
+            Ok(line) => tracing::debug!(server = %server, "upstream stderr: {line}"),
+            Err(tokio_util::codec::LinesCodecError::MaxLineLengthExceeded) => {
+                tracing::debug!(server = %server, "upstream stderr: (a line longer than {MAX_STDERR_LINE} bytes, skipped)")
+            }
+            Err(tokio_util::codec::LinesCodecError::Io(_)) => break,
+        }
+    }
+}
+
+fn http_transport(config: &UpstreamConfig) -> Result<StreamableHttpClientTransport<reqwest::Client>, String> {
+    let url = config.url.as_deref().ok_or("no url configured")?;
+    let mut headers = HashMap::with_capacity(config.headers.len());
+    for (name, value) in &config.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name:?}"))?;
+        // Keeps the value out of any Debug output (http's own redaction).
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    // rmcp sends `custom_headers` on every POST, GET and DELETE of the session.
+    let transport_config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
+    Ok(StreamableHttpClientTransport::from_config(transport_config))
+}
+
+/// Asks the server for a ping: the liveness check of an idle or suspect session.
+pub async fn ping(peer: &Peer<RoleClient>, timeout: Duration) -> Result<(), String> {
+    let request = ClientRequest::PingRequest(PingRequest { method: Default::default(), extensions: Default::default() });
+    match tokio::time::timeout(timeout, peer.send_request(request)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("ping failed: {}", error_chain(&e))),
+        Err(_) => Err(format!("no answer to a ping within {} s", timeout.as_secs_f64())),
+    }
+}
+
+/// Lists the server's tools, bounded by `timeout`.
+pub async fn list_tools(peer: &Peer<RoleClient>, timeout: Duration) -> Result<Vec<Tool>, String> {
+    match tokio::time::timeout(timeout, peer.list_all_tools()).await {
+        Ok(Ok(tools)) => Ok(tools),
+        Ok(Err(e)) => Err(format!("tools/list failed: {}", error_chain(&e))),
+        Err(_) => Err(format!("no answer to tools/list within {} s", timeout.as_secs_f64())),
+    }
+}
+
+/// An error and its sources on one line ("a: b: c"), skipping a source whose text the
+/// outer message already contains.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}

@@ -1,0 +1,835 @@
+//! Upstream MCP servers: the registry of configured servers, one long-lived rmcp client
+//! session per server, and the merged tool catalog agents call through the gateway.
+//!
+//! # Replicas and the source of truth
+//! The `mcp_servers` table is the configuration; what a registry holds in memory is only
+//! this process's connections to it. Every replica connects to every registered server.
+//! A change made on one replica reaches the others through [`UpstreamRegistry::reload`],
+//! which diffs the table against the live set (connects what is new, disconnects what is
+//! gone, reconnects what changed). It runs at [`UpstreamRegistry::start`], every
+//! [`UpstreamSettings::reload_interval`] (10 s) after that, and after local changes
+//! (`register` and `remove` apply theirs directly, under the same lock). So another
+//! replica picks a change up within about ten seconds.
+//!
+//! # Sessions
+//! Each server has a supervisor task: connect (spawn the child or open the HTTP session,
+//! handshake, `tools/list`), then watch the session; when it dies or stops answering
+//! pings, reconnect with exponential backoff (250 ms doubling to 30 s). The tool list is
+//! re-read on `notifications/tools/list_changed` and on [`UpstreamRegistry::refresh`].
+//! A server's last known tools stay in the catalog while it reconnects, so agents see a
+//! stable list and a call in that window fails with [`UpstreamError::Unavailable`].
+//!
+//! # Tool names
+//! A tool is exposed under its upstream name, or `<tool_prefix><name>` when the server has
+//! a prefix (stripped again when calling upstream). Registering a server that would expose
+//! a name already exposed is refused. Should a clash still arise (a server adds a tool
+//! later, or two replicas register at once), the earlier registered server keeps the name
+//! and the clash is logged.
+
+mod config;
+mod connection;
+mod error;
+mod store;
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, Tool};
+use rmcp::{Peer, RoleClient, ServiceError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use self::config::{InvalidConfig, RedactedConfig, TransportKind, UpstreamConfig};
+pub use self::error::UpstreamError;
+use self::connection::Session;
+use self::store::StoredServer;
+
+/// Timing of the registry. `call_timeout` is `ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS`.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// Longest wait for one `tools/call` answer.
+    pub call_timeout: Duration,
+    /// Longest wait to connect, handshake and list tools.
+    pub connect_timeout: Duration,
+    /// How often the `mcp_servers` table is re-read (see the module docs).
+    pub reload_interval: Duration,
+    /// Upper bound of the reconnect backoff.
+    pub max_backoff: Duration,
+    /// How often an otherwise quiet session is pinged.
+    pub health_interval: Duration,
+}
+
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        UpstreamSettings {
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            connect_timeout: Duration::from_secs(30),
+            reload_interval: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(30),
+            health_interval: Duration::from_secs(20),
+        }
+    }
+}
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+/// A session that lived this long counts as healthy: the next reconnect starts from the
+/// initial backoff again rather than where the last failures left it.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a session to close (rmcp gives a stdio child 3 s after closing its
+/// stdin, then 3 s after SIGTERM, then kills it).
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Connected,
+    Connecting,
+    Error,
+}
+
+impl fmt::Display for ConnectionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::Connecting => "connecting",
+            ConnectionStatus::Error => "error",
+        })
+    }
+}
+
+/// What the admin API shows of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamStatus {
+    pub name: String,
+    #[serde(flatten)]
+    pub config: RedactedConfig,
+    pub status: ConnectionStatus,
+    /// When `status` last changed.
+    pub since: DateTime<Utc>,
+    /// The most recent connection failure, kept after a reconnect as history.
+    pub last_error: Option<String>,
+    /// The server's tools as agents see them (prefixed names), last known.
+    pub tools: Vec<Tool>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One tool of the merged catalog.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogTool {
+    /// The server that offers it.
+    pub server: String,
+    /// Its name on that server (without the server's `tool_prefix`).
+    pub upstream_name: String,
+    /// The tool as agents see it: `name` is the downstream name; schemas and annotations
+    /// are the upstream's.
+    pub tool: Tool,
+}
+
+/// Downstream tool name → the tool.
+pub type Catalog = BTreeMap<String, CatalogTool>;
+
+/// The live registry. Cheap to clone; every clone is the same registry.
+#[derive(Clone)]
+pub struct UpstreamRegistry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    settings: UpstreamSettings,
+    servers: RwLock<BTreeMap<String, Arc<Server>>>,
+    catalog: RwLock<Arc<Catalog>>,
+    /// Serialises register, remove and reload, so their check-then-act steps see each
+    /// other's results.
+    changes: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Supervisors hold only weak references: with the last registry handle gone, this
+        // stops them (and their children) even without an explicit shutdown().
+        self.shutdown.cancel();
+    }
+}
+
+/// One registered server and its connection state.
+struct Server {
+    config: UpstreamConfig,
+    /// Set when the stored configuration is invalid: the server is listed, never connected.
+    invalid: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    state: watch::Sender<Live>,
+    /// Poked by the rmcp client handler on `notifications/tools/list_changed`.
+    tools_changed: Arc<Notify>,
+    /// A call failed in a way that suggests the session is dead: check it now.
+    suspect: Notify,
+    /// Calls in flight. The periodic ping waits while there are any: a server that works
+    /// on one request at a time would not answer it, and the session (with the calls in
+    /// it) must not be declared dead for being busy.
+    in_flight: AtomicUsize,
+    /// Skip the rest of the backoff and reconnect now.
+    wake: Notify,
+    stop: CancellationToken,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+    sessions: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Live {
+    status: ConnectionStatus,
+    since: DateTime<Utc>,
+    last_error: Option<String>,
+    /// Last known tools, upstream names.
+    tools: Arc<Vec<Tool>>,
+    /// Some exactly while connected.
+    peer: Option<Peer<RoleClient>>,
+    /// Which session `peer` and `tools` belong to.
+    session: u64,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl UpstreamRegistry {
+    /// An empty registry; nothing connects until [`start`](Self::start) or
+    /// [`register`](Self::register).
+    pub fn new(pool: PgPool, settings: UpstreamSettings) -> Self {
+        UpstreamRegistry {
+            inner: Arc::new(Inner {
+                pool,
+                settings,
+                servers: RwLock::new(BTreeMap::new()),
+                catalog: RwLock::new(Arc::new(Catalog::new())),
+                changes: tokio::sync::Mutex::new(()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &UpstreamSettings {
+        &self.inner.settings
+    }
+
+    /// Loads the stored servers (each connects in the background) and keeps re-reading the
+    /// table every `reload_interval` until [`shutdown`](Self::shutdown).
+    pub fn start(&self) {
+        let registry = Arc::downgrade(&self.inner);
+        let stopped = self.inner.shutdown.clone();
+        let interval = self.inner.settings.reload_interval;
+        self.inner.tasks.spawn(async move {
+            loop {
+                // A weak handle, so this loop never keeps a dropped registry alive.
+                let Some(inner) = registry.upgrade() else { return };
+                if let Err(error) = (UpstreamRegistry { inner }).reload().await {
+                    tracing::warn!(error = %error, "cannot reload the MCP server list; keeping the current one");
+                }
+                tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+    }
+
+    /// Brings the live set in line with the `mcp_servers` table: connects new servers,
+    /// disconnects removed ones, reconnects changed ones.
+    pub async fn reload(&self) -> Result<(), UpstreamError> {
+        let inner = &self.inner;
+        let _changes = inner.changes.lock().await;
+        if inner.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let mut wanted = BTreeMap::new();
+        for row in store::load_all(&inner.pool).await? {
+            match row {
+                Ok(stored) => {
+                    wanted.insert(stored.config.name.clone(), stored);
+                }
+                Err(unreadable) => tracing::error!(
+                    server = %unreadable.name, problem = %unreadable.problem,
+                    "a stored MCP server cannot be read; it is left out"
+                ),
+            }
+        }
+        let (stale, fresh): (Vec<Arc<Server>>, Vec<StoredServer>) = {
+            let servers = read(&inner.servers);
+            let stale = servers
+                .values()
+                .filter(|live| {
+                    wanted.get(&live.config.name).is_none_or(|stored| {
+                        stored.config != live.config || stored.updated_at != live.updated_at
+                    })
+                })
+                .cloned()
+                .collect();
+            let fresh = wanted
+                .into_values()
+                .filter(|stored| {
+                    servers.get(&stored.config.name).is_none_or(|live| {
+                        stored.config != live.config || stored.updated_at != live.updated_at
+                    })
+                })
+                .collect();
+            (stale, fresh)
+        };
+        if stale.is_empty() && fresh.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut servers = write(&inner.servers);
+            for server in &stale {
+                servers.remove(&server.config.name);
+            }
+        }
+        for server in stale {
+            tracing::info!(server = %server.config.name, "MCP server removed or changed in the database; disconnecting");
+            server.stop_and_wait().await;
+        }
+        for stored in fresh {
+            tracing::info!(server = %stored.config.name, "MCP server found in the database; connecting");
+            let server = Server::new(stored, inner.shutdown.child_token(), Arc::new(Notify::new()));
+            write(&inner.servers).insert(server.config.name.clone(), Arc::clone(&server));
+            self.spawn_supervisor(server, None);
+        }
+        inner.rebuild_catalog();
+        Ok(())
+    }
+
+    /// Registers a server: validates the configuration, connects and lists its tools
+    /// (refusing a tool name another server already exposes), stores it, and keeps the
+    /// session. Nothing is stored when any step fails. If the caller drops this future
+    /// after the row is written, the next `reload` connects the server; a dropped
+    /// `remove` is finished the same way.
+    pub async fn register(&self, config: UpstreamConfig) -> Result<UpstreamStatus, UpstreamError> {
+        config.validate()?;
+        let inner = &self.inner;
+        let _changes = inner.changes.lock().await;
+        if inner.shutdown.is_cancelled() {
+            return Err(UpstreamError::ShuttingDown);
+        }
+        let name = config.name.clone();
+        if read(&inner.servers).contains_key(&name) || store::exists(&inner.pool, &name).await? {
+            return Err(UpstreamError::AlreadyRegistered { name });
+        }
+
+        let stop = inner.shutdown.child_token();
+        let tools_changed = Arc::new(Notify::new());
+        let session = connection::connect(
+            &config,
+            Arc::clone(&tools_changed),
+            stop.child_token(),
+            inner.settings.connect_timeout,
+        )
+        .await
+        .map_err(|message| UpstreamError::Connect { server: name.clone(), message })?;
+
+        let refuse = |error: UpstreamError, session: Session| async move {
+            session.cancel.cancel();
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.running.waiting()).await;
+            Err(error)
+        };
+        if let Some(clash) = self.first_clash(&config, &session.tools) {
+            return refuse(clash, session).await;
+        }
+        let stored = match store::insert(&inner.pool, &config).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return refuse(UpstreamError::AlreadyRegistered { name }, session).await,
+            Err(error) => return refuse(error.into(), session).await,
+        };
+
+        let server = Server::new(stored, stop, tools_changed);
+        let id = server.next_session();
+        server.set_connected(id, session.peer.clone(), session.tools.clone());
+        write(&inner.servers).insert(name.clone(), Arc::clone(&server));
+        inner.rebuild_catalog();
+        self.spawn_supervisor(Arc::clone(&server), Some((id, session)));
+        tracing::info!(server = %name, tools = server.state.borrow().tools.len(), "MCP server registered");
+        Ok(server.status())
+    }
+
+    /// The first tool `config`'s server would expose under a name already in the catalog.
+    fn first_clash(&self, config: &UpstreamConfig, tools: &[Tool]) -> Option<UpstreamError> {
+        let catalog = self.tools();
+        tools.iter().find_map(|tool| {
+            let exposed = config.exposed_tool_name(&tool.name);
+            catalog.get(&exposed).map(|existing| UpstreamError::DuplicateTool {
+                tool: exposed,
+                existing_server: existing.server.clone(),
+                new_server: config.name.clone(),
+            })
+        })
+    }
+
+    /// Unregisters a server: deletes it, closes its session and stops its child process
+    /// before returning.
+    pub async fn remove(&self, name: &str) -> Result<(), UpstreamError> {
+        let inner = &self.inner;
+        let _changes = inner.changes.lock().await;
+        let deleted = store::delete(&inner.pool, name).await?;
+        let live = write(&inner.servers).remove(name);
+        if !deleted && live.is_none() {
+            return Err(UpstreamError::ServerNotFound { name: name.to_owned() });
+        }
+        inner.rebuild_catalog();
+        if let Some(server) = live {
+            server.stop_and_wait().await;
+        }
+        tracing::info!(server = %name, "MCP server removed");
+        Ok(())
+    }
+
+    /// Re-reads the server's tool list now when connected; otherwise asks for an immediate
+    /// reconnect. Returns the status afterwards.
+    pub async fn refresh(&self, name: &str) -> Result<UpstreamStatus, UpstreamError> {
+        let server = self.server(name)?;
+        let live = server.state.borrow().clone();
+        match live.peer {
+            Some(peer) => match connection::list_tools(&peer, self.inner.settings.connect_timeout).await {
+                Ok(tools) => {
+                    server.set_tools(live.session, tools);
+                    self.inner.rebuild_catalog();
+                }
+                Err(message) => {
+                    server.suspect.notify_one();
+                    return Err(UpstreamError::Transport { server: name.to_owned(), message });
+                }
+            },
+            None => server.wake.notify_one(),
+        }
+        Ok(server.status())
+    }
+
+    /// Every registered server, by name.
+    pub fn list(&self) -> Vec<UpstreamStatus> {
+        read(&self.inner.servers).values().map(|server| server.status()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Result<UpstreamStatus, UpstreamError> {
+        Ok(self.server(name)?.status())
+    }
+
+    /// The merged catalog: every tool agents can call, by downstream name. A snapshot;
+    /// cheap to take.
+    pub fn tools(&self) -> Arc<Catalog> {
+        Arc::clone(&read(&self.inner.catalog))
+    }
+
+    /// Calls a tool by its downstream name. An `isError` result is a result. Arguments go
+    /// upstream as given. A server that is still connecting is waited for, within the
+    /// same per-call timeout.
+    pub async fn call_tool(&self, tool_name: &str, arguments: Map<String, Value>) -> Result<Value, UpstreamError> {
+        let Some(entry) = self.tools().get(tool_name).cloned() else {
+            return Err(UpstreamError::ToolNotFound { tool: tool_name.to_owned() });
+        };
+        let server = self
+            .server(&entry.server)
+            .map_err(|_| UpstreamError::ToolNotFound { tool: tool_name.to_owned() })?;
+        let timeout = self.inner.settings.call_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || UpstreamError::Timeout { server: entry.server.clone(), tool: tool_name.to_owned(), after: timeout };
+
+        let mut state = server.state.subscribe();
+        let peer = match tokio::time::timeout_at(deadline, state.wait_for(|live| live.status != ConnectionStatus::Connecting)).await {
+            Ok(Ok(live)) => live.peer.clone(),
+            Ok(Err(_)) => None, // removed meanwhile
+            Err(_) => None,
+        };
+        let Some(peer) = peer else {
+            let live = server.state.borrow();
+            return Err(UpstreamError::Unavailable {
+                server: entry.server.clone(),
+                status: live.status,
+                last_error: live.last_error.clone(),
+            });
+        };
+
+        let params = CallToolRequestParams::new(entry.upstream_name.clone()).with_arguments(arguments);
+        let _in_flight = InFlight::enter(&server);
+        // The request future sends `notifications/cancelled` upstream when dropped, which
+        // is what the timeout does. A timeout says nothing about the session (the tool may
+        // just be slow), so it does not trigger a liveness check.
+        let answer = match tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await {
+            Ok(answer) => answer,
+            Err(_) => return Err(timed_out()),
+        };
+        match answer {
+            Ok(CallToolResponse::Complete(result)) => serde_json::to_value(result).map_err(|e| UpstreamError::Transport {
+                server: entry.server.clone(),
+                message: format!("cannot encode the result: {e}"),
+            }),
+            Ok(CallToolResponse::InputRequired(_)) => Err(UpstreamError::Unsupported {
+                server: entry.server,
+                tool: tool_name.to_owned(),
+                what: "a request for more input (input_required)",
+            }),
+            Ok(_) => Err(UpstreamError::Unsupported {
+                server: entry.server,
+                tool: tool_name.to_owned(),
+                what: "a task",
+            }),
+            Err(ServiceError::McpError(error)) => Err(UpstreamError::Rpc {
+                server: entry.server,
+                code: error.code.0,
+                message: error.message.into_owned(),
+                data: error.data,
+            }),
+            Err(ServiceError::Timeout { .. }) => Err(timed_out()),
+            Err(error) => {
+                // The session may be dead (an HTTP server gone, a broken pipe): check now
+                // rather than at the next health tick.
+                server.suspect.notify_one();
+                Err(UpstreamError::Transport {
+                    server: entry.server,
+                    message: connection::error_chain(&error),
+                })
+            }
+        }
+    }
+
+    /// Stops reloading, closes every session and stops every child, then returns.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    fn server(&self, name: &str) -> Result<Arc<Server>, UpstreamError> {
+        read(&self.inner.servers)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| UpstreamError::ServerNotFound { name: name.to_owned() })
+    }
+
+    fn spawn_supervisor(&self, server: Arc<Server>, first: Option<(u64, Session)>) {
+        let handle = self.inner.tasks.spawn(supervise(
+            Arc::downgrade(&self.inner),
+            Arc::clone(&server),
+            first,
+            self.inner.settings.clone(),
+        ));
+        *server.supervisor.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    }
+}
+
+impl Inner {
+    /// Recomputes the catalog from every server's last known tools. Servers are taken in
+    /// registration order, so on a clash the earlier server keeps the name.
+    fn rebuild_catalog(&self) {
+        // Catalog lock first, then servers: rebuilds are serialised and each one reads the
+        // latest state, so an older snapshot never overwrites a newer one.
+        let mut catalog = write(&self.catalog);
+        let servers = read(&self.servers);
+        let mut ordered: Vec<&Arc<Server>> = servers.values().collect();
+        ordered.sort_by(|a, b| (a.created_at, &a.config.name).cmp(&(b.created_at, &b.config.name)));
+        let mut merged = Catalog::new();
+        for server in ordered {
+            let tools = Arc::clone(&server.state.borrow().tools);
+            for tool in tools.iter() {
+                let exposed = server.config.exposed_tool_name(&tool.name);
+                match merged.entry(exposed) {
+                    Entry::Occupied(kept) => tracing::warn!(
+                        tool = %kept.key(), kept_by = %kept.get().server, hidden_from = %server.config.name,
+                        "two MCP servers offer the same tool name; the earlier registered one keeps it \
+                         (give one of them a tool_prefix)"
+                    ),
+                    Entry::Vacant(slot) => {
+                        let mut downstream = tool.clone();
+                        downstream.name = slot.key().clone().into();
+                        slot.insert(CatalogTool {
+                            server: server.config.name.clone(),
+                            upstream_name: tool.name.to_string(),
+                            tool: downstream,
+                        });
+                    }
+                }
+            }
+        }
+        *catalog = Arc::new(merged);
+    }
+}
+
+impl Server {
+    fn new(stored: StoredServer, stop: CancellationToken, tools_changed: Arc<Notify>) -> Arc<Self> {
+        let invalid = stored.config.validate().err().map(|e| format!("the stored configuration is invalid: {e}"));
+        let (status, last_error) = match &invalid {
+            Some(problem) => (ConnectionStatus::Error, Some(problem.clone())),
+            None => (ConnectionStatus::Connecting, None),
+        };
+        let (state, _) = watch::channel(Live {
+            status,
+            since: Utc::now(),
+            last_error,
+            tools: Arc::new(Vec::new()),
+            peer: None,
+            session: 0,
+        });
+        Arc::new(Server {
+            config: stored.config,
+            invalid,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+            state,
+            tools_changed,
+            suspect: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            wake: Notify::new(),
+            stop,
+            supervisor: Mutex::new(None),
+            sessions: AtomicU64::new(0),
+        })
+    }
+
+    fn next_session(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn status(&self) -> UpstreamStatus {
+        let live = self.state.borrow();
+        UpstreamStatus {
+            name: self.config.name.clone(),
+            config: self.config.redacted(),
+            status: live.status,
+            since: live.since,
+            last_error: live.last_error.clone(),
+            tools: live
+                .tools
+                .iter()
+                .map(|tool| {
+                    let mut downstream = tool.clone();
+                    downstream.name = self.config.exposed_tool_name(&tool.name).into();
+                    downstream
+                })
+                .collect(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    fn set_connecting(&self) {
+        self.state.send_modify(|live| {
+            if live.status != ConnectionStatus::Connecting {
+                live.status = ConnectionStatus::Connecting;
+                live.since = Utc::now();
+            }
+            live.peer = None;
+        });
+    }
+
+    fn set_error(&self, message: String) {
+        tracing::warn!(server = %self.config.name, error = %message, "MCP server not connected");
+        self.state.send_modify(|live| {
+            if live.status != ConnectionStatus::Error {
+                live.status = ConnectionStatus::Error;
+                live.since = Utc::now();
+            }
+            live.last_error = Some(message);
+            live.peer = None;
+        });
+    }
+
+    fn set_connected(&self, session: u64, peer: Peer<RoleClient>, tools: Vec<Tool>) {
+        tracing::info!(server = %self.config.name, tools = tools.len(), "MCP server connected");
+        self.state.send_modify(|live| {
+            live.status = ConnectionStatus::Connected;
+            live.since = Utc::now();
+            live.tools = Arc::new(tools);
+            live.peer = Some(peer);
+            live.session = session;
+        });
+    }
+
+    /// Replaces the tool list, unless it came from a session that has since been replaced.
+    fn set_tools(&self, session: u64, tools: Vec<Tool>) {
+        self.state.send_if_modified(|live| {
+            if live.session != session || live.status != ConnectionStatus::Connected {
+                return false;
+            }
+            live.tools = Arc::new(tools);
+            true
+        });
+    }
+
+    async fn stop_and_wait(&self) {
+        self.stop.cancel();
+        let handle = self.supervisor.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            if let Err(error) = handle.await {
+                tracing::warn!(server = %self.config.name, %error, "MCP server supervisor failed");
+            }
+        }
+    }
+}
+
+/// Counts a call as in flight on its server for as long as it lives.
+struct InFlight<'a>(&'a Server);
+
+impl<'a> InFlight<'a> {
+    fn enter(server: &'a Server) -> Self {
+        server.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(server)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+enum SessionEnd {
+    Stopped,
+    Lost(String),
+}
+
+/// Keeps one server connected until it is stopped: connect, watch, reconnect with backoff.
+async fn supervise(registry: Weak<Inner>, server: Arc<Server>, mut first: Option<(u64, Session)>, settings: UpstreamSettings) {
+    if server.invalid.is_some() {
+        server.stop.cancelled().await;
+        return;
+    }
+    let mut backoff = INITIAL_BACKOFF;
+    loop {
+        let (id, session) = match first.take() {
+            Some(established) => established,
+            None => {
+                server.set_connecting();
+                let attempt = connection::connect(
+                    &server.config,
+                    Arc::clone(&server.tools_changed),
+                    server.stop.child_token(),
+                    settings.connect_timeout,
+                );
+                let outcome = tokio::select! {
+                    _ = server.stop.cancelled() => return,
+                    outcome = attempt => outcome,
+                };
+                match outcome {
+                    Ok(session) => {
+                        let id = server.next_session();
+                        server.set_connected(id, session.peer.clone(), session.tools.clone());
+                        if let Some(inner) = registry.upgrade() {
+                            inner.rebuild_catalog();
+                        }
+                        (id, session)
+                    }
+                    Err(message) => {
+                        server.set_error(message);
+                        if !wait_backoff(&server, &mut backoff, settings.max_backoff).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let started = tokio::time::Instant::now();
+        match watch_session(&registry, &server, id, session, &settings).await {
+            SessionEnd::Stopped => return,
+            SessionEnd::Lost(message) => {
+                server.set_error(message);
+                if started.elapsed() >= STABLE_SESSION {
+                    backoff = INITIAL_BACKOFF;
+                }
+                if !wait_backoff(&server, &mut backoff, settings.max_backoff).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps the current backoff (cut short by a wake-up) and doubles it. False when the
+/// server was stopped meanwhile.
+async fn wait_backoff(server: &Server, backoff: &mut Duration, max: Duration) -> bool {
+    let delay = *backoff;
+    *backoff = (*backoff * 2).min(max);
+    tokio::select! {
+        _ = server.stop.cancelled() => false,
+        _ = server.wake.notified() => true,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Serves one session until it ends, is found dead, or the server is stopped. Re-lists
+/// tools on `list_changed`; pings when a call failed oddly and every `health_interval`.
+async fn watch_session(
+    registry: &Weak<Inner>,
+    server: &Server,
+    id: u64,
+    session: Session,
+    settings: &UpstreamSettings,
+) -> SessionEnd {
+    let Session { running, peer, cancel, .. } = session;
+    let mut closed = std::pin::pin!(running.waiting());
+    let mut health = tokio::time::interval_at(tokio::time::Instant::now() + settings.health_interval, settings.health_interval);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let check = tokio::select! {
+            quit = &mut closed => {
+                let why = match quit {
+                    Ok(rmcp::service::QuitReason::Closed) => "the session closed (the server exited or hung up)".to_owned(),
+                    Ok(other) => format!("the session ended ({other:?})"),
+                    Err(error) => format!("the session task failed: {error}"),
+                };
+                return SessionEnd::Lost(why);
+            }
+            _ = server.stop.cancelled() => {
+                cancel.cancel();
+                if tokio::time::timeout(CLOSE_GRACE, &mut closed).await.is_err() {
+                    tracing::warn!(server = %server.config.name, "the MCP session did not close in time; leaving it to finish alone");
+                }
+                return SessionEnd::Stopped;
+            }
+            _ = server.tools_changed.notified() => {
+                match connection::list_tools(&peer, settings.connect_timeout).await {
+                    Ok(tools) => {
+                        tracing::info!(server = %server.config.name, tools = tools.len(), "MCP server's tool list changed");
+                        server.set_tools(id, tools);
+                        if let Some(inner) = registry.upgrade() {
+                            inner.rebuild_catalog();
+                        }
+                        false
+                    }
+                    Err(message) => {
+                        tracing::warn!(server = %server.config.name, error = %message, "cannot re-list tools");
+                        true
+                    }
+                }
+            }
+            _ = server.suspect.notified() => true,
+            // Calls in flight show the session in use; a dead one fails them, which
+            // raises `suspect` instead.
+            _ = health.tick() => server.in_flight.load(Ordering::SeqCst) == 0,
+        };
+        if check {
+            if let Err(message) = connection::ping(&peer, PING_TIMEOUT).await {
+                cancel.cancel();
+                let _ = tokio::time::timeout(CLOSE_GRACE, &mut closed).await;
+                return SessionEnd::Lost(message);
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Users: create, list, change role, reset or change a password, delete. Every change
+//! appends an `admin_audit` row in its transaction. There is always at least one
+//! super_admin: removing or demoting the last one is refused.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+
+use crate::admin_audit;
+use crate::auth::{password, sessions, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::validation::check_principal_name;
+
+/// The user DTO. Never carries the password hash.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct User {
+    #[sqlx(rename = "name")]
+    pub username: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "name, role, created_at, updated_at";
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no user named {name:?}"))
+}
+
+/// The stored hash and role of `name`, for checking a login.
+pub async fn credentials(pool: &PgPool, name: &str) -> ApiResult<Option<(String, Role)>> {
+    let row: Option<(String, String)> = sqlx::query_as("SELECT password_hash, role FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|(hash, role)| Role::try_from(role).map(|role| (hash, role)))
+        .transpose()
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!(error)))
+}
+
+pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: String, role: Role) -> ApiResult<User> {
+    let problems: Vec<String> = [check_principal_name("user", username).err(), password::policy_violation(&new_password)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !problems.is_empty() {
+        return Err(ApiError::Unprocessable(problems.join("; ")));
+    }
+    let hash = password::hash(new_password).await?;
+    let mut tx = pool.begin().await?;
+    let created: Option<User> = sqlx::query_as(&format!(
+        "INSERT INTO users (name, password_hash, role) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING RETURNING {USER_COLUMNS}"
+    ))
+    .bind(username)
+    .bind(hash)
+    .bind(role.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(created) = created else {
+        return Err(ApiError::Conflict(format!("a user named {username:?} already exists")));
+    };
+    admin_audit::record(&mut tx, actor, "user.create", username, None, Some(json!({"username": username, "role": role})))
+        .await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub async fn list(pool: &PgPool) -> ApiResult<Vec<User>> {
+    Ok(sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name")).fetch_all(pool).await?)
+}
+
+async fn lock(conn: &mut PgConnection, name: &str) -> ApiResult<User> {
+    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1 FOR UPDATE"))
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
+/// Locks every super_admin row, in name order. Done first by any change that could take
+/// away a super_admin, so two super_admins demoting each other at once take turns (in the
+/// same lock order, so they cannot deadlock) and the second sees that one is left.
+async fn lock_super_admins(conn: &mut PgConnection) -> ApiResult<Vec<String>> {
+    Ok(sqlx::query_scalar("SELECT name FROM users WHERE role = 'super_admin' ORDER BY name FOR UPDATE")
+        .fetch_all(conn)
+        .await?)
+}
+
+fn last_super_admin(user: &User, super_admins: &[String], what: &str) -> ApiResult<()> {
+    if user.role == Role::SuperAdmin && super_admins.len() <= 1 {
+        return Err(ApiError::Conflict(format!(
+            "cannot {what} {:?}: they are the last super_admin; make another user super_admin first",
+            user.username
+        )));
+    }
+    Ok(())
+}
+
+pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> ApiResult<User> {
+    let mut tx = pool.begin().await?;
+    let super_admins = lock_super_admins(&mut tx).await?;
+    let before = lock(&mut tx, name).await?;
+    if role != Role::SuperAdmin {
+        last_super_admin(&before, &super_admins, "demote")?;
+    }
+    let after: User = sqlx::query_as(&format!(
+        "UPDATE users SET role = $2, updated_at = now() WHERE name = $1 RETURNING {USER_COLUMNS}"
+    ))
+    .bind(name)
+    .bind(role.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    admin_audit::record(
+        &mut tx,
+        actor,
+        "user.role.set",
+        name,
+        Some(json!({"role": before.role})),
+        Some(json!({"role": after.role})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> ApiResult<()> {
+    let mut tx = pool.begin().await?;
+    let super_admins = lock_super_admins(&mut tx).await?;
+    let before = lock(&mut tx, name).await?;
+    last_super_admin(&before, &super_admins, "delete")?;
+    // Sessions and refresh tokens go with the user (ON DELETE CASCADE).
+    sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *tx).await?;
+    admin_audit::record(
+        &mut tx,
+        actor,
+        "user.delete",
+        name,
+        Some(json!({"username": before.username, "role": before.role})),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets a new password and ends the user's sessions, except `keep_session` (the caller's
+/// own, when users change their own password). `action` names it in the audit trail.
+pub async fn set_password(
+    pool: &PgPool,
+    actor: &str,
+    action: &str,
+    name: &str,
+    new_password: String,
+    keep_session: Option<uuid::Uuid>,
+) -> ApiResult<()> {
+    if let Some(problem) = password::policy_violation(&new_password) {
+        return Err(ApiError::Unprocessable(problem));
+    }
+    let hash = password::hash(new_password).await?;
+    let mut tx = pool.begin().await?;
+    lock(&mut tx, name).await?;
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE name = $1")
+        .bind(name)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    let ended = sessions::revoke_user_sessions(&mut tx, name, keep_session, "password changed").await?;
+    admin_audit::record(&mut tx, actor, action, name, None, Some(json!({"sessions_revoked": ended}))).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Rules for names and tool lists, checked before anything is stored. Each check returns
+//! a message naming the offending values, for a 422.
+
+/// Longest tool name accepted (MCP's own recommendation).
+pub const MAX_TOOL_NAME_CHARS: usize = 128;
+
+/// Names of users and agents: `[a-z0-9_-]{1,64}` (also a database domain).
+pub fn is_principal_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// `Err` with a message when `name` is not a valid name for a `kind` ("agent", "user").
+pub fn check_principal_name(kind: &str, name: &str) -> Result<(), String> {
+    if is_principal_name(name) {
+        Ok(())
+    } else {
+        Err(format!("{kind} name {name:?} is invalid: use 1 to 64 of a-z, 0-9, _ and -"))
+    }
+}
+
+/// Tool names are chosen by upstream servers, so the rule is loose: 1 to 128 characters,
+/// none of them whitespace or control characters.
+fn is_tool_name(tool: &str) -> bool {
+    let chars = tool.chars().count();
+    (1..=MAX_TOOL_NAME_CHARS).contains(&chars) && !tool.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The list without duplicates (first occurrence kept, order preserved), or a message
+/// naming every invalid tool name in `field`.
+pub fn normalize_tool_list(field: &str, tools: Vec<String>) -> Result<Vec<String>, String> {
+    let invalid: Vec<&String> = tools.iter().filter(|tool| !is_tool_name(tool)).collect();
+    if !invalid.is_empty() {
+        return Err(format!(
+            "{field} has invalid tool names {invalid:?}: a tool name is 1 to {MAX_TOOL_NAME_CHARS} characters without whitespace"
+        ));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(tools.len());
+    for tool in tools {
+        if !unique.contains(&tool) {
+            unique.push(tool);
+        }
+    }
+    Ok(unique)
+}
+
+/// `approval_required_tools` must be a subset of `allowed_tools`: gating a tool the agent
+/// may not call at all means nothing. The message names the offenders.
+pub fn check_approval_subset(allowed_tools: &[String], approval_required_tools: &[String]) -> Result<(), String> {
+    let offenders: Vec<&String> = approval_required_tools.iter().filter(|tool| !allowed_tools.contains(tool)).collect();
+    if offenders.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("approval_required_tools must be a subset of allowed_tools; not allowed: {offenders:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_names_follow_the_pattern() {
+        for good in ["a", "demo-agent", "x_1", &"a".repeat(64)] {
+            assert!(is_principal_name(good), "{good}");
+        }
+        for bad in ["", "Demo", "a b", "a.b", "é", &"a".repeat(65)] {
+            assert!(!is_principal_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tool_lists_are_deduplicated_in_order_and_offenders_named() {
+        let tools = vec!["b".to_owned(), "a".to_owned(), "b".to_owned()];
+        assert_eq!(normalize_tool_list("allowed_tools", tools).unwrap(), vec!["b", "a"]);
+        let error = normalize_tool_list("allowed_tools", vec!["ok".into(), "".into(), "a b".into()]).unwrap_err();
+        assert!(error.contains(r#"["", "a b"]"#), "{error}");
+        let error = check_approval_subset(&["a".into()], &["a".into(), "z".into()]).unwrap_err();
+        assert!(error.contains(r#"["z"]"#), "{error}");
+    }
+}
