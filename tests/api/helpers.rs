@@ -135,6 +135,20 @@ impl Drop for TestApp {
     }
 }
 
+/// True under CI (`CI` set to anything but empty, `0` or `false`), where a missing peer
+/// fails a test instead of skipping it.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Says loudly that `test` was skipped and why. Written to the process's stderr directly:
+/// the test harness captures `eprintln!` of a passing test, and a skip must not pass
+/// unnoticed.
+pub fn announce_skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED {test}: {why} !!!!!!!!\n");
+}
+
 /// Waits for `check` to hold, re-checking every 20 ms, failing after `timeout`. For
 /// conditions reached by background workers: it waits for the condition, never for time.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
