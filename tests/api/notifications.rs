@@ -542,7 +542,7 @@ async fn a_request_past_its_deadline_is_expired_and_its_alert_resolved() {
     else {
         unreachable!()
     };
-    let expires_at = Utc::now() + chrono::Duration::seconds(3);
+    let expires_at = Utc::now() + chrono::Duration::seconds(5);
     let create = C::Create { agent, tool, arguments, idempotency_key, requested_by, at, expires_at };
     app.state.store.execute(id, create, &meta("agent:agent-x")).await.unwrap();
     eventually(WAIT, "the short-lived request's alert", || async { alertmanager.alerts(id).await.len() == 1 }).await;
