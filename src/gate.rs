@@ -35,23 +35,6 @@ pub trait ToolExecutor: Send + Sync {
     async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome;
 }
 
-/// Told about requests that need a person. The notifier issue replaces the logging one.
-#[async_trait]
-pub trait ApprovalNotifier: Send + Sync {
-    async fn request_pending(&self, id: Uuid, request: &PermissionRequest);
-}
-
-pub struct LoggingNotifier;
-
-#[async_trait]
-impl ApprovalNotifier for LoggingNotifier {
-    async fn request_pending(&self, id: Uuid, request: &PermissionRequest) {
-        if let Some(details) = &request.details {
-            tracing::info!(request_id = %id, agent = %details.agent, tool = %details.tool, "permission request needs approval");
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct GateSettings {
     /// How long a call waits in-band for a decision.
@@ -107,7 +90,6 @@ pub struct Gate {
     store: PermissionStore,
     listener: Arc<EventListener>,
     executor: Arc<dyn ToolExecutor>,
-    notifier: Arc<dyn ApprovalNotifier>,
     settings: Arc<GateSettings>,
     metrics: Metrics,
     /// On shutdown, waiters answer "pending" at once instead of holding the server up
@@ -120,12 +102,11 @@ impl Gate {
         store: PermissionStore,
         listener: Arc<EventListener>,
         executor: Arc<dyn ToolExecutor>,
-        notifier: Arc<dyn ApprovalNotifier>,
-        settings: GateSettings,
+            settings: GateSettings,
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { store, listener, executor, notifier, settings: Arc::new(settings), metrics, shutdown }
+        Self { store, listener, executor, settings: Arc::new(settings), metrics, shutdown }
     }
 
     pub fn settings(&self) -> &GateSettings {
@@ -165,8 +146,10 @@ impl Gate {
         let metadata = self.metadata(&call);
         let state = match self.store.execute(id, create, &metadata).await {
             Ok(applied) => {
+                // People are told through the notification outbox, a projection of this
+                // `Created` event: durable, unlike a call from here.
                 if !applied.events.is_empty() {
-                    self.notifier.request_pending(id, &applied.state).await;
+                    tracing::info!(request_id = %id, agent = %call.agent, tool = %call.tool, "permission request needs approval");
                 }
                 applied.state
             }

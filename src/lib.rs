@@ -17,6 +17,7 @@ pub mod gate;
 pub mod managed_pg;
 pub mod mcp;
 pub mod metrics;
+pub mod notify;
 pub mod permissions;
 pub mod routes;
 pub mod shutdown;

@@ -31,6 +31,7 @@ struct Inner {
     projection_position: IntGaugeVec,
     projection_lag: IntGaugeVec,
     gate_waiters: IntGauge,
+    notifier_deliveries: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: T) -> T {
@@ -102,6 +103,11 @@ impl Metrics {
                 &registry,
                 IntGauge::new("alexandria_gate_waiters", "Gated tool calls of this process waiting in-band.").expect("valid metric"),
             ),
+            notifier_deliveries: counter(
+                "alexandria_notifier_deliveries_total",
+                "Notification sends by this process, by channel and outcome (delivered, refreshed, failed).",
+                &["channel", "outcome"],
+            ),
             registry,
         };
         Metrics { inner: Arc::new(inner) }
@@ -116,6 +122,18 @@ impl Metrics {
         if failed {
             self.inner.upstream_errors.with_label_values(&[server, tool]).inc();
         }
+    }
+
+    /// One notification send: `outcome` is `delivered` (first delivery of a notice),
+    /// `refreshed` (a firing alert re-sent) or `failed`.
+    pub fn notifier_delivery(&self, channel: &str, outcome: &str) {
+        self.inner.notifier_deliveries.with_label_values(&[channel, outcome]).inc();
+    }
+
+    /// How many sends to `channel` ended with `outcome` in this process (for tests and
+    /// diagnostics; reading a series creates it at 0).
+    pub fn notifier_deliveries(&self, channel: &str, outcome: &str) -> u64 {
+        self.inner.notifier_deliveries.with_label_values(&[channel, outcome]).get()
     }
 
     /// Counts an in-band waiter for as long as the guard lives.

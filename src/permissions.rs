@@ -27,16 +27,31 @@ pub struct PermissionDto {
     pub reason: Option<String>,
     pub executed_at: Option<DateTime<Utc>>,
     pub has_result: bool,
-    /// Notification delivery state per channel; the reject reason is repeated here
-    /// (`reason`) because the runbook's agents read it from `notifier_meta`.
+    /// `{"reason"?, "channels": {"<channel>": {"pending"|"reviewed": {attempts,
+    /// last_error, delivered_at, ...}}}}`: notification delivery state per channel and
+    /// notice (filled by [`attach_delivery_state`]); the reject reason is repeated here
+    /// because the runbook's agents read it from `notifier_meta`.
     pub notifier_meta: Value,
 }
 
 fn notifier_meta(reason: Option<&str>) -> Value {
-    match reason {
-        Some(reason) => serde_json::json!({"reason": reason}),
-        None => serde_json::json!({}),
+    let mut meta = serde_json::json!({"channels": {}});
+    if let Some(reason) = reason {
+        meta["reason"] = Value::from(reason);
     }
+    meta
+}
+
+/// Fills `notifier_meta.channels` from the notification outbox (one query for all).
+pub async fn attach_delivery_state(pool: &PgPool, items: &mut [PermissionDto]) -> Result<(), ApiError> {
+    let ids: Vec<Uuid> = items.iter().map(|item| item.id).collect();
+    let mut state = crate::notify::delivery_state(pool, &ids).await?;
+    for item in items {
+        if let Some(channels) = state.remove(&item.id) {
+            item.notifier_meta["channels"] = channels;
+        }
+    }
+    Ok(())
 }
 
 impl PermissionDto {
@@ -144,6 +159,7 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, ApiError> 
     .fetch_all(pool)
     .await?;
     let mut items = rows.iter().map(PermissionDto::from_row).collect::<Result<Vec<_>, _>>()?;
+    attach_delivery_state(pool, &mut items).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|last| encode_cursor(last.created_at, last.id))

@@ -19,10 +19,11 @@ use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
 use crate::config::Secret;
 use crate::event_store::PermissionStore;
-use crate::gate::{Gate, GateSettings, LoggingNotifier};
+use crate::gate::{Gate, GateSettings};
 use crate::mcp::McpService;
 use crate::metrics::Metrics;
 use crate::upstream::UpstreamTools;
+use crate::notify::{Reconciler, ReconcilerOptions};
 use crate::routes;
 use crate::upstream::{UpstreamRegistry, UpstreamSettings};
 
@@ -48,6 +49,8 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     /// Login throttling limits (defaults; tests tighten them).
     pub login_throttle: LoginThrottlePolicy,
+    /// Timings of the notification reconciler (retries, alert re-sends, polling).
+    pub notifier: ReconcilerOptions,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
             admin_password: args.admin_password.clone().map(Secret::from),
             jwt_secret: args.jwt_secret.clone().map(Secret::from),
             login_throttle: LoginThrottlePolicy::default(),
+            notifier: ReconcilerOptions::default(),
         }
     }
 }
@@ -112,7 +116,6 @@ impl Application {
             store.clone(),
             Arc::clone(&listener),
             tools.clone(),
-            Arc::new(LoggingNotifier),
             GateSettings {
                 wait: settings.approval_wait,
                 ttl: settings.approval_ttl,
@@ -155,6 +158,7 @@ impl Application {
             let runner = ProjectionRunner::new(state.pool.clone(), projection, Arc::clone(&state.listener));
             workers.spawn(runner.run(shutdown.clone()));
         }
+        workers.spawn(Reconciler::from_state(&state).run(shutdown.clone()));
         workers.close();
         state.upstreams.start();
         let upstreams = state.upstreams.clone();
@@ -185,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::permissions::router())
         .merge(routes::mcp_servers::router())
         .merge(routes::mcp::router())
+        .merge(routes::notifications::router())
         .route("/metrics", get(crate::metrics::metrics_handler))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())

@@ -1,4 +1,4 @@
-//! Rules for names and tool lists, checked before anything is stored. Each check returns
+//! Rules for names, tool lists and URLs, checked before anything is stored. Each check returns
 //! a message naming the offending values, for a 422.
 
 /// Longest tool name accepted (MCP's own recommendation).
@@ -54,6 +54,29 @@ pub fn check_approval_subset(allowed_tools: &[String], approval_required_tools: 
     }
 }
 
+/// Longest URL accepted, in characters.
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// An `http` or `https` URL with a host and without a user name or password (a URL is
+/// shown back by the API and quoted in client errors; credentials have other places).
+/// Returns the URL as given, or a message naming `field`.
+pub fn check_http_url(field: &str, raw: &str) -> Result<String, String> {
+    if raw.chars().count() > MAX_URL_CHARS {
+        return Err(format!("{field} is longer than {MAX_URL_CHARS} characters"));
+    }
+    let url = reqwest::Url::parse(raw).map_err(|error| format!("{field} is not a valid URL ({error})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{field} must be an http or https URL, not {}:", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{field} must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{field} must not contain a user name or password"));
+    }
+    Ok(raw.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +99,15 @@ mod tests {
         assert!(error.contains(r#"["", "a b"]"#), "{error}");
         let error = check_approval_subset(&["a".into()], &["a".into(), "z".into()]).unwrap_err();
         assert!(error.contains(r#"["z"]"#), "{error}");
+    }
+
+    #[test]
+    fn http_urls_need_a_host_and_no_credentials() {
+        assert!(check_http_url("u", "https://am.example:9093/prefix").is_ok());
+        assert!(check_http_url("u", "ftp://am.example").unwrap_err().contains("http or https"));
+        assert!(check_http_url("u", "not a url").unwrap_err().contains("u is not a valid URL"));
+        assert!(check_http_url("u", "http://").is_err());
+        assert!(check_http_url("u", "https://user:pw@am.example").unwrap_err().contains("user name or password"));
+        assert!(check_http_url("u", &format!("https://a.example/{}", "x".repeat(MAX_URL_CHARS))).is_err());
     }
 }

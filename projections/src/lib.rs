@@ -6,6 +6,7 @@
 //! running transaction, and stores its checkpoint in the same transaction as its rows.
 
 pub mod changes;
+pub mod leadership;
 pub mod log;
 pub mod permission_requests;
 pub mod projection;
@@ -14,6 +15,7 @@ pub mod runner;
 pub mod status;
 
 pub use changes::{EventListener, LogChange};
+pub use leadership::Leadership;
 pub use log::{LogPosition, StoredEvent};
 pub use permission_requests::PermissionRequestsProjection;
 pub use projection::Projection;

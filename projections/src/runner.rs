@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::changes::EventListener;
+use crate::leadership::Leadership;
 use crate::log::{read_settled_batch, LogPosition};
 use crate::projection::Projection;
 
@@ -76,7 +77,9 @@ pub async fn catch_up(pool: &PgPool, projection: &dyn Projection, batch_size: i6
     }
 }
 
-async fn record_error(pool: &PgPool, name: &str, error: &anyhow::Error) {
+/// Records a failed batch on the projection's checkpoint row (shown by `projections
+/// status`); the next success clears it.
+pub async fn record_error(pool: &PgPool, name: &str, error: &anyhow::Error) {
     let result = sqlx::query(
         "UPDATE projection_checkpoints SET last_error = $2, last_error_at = now() WHERE name = $1",
     )
@@ -110,31 +113,16 @@ impl ProjectionRunner {
         format!("alexandria.projection.{}", self.projection.name())
     }
 
-    /// A connection outside the pool that holds the leadership lock, so leadership never
-    /// costs the request path a pooled connection.
-    async fn try_lead(&self) -> anyhow::Result<Option<PgConnection>> {
-        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(self.lock_key())
-            .fetch_one(&mut conn)
-            .await?;
-        if got {
-            Ok(Some(conn))
-        } else {
-            conn.close().await.ok();
-            Ok(None)
-        }
-    }
-
     pub async fn run(self, shutdown: CancellationToken) {
         let name = self.projection.name();
+        let lock_key = self.lock_key();
         loop {
             let lead = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                lead = self.try_lead() => lead,
+                lead = Leadership::try_acquire(&self.pool, &lock_key) => lead,
             };
-            let mut lock_conn = match lead {
-                Ok(Some(conn)) => conn,
+            let mut leadership = match lead {
+                Ok(Some(leadership)) => leadership,
                 Ok(None) => {
                     tracing::debug!(projection = name, "another process runs this projection; standing by");
                     tokio::select! {
@@ -172,13 +160,13 @@ impl ProjectionRunner {
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => {
-                        lock_conn.close().await.ok();
+                        leadership.release().await;
                         return;
                     }
                     _ = changes.recv() => {}
                     _ = tokio::time::sleep(backoff) => {
                         // Still the leader? A dead lock connection means the lock is gone.
-                        if sqlx::query("SELECT 1").execute(&mut lock_conn).await.is_err() {
+                        if !leadership.is_held().await {
                             tracing::warn!(projection = name, "lost the projection lock connection");
                             break;
                         }

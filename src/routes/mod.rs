@@ -10,4 +10,5 @@ pub mod health;
 pub mod mcp;
 pub mod mcp_servers;
 pub mod permissions;
+pub mod notifications;
 pub mod users;

@@ -40,11 +40,16 @@ pub async fn list(
 
 pub async fn show(_admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PermissionDto>> {
     let id = permissions::parse_id(&id)?;
-    let state = state.store.load(id).await.map_err(command_error)?;
-    state
+    let request = state.store.load(id).await.map_err(command_error)?;
+    let dto = request
         .and_then(|s| PermissionDto::from_state(id, &s))
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
+    with_delivery_state(&state, dto).await
+}
+
+async fn with_delivery_state(state: &AppState, mut dto: PermissionDto) -> ApiResult<Json<PermissionDto>> {
+    permissions::attach_delivery_state(&state.pool, std::slice::from_mut(&mut dto)).await?;
+    Ok(Json(dto))
 }
 
 /// The request's history, as `alexandria events export --request` prints it.
@@ -85,9 +90,9 @@ pub async fn reject(
 async fn decide(state: &AppState, id: uuid::Uuid, actor: &str, command: PermissionRequestCommand) -> ApiResult<Json<PermissionDto>> {
     let metadata = alexandria_domain::EventMetadata::new(actor, &state.settings.replica_id, uuid::Uuid::new_v4().to_string());
     let applied = state.store.execute(id, command, &metadata).await.map_err(command_error)?;
-    PermissionDto::from_state(id, &applied.state)
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))
+    let dto = PermissionDto::from_state(id, &applied.state)
+        .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
+    with_delivery_state(state, dto).await
 }
 
 fn command_error(error: CommandError) -> ApiError {

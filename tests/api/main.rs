@@ -10,6 +10,7 @@ mod event_store;
 mod helpers;
 mod managed_pg;
 mod metrics;
+mod notifications;
 mod projections;
 mod upstream;
 mod runbook_auth;

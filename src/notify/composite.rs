@@ -1,0 +1,104 @@
+//! Fan-out over every configured channel, and the test send built on it.
+//!
+//! The durable path (the outbox) gets the same independence from separate rows and
+//! lanes per channel; this is for sends that happen once, now, in front of a person.
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use super::notice::{RequestNotice, Review};
+use super::settings::NotificationSettings;
+use super::{DeliveryContext, DeliveryError, Notifier};
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChannelFailure {
+    pub channel: &'static str,
+    pub error: String,
+}
+
+/// Sends to every channel at once: a slow or failing channel neither delays nor
+/// prevents the others' sends, and every failure is reported.
+pub struct CompositeNotifier {
+    notifiers: Vec<Box<dyn Notifier>>,
+    metrics: Metrics,
+}
+
+impl CompositeNotifier {
+    pub fn new(notifiers: Vec<Box<dyn Notifier>>, metrics: Metrics) -> Self {
+        Self { notifiers, metrics }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.notifiers.is_empty()
+    }
+
+    async fn fan_out<'a, F, Fut>(&'a self, send: F) -> Vec<ChannelFailure>
+    where
+        F: Fn(&'a dyn Notifier) -> Fut,
+        Fut: std::future::Future<Output = Result<(), DeliveryError>> + 'a,
+    {
+        let sends = self.notifiers.iter().map(|notifier| {
+            let sent = send(notifier.as_ref());
+            async move { (notifier.channel(), sent.await) }
+        });
+        let mut failures = Vec::new();
+        for (channel, result) in join_all(sends).await {
+            match result {
+                Ok(()) => self.metrics.notifier_delivery(channel.as_str(), "delivered"),
+                Err(error) => {
+                    self.metrics.notifier_delivery(channel.as_str(), "failed");
+                    failures.push(ChannelFailure { channel: channel.as_str(), error: error.0 });
+                }
+            }
+        }
+        failures
+    }
+
+    pub async fn notify_pending(&self, notice: &RequestNotice) -> Vec<ChannelFailure> {
+        self.fan_out(|notifier| notifier.notify_pending(notice)).await
+    }
+
+    pub async fn notify_reviewed(&self, notice: &RequestNotice) -> Vec<ChannelFailure> {
+        self.fan_out(|notifier| notifier.notify_reviewed(notice)).await
+    }
+}
+
+/// `POST /admin/notifications/test`'s answer: `{"ok": true}`, or `ok: false` with one
+/// error per failed channel.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TestReport {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ChannelFailure>,
+}
+
+/// Sends a synthetic pending notice and then its review through every configured
+/// channel: an Alertmanager sees an alert fire and resolve, a webhook receives both
+/// deliveries (marked `"test": true`). A channel that is not configured is skipped, not
+/// an error.
+pub async fn send_test_notifications(
+    settings: &NotificationSettings,
+    context: &DeliveryContext,
+    metrics: &Metrics,
+    actor: &str,
+) -> TestReport {
+    let composite = CompositeNotifier::new(settings.notifiers(context), metrics.clone());
+    let now = chrono::Utc::now();
+    let pending = RequestNotice::synthetic(now);
+    let review = Review {
+        status: alexandria_domain::RequestStatus::Approved,
+        by: Some(actor.to_owned()),
+        at: chrono::Utc::now(),
+        reason: None,
+    };
+    let reviewed = pending.clone().reviewed(&review);
+    let mut errors = composite.notify_pending(&pending).await;
+    for failure in composite.notify_reviewed(&reviewed).await {
+        // One error per channel: the first is the one that explains it.
+        if !errors.iter().any(|e| e.channel == failure.channel) {
+            errors.push(failure);
+        }
+    }
+    TestReport { ok: errors.is_empty(), errors }
+}
