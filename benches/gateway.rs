@@ -304,6 +304,9 @@ async fn waiters() {
     for n in 0..count as u64 {
         let (client, endpoint, token) = (client.clone(), endpoint.clone(), tokens.agent.clone());
         calls.push(tokio::spawn(async move {
+            // Connect in waves: ten thousand simultaneous SYNs overflow the listen
+            // backlog and turn into client-side connect timeouts.
+            tokio::time::sleep(Duration::from_millis(n / 250 * 25)).await;
             let response: Value = client
                 .post(&endpoint)
                 .bearer_auth(token)

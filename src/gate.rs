@@ -126,6 +126,11 @@ impl Gate {
         call.idempotency_key.clone().unwrap_or_else(|| derived_idempotency_key(&call.tool, &call.arguments))
     }
 
+    /// The status of the request `call` maps to, if it exists (and the store answers).
+    pub async fn existing_status(&self, call: &GatedCall) -> Option<RequestStatus> {
+        self.store.load(Self::request_id_for(call)).await.ok().flatten().and_then(|state| state.status)
+    }
+
     pub async fn call(&self, call: GatedCall) -> GateResponse {
         let _waiting = self.metrics.waiter();
         let deadline = Instant::now() + self.settings.wait;
@@ -144,7 +149,7 @@ impl Gate {
             expires_at: now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::days(1)),
         };
         let metadata = self.metadata(&call);
-        let state = match self.store.execute(id, create, &metadata).await {
+        let state = match Box::pin(self.store.execute(id, create, &metadata)).await {
             Ok(applied) => {
                 // People are told through the notification outbox, a projection of this
                 // `Created` event: durable, unlike a call from here.
@@ -158,7 +163,10 @@ impl Gate {
             }
             Err(error) => return GateResponse::Unavailable(error.to_string()),
         };
-        self.resolve(id, state, watch, deadline, &metadata).await
+        // Boxed sub-futures keep a parked waiter small: an async state machine is as large
+        // as its largest await point, and ten thousand waiters each carrying the event
+        // store's futures inline would cost tens of KiB apiece.
+        Box::pin(self.resolve(id, state, watch, deadline, &metadata)).await
     }
 
     /// Drives a request towards an outcome until `deadline`.
@@ -193,13 +201,13 @@ impl Gate {
                 RequestStatus::Pending if Utc::now() >= details.expires_at => {
                     // Expire it now rather than wait for the sweeper; losing that race
                     // to a decision is fine, the reload shows the decision.
-                    let _ = self.store.execute(id, Command::Expire { at: Utc::now() }, metadata).await;
+                    let _ = Box::pin(self.store.execute(id, Command::Expire { at: Utc::now() }, metadata)).await;
                 }
                 RequestStatus::Approved => {
                     let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
-                    match self.store.execute(id, claim, metadata).await {
+                    match Box::pin(self.store.execute(id, claim, metadata)).await {
                         Ok(applied) if !applied.events.is_empty() => {
-                            return self.execute_claimed(id, &applied.state, metadata).await;
+                            return Box::pin(self.execute_claimed(id, &applied.state, metadata)).await;
                         }
                         // Someone else claimed first: wait for their result.
                         Ok(_) | Err(CommandError::Domain(_)) => {}
@@ -225,7 +233,7 @@ impl Gate {
                     self.wait_for_change(&mut watch, deadline).await;
                 }
             }
-            state = match self.store.load(id).await {
+            state = match Box::pin(self.store.load(id)).await {
                 Ok(Some(state)) => state,
                 Ok(None) => return GateResponse::Unavailable(format!("permission request {id} vanished")),
                 Err(error) => return GateResponse::Unavailable(error.to_string()),

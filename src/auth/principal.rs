@@ -113,18 +113,24 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)?;
-        let claims = state.jwt.verify(token).map_err(|error| match error {
-            TokenError::Expired => ApiError::Unauthorized("token expired; refresh it or log in again".to_owned()),
-            TokenError::Invalid => ApiError::Unauthorized("invalid token".to_owned()),
-        })?;
-        match claims {
-            Claims::Access(claims) => authenticate_user(&state.pool, claims).await.map(Principal::User),
-            Claims::Agent(claims) => authenticate_agent(&state.pool, claims).await.map(Principal::Agent),
-            Claims::Refresh(_) => Err(ApiError::Unauthorized(
-                "a refresh token is only accepted by POST /auth/refresh; send an access token".to_owned(),
-            )),
-        }
+        // Boxed: the database lookup's future would otherwise sit inline in every
+        // handler future for the whole request, which for a parked in-band waiter is
+        // the whole approval wait.
+        Box::pin(async move {
+            let token = bearer_token(&parts.headers)?;
+            let claims = state.jwt.verify(token).map_err(|error| match error {
+                TokenError::Expired => ApiError::Unauthorized("token expired; refresh it or log in again".to_owned()),
+                TokenError::Invalid => ApiError::Unauthorized("invalid token".to_owned()),
+            })?;
+            match claims {
+                Claims::Access(claims) => authenticate_user(&state.pool, claims).await.map(Principal::User),
+                Claims::Agent(claims) => authenticate_agent(&state.pool, claims).await.map(Principal::Agent),
+                Claims::Refresh(_) => Err(ApiError::Unauthorized(
+                    "a refresh token is only accepted by POST /auth/refresh; send an access token".to_owned(),
+                )),
+            }
+        })
+        .await
     }
 }
 

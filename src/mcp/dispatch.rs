@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use alexandria_domain::CallOutcome;
+use alexandria_domain::{CallOutcome, RequestStatus};
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
@@ -92,9 +92,8 @@ impl McpService {
                 None,
             );
         }
-        if self.directory.tool(name).is_none() {
-            return request.error(INVALID_PARAMS, format!("no connected upstream server offers tool {name:?}"), None);
-        }
+        let offered = self.directory.tool(name).is_some();
+        let not_offered = || request.error(INVALID_PARAMS, format!("no connected upstream server offers tool {name:?}"), None);
         let idempotency_key = match idempotency_key(headers) {
             Ok(key) => key,
             Err(message) => return request.error(INVALID_PARAMS, message, None),
@@ -103,6 +102,9 @@ impl McpService {
         // Both branches run in their own task: a client that hangs up must not cancel
         // an upstream call mid-way, nor the recording of its outcome.
         if !caller.needs_approval(name) {
+            if !offered {
+                return not_offered();
+            }
             let executor = Arc::clone(&self.executor);
             let tool = name.to_owned();
             let task = tokio::spawn(async move { executor.execute(&tool, &arguments).await });
@@ -119,6 +121,17 @@ impl McpService {
             actor: caller.actor.clone(),
             trace_id: trace_id(headers),
         };
+        // A request that already has its answer (a cached outcome, a decision against it,
+        // or a claim whose outcome is unknown) gives it without the upstream; only one
+        // that may still need to run upstream is refused while no upstream offers the tool.
+        if !offered
+            && !matches!(
+                self.gate.existing_status(&call).await,
+                Some(RequestStatus::Executing | RequestStatus::Executed | RequestStatus::Rejected | RequestStatus::Expired)
+            )
+        {
+            return not_offered();
+        }
         let gate = self.gate.clone();
         let key_for_meta = call.idempotency_key.clone();
         let response = match tokio::spawn(async move { gate.call(call).await }).await {

@@ -5,9 +5,12 @@
 use jsonwebtoken::Algorithm;
 use reqwest::Method;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::auth_helpers::*;
-use crate::helpers::{spawn_app, TestApp};
+use crate::gateway_helpers::{register_fs, FsUpstream};
+use crate::helpers::{requests, spawn_app, TestApp};
+use crate::upstream::example_fs_bin;
 
 /// What the caller presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,9 @@ enum Access {
     Users(&'static str, u16),
     /// Any user or an agent; invalid credentials 401.
     AgentOrUser(u16),
+    /// Users whose role is at least `min` get `ok` (below it 403); a valid agent gets
+    /// `agent`; invalid credentials 401. The MCP endpoint.
+    UsersOrAgent { min: &'static str, ok: u16, agent: u16 },
 }
 
 fn role_rank(role: &str) -> u8 {
@@ -81,26 +87,51 @@ impl Access {
                     401
                 }
             }
+            Access::UsersOrAgent { min, ok, agent } => match user_role {
+                Some(role) if role_rank(role) >= role_rank(min) => ok,
+                Some(_) => 403,
+                None if valid_agent => agent,
+                None => 401,
+            },
         }
     }
 }
 
 struct Route {
     method: Method,
-    path: &'static str,
+    /// The path each credential calls: the same for most rows; a route that can succeed
+    /// for several credentials but only once per object gets an object per credential.
+    path: Box<dyn Fn(Credential) -> String>,
     body: Option<Value>,
     access: Access,
 }
 
-fn route(method: Method, path: &'static str, body: Option<Value>, access: Access) -> Route {
-    Route { method, path, body, access }
+fn route(method: Method, path: impl Into<String>, body: Option<Value>, access: Access) -> Route {
+    let path = path.into();
+    Route { method, path: Box::new(move |_| path.clone()), body, access }
+}
+
+fn route_each(method: Method, path: fn(Credential) -> String, body: Option<Value>, access: Access) -> Route {
+    Route { method, path: Box::new(path), body, access }
+}
+
+/// The pending permission request the credential's approve (or reject) row decides:
+/// ids are derived from (agent, key), so `fixtures` creates exactly these.
+fn decision_request(decision: &str, credential: Credential) -> Uuid {
+    alexandria_domain::request_id(MATRIX_AGENT, &format!("{decision}-{credential:?}"))
+}
+
+const MATRIX_AGENT: &str = "matrix-agent";
+fn ping() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})
 }
 
 /// Every route that exists. Routes that change something target objects of their own
 /// (see `fixtures`), and only one credential column can succeed at a destructive route.
-fn routes() -> Vec<Route> {
+fn routes(fixtures: &Fixtures) -> Vec<Route> {
     use Access::*;
     let password = PASSWORD;
+    let shown = fixtures.shown_request;
     vec![
         route(Method::GET, "/healthz", None, Public(200)),
         route(Method::GET, "/readyz", None, Public(200)),
@@ -148,6 +179,53 @@ fn routes() -> Vec<Route> {
         ),
         route(Method::DELETE, "/admin/users/doomed-user", None, Users("super_admin", 204)),
         route(Method::GET, "/admin/audit", None, Users("super_admin", 200)),
+        route(Method::GET, "/admin/notifications/config", None, Users("super_admin", 200)),
+        route(
+            Method::PATCH,
+            "/admin/notifications/config",
+            Some(json!({"alertmanager_severity": "info"})),
+            Users("super_admin", 200),
+        ),
+        // No channel configured: nothing to send, nothing failed.
+        route(Method::POST, "/admin/notifications/test", None, Users("super_admin", 200)),
+        // The MCP endpoint: a user must name the agent it acts as; an agent only itself.
+        route(Method::POST, "/mcp", Some(ping()), UsersOrAgent { min: "viewer", ok: 400, agent: 200 }),
+        route(Method::POST, "/mcp/agents/token-agent", Some(ping()), UsersOrAgent { min: "admin", ok: 200, agent: 200 }),
+        route(Method::POST, "/mcp/agents/policy-agent", Some(ping()), UsersOrAgent { min: "admin", ok: 200, agent: 403 }),
+        // Permission requests.
+        route(Method::GET, "/admin/permissions", None, Users("admin", 200)),
+        route(Method::GET, "/admin/permissions?status=pending&limit=5", None, Users("admin", 200)),
+        route(Method::GET, format!("/admin/permissions/{shown}"), None, Users("admin", 200)),
+        route(Method::GET, format!("/admin/permissions/{shown}/events"), None, Users("admin", 200)),
+        route_each(
+            Method::POST,
+            |c| format!("/admin/permissions/{}/approve", decision_request("approve", c)),
+            None,
+            Users("admin", 200),
+        ),
+        route_each(
+            Method::POST,
+            |c| format!("/admin/permissions/{}/reject", decision_request("reject", c)),
+            Some(json!({"reason": "matrix"})),
+            Users("admin", 200),
+        ),
+        // Upstream MCP servers: read and refresh as admin, register and delete as super_admin.
+        route(Method::GET, "/admin/mcp-servers", None, Users("admin", 200)),
+        route(Method::GET, "/admin/mcp-servers/listed-fs", None, Users("admin", 200)),
+        route(Method::POST, "/admin/mcp-servers/listed-fs/refresh", None, Users("admin", 200)),
+        route(
+            Method::POST,
+            "/admin/mcp-servers",
+            Some(json!({
+                "name": "new-fs",
+                "transport": "stdio",
+                "command": example_fs_bin(),
+                "args": ["--root", fixtures.dir.path().join("new-fs")],
+                "tool_prefix": "new_",
+            })),
+            Users("super_admin", 201),
+        ),
+        route(Method::DELETE, "/admin/mcp-servers/doomed-fs", None, Users("super_admin", 204)),
     ]
 }
 
@@ -157,6 +235,11 @@ struct Fixtures {
     stale_agent_token: String,
     other_secret: Vec<u8>,
     secret: Vec<u8>,
+    /// A permission request the read rows show.
+    shown_request: Uuid,
+    /// Registered upstreams (kept alive for the test) and a directory for new ones.
+    _upstreams: Vec<FsUpstream>,
+    dir: tempfile::TempDir,
 }
 
 async fn fixtures(app: &TestApp) -> Fixtures {
@@ -173,11 +256,27 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     let stale_agent_token = mint_agent_token(app, &admin, "stale-agent").await;
     let bumped = set_tools(app, &admin, "stale-agent", "allowed-tools", &["read_file", "write_file"]).await;
     assert_eq!(bumped.status(), 200);
+    // A fresh pending request per credential for each decision row, and one to show.
+    let store = &app.state.store;
+    for credential in CREDENTIALS {
+        for decision in ["approve", "reject"] {
+            let id = requests::request_through(store, MATRIX_AGENT, &format!("{decision}-{credential:?}"), &[]).await;
+            assert_eq!(id, decision_request(decision, credential));
+        }
+    }
+    let shown_request = requests::request_through(store, MATRIX_AGENT, "shown", &["approve"]).await;
+    let upstreams = vec![
+        register_fs(app, &admin, "listed-fs", None).await,
+        register_fs(app, &admin, "doomed-fs", Some("doomed_")).await,
+    ];
     Fixtures {
         agent_token,
         stale_agent_token,
         other_secret: b"another secret, long enough for HS256 signing".to_vec(),
         secret: jwt_secret(app).await.into_bytes(),
+        shown_request,
+        _upstreams: upstreams,
+        dir: tempfile::tempdir().expect("tempdir"),
     }
 }
 
@@ -231,10 +330,11 @@ async fn every_route_admits_exactly_the_credentials_it_should() {
     let app = spawn_app().await;
     let fixtures = fixtures(&app).await;
     let mut mismatches = Vec::new();
-    for row in routes() {
+    for row in routes(&fixtures) {
         let headers = Headers::fresh(&app, &fixtures).await;
         for credential in CREDENTIALS {
-            let mut request = app.client.request(row.method.clone(), app.url(row.path));
+            let path = (row.path)(credential);
+            let mut request = app.client.request(row.method.clone(), app.url(&path));
             if let Some(value) = headers.authorization(&fixtures, credential) {
                 request = request.header(reqwest::header::AUTHORIZATION, value);
             }
@@ -246,16 +346,28 @@ async fn every_route_admits_exactly_the_credentials_it_should() {
             let expected = row.access.expected(credential);
             let body = response.text().await.unwrap_or_default();
             if status != expected {
-                mismatches.push(format!("{} {} with {credential:?}: got {status}, want {expected}: {body}", row.method, row.path));
+                mismatches.push(format!("{} {path} with {credential:?}: got {status}, want {expected}: {body}", row.method));
             } else if status >= 400 {
                 let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 if !error["error"]["code"].is_string() || !error["error"]["message"].is_string() {
-                    mismatches.push(format!("{} {} with {credential:?}: {status} without the error envelope: {body}", row.method, row.path));
+                    mismatches.push(format!("{} {path} with {credential:?}: {status} without the error envelope: {body}", row.method));
                 }
             }
         }
     }
     assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+
+    // The decision rows decided exactly the requests of the credentials they admitted.
+    for credential in CREDENTIALS {
+        for (decision, event) in [("approve", "Approved"), ("reject", "Rejected")] {
+            let id = decision_request(decision, credential);
+            let history = crate::gateway_helpers::event_types(&app.db.pool, id).await;
+            let want: &[&str] = if matches!(credential, Admin | SuperAdmin) { &["Created", event] } else { &["Created"] };
+            assert_eq!(history, want, "{decision} by {credential:?}");
+        }
+    }
+    assert!(app.state.upstreams.get("doomed-fs").is_err(), "doomed-fs was deleted");
+    assert_eq!(app.state.upstreams.get("new-fs").map(|s| s.tools.len()).ok(), Some(4), "new-fs was registered");
 }
 
 #[tokio::test]

@@ -25,16 +25,16 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- peers and fixtures ----
 
-fn repo() -> &'static Path {
+pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn under_ci() -> bool {
+pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 /// `.peers/`, or None (after a loud message) when it is absent outside CI.
-fn peers(test: &str) -> Option<PathBuf> {
+pub fn peers(test: &str) -> Option<PathBuf> {
     let dir = repo().join(".peers");
     if dir.is_dir() {
         return Some(dir);
@@ -52,14 +52,14 @@ fn peers(test: &str) -> Option<PathBuf> {
 }
 
 /// A peer file inside `.peers/`; with `.peers/` present, a missing file is a failure.
-fn peer_file(peers: &Path, relative: &str) -> PathBuf {
+pub fn peer_file(peers: &Path, relative: &str) -> PathBuf {
     let path = peers.join(relative);
     assert!(path.exists(), "{} is missing: run scripts/install-peers.sh", path.display());
     path
 }
 
 /// The example server's binary, built by `cargo test --workspace` (or `cargo build`).
-fn example_fs_bin() -> &'static Path {
+pub fn example_fs_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
@@ -96,11 +96,11 @@ fn args(value: Value) -> Map<String, Value> {
     }
 }
 
-fn text_of(result: &Value) -> &str {
+pub fn text_of(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {result}"))
 }
 
-fn calls_logged(log: &Path) -> Vec<String> {
+pub fn calls_logged(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log).map(|text| text.lines().map(str::to_owned).collect()).unwrap_or_default()
 }
 

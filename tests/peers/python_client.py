@@ -3,6 +3,7 @@
 Usage: python_client.py URL TOKEN MODE
 
 Prints one JSON object per line on stdout, for the Rust test to check:
+  {"step": "session", "protocol_version": <negotiated>, "server": <serverInfo.name>}
   {"step": "tools", "tools": [...names...], "approval": {name: bool}}
   {"step": "plain", "result": <CallToolResult as JSON>}
   {"step": "pending", "result": <CallToolResult as JSON>}
@@ -32,6 +33,8 @@ async def main(url: str, token: str, mode: str) -> None:
     headers = {"Authorization": f"Bearer {token}", "X-Idempotency-Key": "python-client-key-1"}
     async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client:
+            info = client.server_info
+            emit({"step": "session", "protocol_version": client.protocol_version, "server": info.name if info else None})
             tools = await client.list_tools()
             emit({
                 "step": "tools",
