@@ -105,19 +105,13 @@ impl AlertmanagerNotifier {
     }
 
     async fn post(&self, alert: Value) -> Result<(), DeliveryError> {
-        let response = self
+        let sent = self
             .client
             .post(&self.alerts_url)
             .json(&json!([alert]))
             .send()
-            .await
-            .map_err(|error| DeliveryError::from_transport(error, self.timeout))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = response.text().await.unwrap_or_default();
-        Err(DeliveryError::from_status(status, &text))
+            .await;
+        DeliveryError::check(sent, self.timeout).await
     }
 }
 

@@ -96,6 +96,18 @@ impl DeliveryError {
     }
 
     /// A non-success HTTP answer, with the start of its body (receivers explain there).
+    /// The outcome of one sent request: a 2xx is delivered, anything else an error that
+    /// says what the receiver answered.
+    pub async fn check(sent: Result<reqwest::Response, reqwest::Error>, timeout: Duration) -> Result<(), DeliveryError> {
+        let response = sent.map_err(|error| DeliveryError::from_transport(error, timeout))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(DeliveryError::from_status(status, &text))
+    }
+
     pub fn from_status(status: reqwest::StatusCode, body: &str) -> Self {
         const MAX_BODY_CHARS: usize = 200;
         let body: String = body.trim().chars().take(MAX_BODY_CHARS).collect();

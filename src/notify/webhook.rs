@@ -105,7 +105,7 @@ impl WebhookNotifier {
         // Serialising a `Value` cannot fail.
         let body = serde_json::to_vec(&payload(kind, notice, &self.links)).unwrap_or_default();
         let timestamp = Utc::now().timestamp();
-        let response = self
+        let sent = self
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -115,14 +115,8 @@ impl WebhookNotifier {
             .header(DELIVERY_HEADER, format!("{}/{}", notice.id, kind.as_str()))
             .body(body)
             .send()
-            .await
-            .map_err(|error| DeliveryError::from_transport(error, self.timeout))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = response.text().await.unwrap_or_default();
-        Err(DeliveryError::from_status(status, &text))
+            .await;
+        DeliveryError::check(sent, self.timeout).await
     }
 }
 

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{Principal, Role};
+use crate::auth::{AuthenticatedAgent, Principal, Role};
 use crate::error::ApiError;
 use crate::mcp::protocol::{error_body, INVALID_REQUEST};
 use crate::mcp::{handle_message, Caller, McpReply};
@@ -14,6 +14,17 @@ use crate::startup::AppState;
 
 /// Largest JSON-RPC message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// An agent calls with the tools baked into its token (current: the token's version is
+/// checked against the database by the extractor).
+fn agent_caller(token: AuthenticatedAgent) -> Caller {
+    Caller {
+        actor: format!("agent:{}", token.name),
+        agent: token.name,
+        effective_tools: token.effective_tools,
+        approval_required_tools: token.approval_required_tools,
+    }
+}
 
 pub async fn agent_endpoint(
     principal: Principal,
@@ -27,12 +38,7 @@ pub async fn agent_endpoint(
         Err(rejection) => return body_rejection(rejection),
     };
     let caller = match principal {
-        Principal::Agent(token) if token.name == agent => Ok(Caller {
-            actor: format!("agent:{}", token.name),
-            agent: token.name,
-            effective_tools: token.effective_tools,
-            approval_required_tools: token.approval_required_tools,
-        }),
+        Principal::Agent(token) if token.name == agent => Ok(agent_caller(token)),
         Principal::Agent(token) => Err(ApiError::Forbidden(format!(
             "this token belongs to agent {:?}; it cannot act as {agent:?}",
             token.name
@@ -69,15 +75,7 @@ pub async fn endpoint(
         Err(rejection) => return body_rejection(rejection),
     };
     match principal {
-        Principal::Agent(token) => {
-            let caller = Caller {
-                actor: format!("agent:{}", token.name),
-                agent: token.name,
-                effective_tools: token.effective_tools,
-                approval_required_tools: token.approval_required_tools,
-            };
-            serve(&state, &caller, &headers, &body).await
-        }
+        Principal::Agent(token) => serve(&state, &agent_caller(token), &headers, &body).await,
         Principal::User(_) => ApiError::BadRequest(
             "a user token must say which agent it acts as: use POST /mcp/agents/{name}".to_owned(),
         )
