@@ -306,7 +306,7 @@ async fn waiters() {
         calls.push(tokio::spawn(async move {
             // Connect in waves: ten thousand simultaneous SYNs overflow the listen
             // backlog and turn into client-side connect timeouts.
-            tokio::time::sleep(Duration::from_millis(n / 250 * 25)).await;
+            tokio::time::sleep(Duration::from_millis(n / 100 * 50)).await;
             let response: Value = client
                 .post(&endpoint)
                 .bearer_auth(token)
@@ -369,7 +369,7 @@ async fn waiters() {
     println!("| server RSS idle | {} MiB |", rss_before / 1024);
     println!("| server RSS with all waiting | {} MiB |", rss_waiting / 1024);
     println!("| server peak RSS (VmHWM) | {} MiB |", rss_kib(server.pid(), "VmHWM:") / 1024);
-    println!("| database connections of the server (max seen; pool {POOL_SIZE} + listener + projector lock) | {max_connections} |");
+    println!("| database connections of the server (max seen; pool {POOL_SIZE}, which holds the LISTEN connection, + the projection and notification leaders' lock connections) | {max_connections} |");
     println!("| waiters completed with the real result after approval | {completed} / {count} |\n");
 }
 

@@ -99,9 +99,7 @@ impl Application {
     /// first user on a first start, and prepares the state. The database must already be
     /// migrated.
     pub async fn build(settings: Settings, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let tcp = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let tcp = listen(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
         let jwt = JwtKeys::load(&pool, settings.jwt_secret.as_ref()).await?;
         crate::auth::bootstrap::ensure_admin(&pool, &settings.data_dir, settings.admin_password.as_ref()).await?;
         let metrics = Metrics::new();
@@ -176,6 +174,18 @@ impl Application {
         upstreams.shutdown().await;
         Ok(())
     }
+}
+
+/// Pending connections the kernel queues before accepting (capped by `somaxconn`). Agents
+/// retrying after an outage arrive in bursts; tokio's default of 1024 turns a burst of a
+/// few thousand into client-side connect timeouts.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 pub fn router(state: AppState) -> Router {
