@@ -65,7 +65,8 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let data_dir = std::env::temp_dir().join("alexandria-bench-gateway");
         let _ = std::fs::remove_dir_all(&data_dir);
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_alexandria"))
+        let mut cmd = match std::env::var("BENCH_HEAPTRACK") { Ok(out) => { let mut c = tokio::process::Command::new("heaptrack"); c.args(["-o", &out, env!("CARGO_BIN_EXE_alexandria")]); c }, Err(_) => tokio::process::Command::new(env!("CARGO_BIN_EXE_alexandria")) };
+        let child = cmd
             .args(["serve", "--demo"])
             .env("DATABASE_URL", format!("{base}/{database}"))
             .env("ALEXANDRIA_LISTEN", format!("127.0.0.1:{port}"))
@@ -74,7 +75,7 @@ impl Server {
             .env("ALEXANDRIA_APPROVAL_WAIT_SECS", wait_secs.to_string())
             .env("ALEXANDRIA_DB_POOL_SIZE", POOL_SIZE.to_string())
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(Stdio::null()).stderr(if std::env::var("BENCH_STDERR").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .kill_on_drop(true)
             .spawn()
             .expect("start alexandria");
@@ -371,6 +372,7 @@ async fn waiters() {
     println!("| server peak RSS (VmHWM) | {} MiB |", rss_kib(server.pid(), "VmHWM:") / 1024);
     println!("| database connections of the server (max seen; pool {POOL_SIZE}, which holds the LISTEN connection, + the projection and notification leaders' lock connections) | {max_connections} |");
     println!("| waiters completed with the real result after approval | {completed} / {count} |\n");
+    if std::env::var("BENCH_HEAPTRACK").is_ok() { let _ = std::process::Command::new("pkill").args(["-TERM", "-f", "alexandria serve --demo"]).status(); let mut server = server; let _ = server.child.wait().await; }
 }
 
 #[tokio::main]

@@ -5,6 +5,7 @@
 //! writer appended first) re-runs the command against the new state, so racing callers
 //! end up with the domain's answer (e.g. "already approved"), never a storage error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use alexandria_domain::{
@@ -46,13 +47,15 @@ pub struct Applied {
 
 #[derive(Clone)]
 pub struct PermissionStore {
-    pool: PgPool,
+    /// Built once: the repository formats its SQL when it is created.
+    store: Arc<Store>,
     metrics: Option<Metrics>,
 }
 
 impl PermissionStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, metrics: None }
+        let store = PersistedEventStore::new_event_store(PostgresEventRepository::new(pool));
+        Self { store: Arc::new(store), metrics: None }
     }
 
     /// Counts every event this store appends in `alexandria_permission_request_events_total`.
@@ -75,8 +78,8 @@ impl PermissionStore {
         }
     }
 
-    fn store(&self) -> Store {
-        PersistedEventStore::new_event_store(PostgresEventRepository::new(self.pool.clone()))
+    fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Runs `command` once: a lost race comes back as `AggregateError::AggregateConflict`.

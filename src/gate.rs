@@ -81,6 +81,16 @@ pub enum GateResponse {
     Unavailable(String),
 }
 
+/// What one step of `Gate::resolve` found.
+enum Step {
+    /// The call's answer.
+    Done(GateResponse),
+    /// Nobody has moved the request on yet: wait for a change (or answer pending).
+    Wait { status: RequestStatus, expires_at: DateTime<Utc> },
+    /// This step changed the request or lost a race: read it again at once.
+    Reload,
+}
+
 pub const APPROVAL_EXPIRED_REASON: &str = "approval expired";
 /// Grace beyond the call timeout before a claim without result counts as abandoned.
 const ABANDONED_CLAIM_GRACE: Duration = Duration::from_secs(5);
@@ -136,108 +146,136 @@ impl Gate {
         let deadline = Instant::now() + self.settings.wait;
         let key = Self::idempotency_key_for(&call);
         let id = request_id(&call.agent, &key);
+        let metadata = self.metadata(&call);
         // Watch before the first read so no change between read and wait is missed.
         let watch = self.listener.watch(&id.to_string());
+        // A parked waiter is kept small (ten thousand at once is a design target): the
+        // sub-futures are boxed, since an async state machine is as large as its largest
+        // await point and the event store's futures run to kilobytes; and neither the
+        // call's arguments nor the request's state are held while waiting. Each box is
+        // bound with `let`: in `Box::pin(f).await` the unboxed `f` is a temporary of the
+        // whole statement, so its storage would stay in this state machine anyway.
+        let create = Box::pin(self.create(id, call, key, &metadata));
+        let state = match create.await {
+            Ok(state) => state,
+            Err(response) => return response,
+        };
+        let resolve = Box::pin(self.resolve(id, state, watch, deadline, &metadata));
+        resolve.await
+    }
+
+    /// Creates the request (idempotently: a retry finds it as it is).
+    async fn create(
+        &self,
+        id: Uuid,
+        call: GatedCall,
+        idempotency_key: String,
+        metadata: &EventMetadata,
+    ) -> Result<Box<PermissionRequest>, GateResponse> {
         let now = Utc::now();
         let create = Command::Create {
-            agent: call.agent.clone(),
-            tool: call.tool.clone(),
-            arguments: call.arguments.clone(),
-            idempotency_key: key,
-            requested_by: call.actor.clone(),
+            agent: call.agent,
+            tool: call.tool,
+            arguments: call.arguments,
+            idempotency_key,
+            requested_by: call.actor,
             at: now,
             expires_at: now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::days(1)),
         };
-        let metadata = self.metadata(&call);
-        let state = match Box::pin(self.store.execute(id, create, &metadata)).await {
+        match self.store.execute(id, create, metadata).await {
             Ok(applied) => {
                 // People are told through the notification outbox, a projection of this
                 // `Created` event: durable, unlike a call from here.
-                if !applied.events.is_empty() {
-                    tracing::info!(request_id = %id, agent = %call.agent, tool = %call.tool, "permission request needs approval");
+                if let (false, Some(details)) = (applied.events.is_empty(), &applied.state.details) {
+                    tracing::info!(request_id = %id, agent = %details.agent, tool = %details.tool, "permission request needs approval");
                 }
-                applied.state
+                Ok(Box::new(applied.state))
             }
             Err(CommandError::Domain(error @ PermissionRequestError::IdempotencyConflict { .. })) => {
-                return GateResponse::KeyConflict(error.to_string())
+                Err(GateResponse::KeyConflict(error.to_string()))
             }
-            Err(error) => return GateResponse::Unavailable(error.to_string()),
-        };
-        // Boxed sub-futures keep a parked waiter small: an async state machine is as large
-        // as its largest await point, and ten thousand waiters each carrying the event
-        // store's futures inline would cost tens of KiB apiece.
-        Box::pin(self.resolve(id, state, watch, deadline, &metadata)).await
+            Err(error) => Err(GateResponse::Unavailable(error.to_string())),
+        }
     }
 
     /// Drives a request towards an outcome until `deadline`.
     async fn resolve(
         &self,
         id: Uuid,
-        mut state: PermissionRequest,
+        state: Box<PermissionRequest>,
         mut watch: alexandria_projections::changes::AggregateWatch,
         deadline: Instant,
         metadata: &EventMetadata,
     ) -> GateResponse {
+        let mut known = Some(state);
         loop {
-            let (Some(details), Some(status)) = (state.details.as_ref(), state.status) else {
-                return GateResponse::Unavailable(format!("permission request {id} vanished"));
-            };
-            match status {
-                RequestStatus::Executed => {
-                    return match state.outcome {
-                        Some(outcome) => GateResponse::Completed(outcome),
-                        None => GateResponse::Unavailable(format!("permission request {id} has no outcome")),
-                    }
-                }
-                RequestStatus::Rejected => {
-                    return GateResponse::Denied {
-                        request_id: id,
-                        reason: state.reason.clone().unwrap_or_else(|| "rejected".to_owned()),
-                    }
-                }
-                RequestStatus::Expired => {
-                    return GateResponse::Denied { request_id: id, reason: APPROVAL_EXPIRED_REASON.to_owned() }
-                }
-                RequestStatus::Pending if Utc::now() >= details.expires_at => {
-                    // Expire it now rather than wait for the sweeper; losing that race
-                    // to a decision is fine, the reload shows the decision.
-                    let _ = Box::pin(self.store.execute(id, Command::Expire { at: Utc::now() }, metadata)).await;
-                }
-                RequestStatus::Approved => {
-                    let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
-                    match Box::pin(self.store.execute(id, claim, metadata)).await {
-                        Ok(applied) if !applied.events.is_empty() => {
-                            return Box::pin(self.execute_claimed(id, &applied.state, metadata)).await;
-                        }
-                        // Someone else claimed first: wait for their result.
-                        Ok(_) | Err(CommandError::Domain(_)) => {}
-                        Err(error) => return GateResponse::Unavailable(error.to_string()),
-                    }
-                }
-                RequestStatus::Executing => {
-                    let claimed_at = state.executed_at.unwrap_or(details.created_at);
-                    let abandoned_after = chrono::Duration::from_std(self.settings.call_timeout + ABANDONED_CLAIM_GRACE)
-                        .unwrap_or(chrono::Duration::minutes(2));
-                    if Utc::now() - claimed_at > abandoned_after {
-                        return GateResponse::OutcomeUnknown { request_id: id };
-                    }
+            let step = Box::pin(self.step(id, known.take(), metadata));
+            match step.await {
+                Step::Done(response) => return response,
+                Step::Reload => {}
+                Step::Wait { status, expires_at } => {
                     if Instant::now() >= deadline || self.shutdown.is_cancelled() {
-                        return self.pending(id, &state);
-                    }
-                    self.wait_for_change(&mut watch, deadline).await;
-                }
-                RequestStatus::Pending => {
-                    if Instant::now() >= deadline || self.shutdown.is_cancelled() {
-                        return self.pending(id, &state);
+                        return self.pending(id, status, expires_at);
                     }
                     self.wait_for_change(&mut watch, deadline).await;
                 }
             }
-            state = match Box::pin(self.store.load(id)).await {
-                Ok(Some(state)) => state,
-                Ok(None) => return GateResponse::Unavailable(format!("permission request {id} vanished")),
-                Err(error) => return GateResponse::Unavailable(error.to_string()),
-            };
+        }
+    }
+
+    /// One move towards an outcome from the request's current state (`None`: read it).
+    async fn step(&self, id: Uuid, state: Option<Box<PermissionRequest>>, metadata: &EventMetadata) -> Step {
+        let state = match state {
+            Some(state) => state,
+            None => match self.store.load(id).await {
+                Ok(Some(state)) => Box::new(state),
+                Ok(None) => return Step::Done(GateResponse::Unavailable(format!("permission request {id} vanished"))),
+                Err(error) => return Step::Done(GateResponse::Unavailable(error.to_string())),
+            },
+        };
+        let (Some(details), Some(status)) = (state.details.as_ref(), state.status) else {
+            return Step::Done(GateResponse::Unavailable(format!("permission request {id} vanished")));
+        };
+        let wait = Step::Wait { status, expires_at: details.expires_at };
+        match status {
+            RequestStatus::Executed => Step::Done(match state.outcome {
+                Some(outcome) => GateResponse::Completed(outcome),
+                None => GateResponse::Unavailable(format!("permission request {id} has no outcome")),
+            }),
+            RequestStatus::Rejected => Step::Done(GateResponse::Denied {
+                request_id: id,
+                reason: state.reason.clone().unwrap_or_else(|| "rejected".to_owned()),
+            }),
+            RequestStatus::Expired => {
+                Step::Done(GateResponse::Denied { request_id: id, reason: APPROVAL_EXPIRED_REASON.to_owned() })
+            }
+            RequestStatus::Pending if Utc::now() >= details.expires_at => {
+                // Expire it now rather than wait for the sweeper; losing that race
+                // to a decision is fine, the reload shows the decision.
+                let _ = self.store.execute(id, Command::Expire { at: Utc::now() }, metadata).await;
+                Step::Reload
+            }
+            RequestStatus::Approved => {
+                let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
+                match self.store.execute(id, claim, metadata).await {
+                    Ok(applied) if !applied.events.is_empty() => {
+                        Step::Done(self.execute_claimed(id, &applied.state, metadata).await)
+                    }
+                    // Someone else claimed first: wait for their result.
+                    Ok(_) | Err(CommandError::Domain(_)) => Step::Reload,
+                    Err(error) => Step::Done(GateResponse::Unavailable(error.to_string())),
+                }
+            }
+            RequestStatus::Executing => {
+                let claimed_at = state.executed_at.unwrap_or(details.created_at);
+                let abandoned_after = chrono::Duration::from_std(self.settings.call_timeout + ABANDONED_CLAIM_GRACE)
+                    .unwrap_or(chrono::Duration::minutes(2));
+                if Utc::now() - claimed_at > abandoned_after {
+                    return Step::Done(GateResponse::OutcomeUnknown { request_id: id });
+                }
+                wait
+            }
+            RequestStatus::Pending => wait,
         }
     }
 
@@ -263,13 +301,8 @@ impl Gate {
         GateResponse::Completed(outcome)
     }
 
-    fn pending(&self, id: Uuid, state: &PermissionRequest) -> GateResponse {
-        GateResponse::Pending {
-            request_id: id,
-            status: state.status.unwrap_or(RequestStatus::Pending),
-            expires_at: state.details.as_ref().map(|d| d.expires_at).unwrap_or_else(Utc::now),
-            retry_after: self.settings.retry_after,
-        }
+    fn pending(&self, id: Uuid, status: RequestStatus, expires_at: DateTime<Utc>) -> GateResponse {
+        GateResponse::Pending { request_id: id, status, expires_at, retry_after: self.settings.retry_after }
     }
 
     async fn wait_for_change(&self, watch: &mut alexandria_projections::changes::AggregateWatch, deadline: Instant) {

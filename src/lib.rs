@@ -14,6 +14,7 @@ pub mod error;
 pub mod event_store;
 pub mod extract;
 pub mod gate;
+pub mod http_server;
 pub mod managed_pg;
 pub mod mcp;
 pub mod metrics;

@@ -164,10 +164,7 @@ impl Application {
         tracing::info!(address = %tcp.local_addr()?, replica = %state.settings.replica_id, "listening");
         let app = router(state);
         let stop = shutdown.clone();
-        axum::serve(tcp, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .context("HTTP server failed")?;
+        crate::http_server::serve(tcp, app, stop).await;
         shutdown.cancel();
         workers.wait().await;
         // Last: in-flight requests (which may be calling upstream) have finished above.
@@ -201,7 +198,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mcp::router())
         .merge(routes::notifications::router())
         .route("/metrics", get(crate::metrics::metrics_handler))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track_http))
+        .route_layer(crate::metrics::HttpMetricsLayer::new(state.metrics.clone()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

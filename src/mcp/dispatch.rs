@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use alexandria_domain::{CallOutcome, RequestStatus};
 use axum::http::HeaderMap;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::protocol::{Era, Request, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, OUTCOME_UNKNOWN};
+use super::protocol::{DeferredResponse, Era, McpReply, Request, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, OUTCOME_UNKNOWN};
 use crate::gate::{Gate, GateResponse, GatedCall, ToolExecutor};
 
 /// Who is calling, with the policy that applies: an agent's token policy, or a user
@@ -76,28 +76,50 @@ impl McpService {
         request.result(result)
     }
 
-    pub async fn call_tool(&self, caller: &Caller, headers: &HeaderMap, request: &Request) -> Value {
-        let Some(name) = request.params.get("name").and_then(Value::as_str) else {
-            return request.error(INVALID_PARAMS, "tools/call needs params.name (a string)", None);
+    /// Takes the request and headers by value: a gated call may wait a long time, and
+    /// holds neither while it does.
+    ///
+    /// A gated call answers with a deferred reply: the gate runs in its own task (a
+    /// client that hangs up must not cancel an upstream call mid-way, nor the recording
+    /// of its outcome), and the reply holds just that task's handle while it waits.
+    pub async fn call_tool(&self, caller: &Caller, headers: HeaderMap, request: Request) -> McpReply {
+        McpReply::ok(match self.route_tool_call(caller, headers, request).await {
+            Ok(reply) => reply,
+            Err(deferred) => return McpReply::Deferred(deferred),
+        })
+    }
+
+    /// The response of a call that can be answered now, or the deferred response of a
+    /// gated one.
+    async fn route_tool_call(&self, caller: &Caller, headers: HeaderMap, request: Request) -> Result<Value, DeferredResponse> {
+        let Request { id, method, mut params, era } = request;
+        let request = Request { id, method, params: Map::new(), era };
+        let name = match params.remove("name") {
+            Some(Value::String(name)) => name,
+            _ => return Ok(request.error(INVALID_PARAMS, "tools/call needs params.name (a string)", None)),
         };
-        let arguments = match request.params.get("arguments") {
+        let name = name.as_str();
+        let arguments = match params.remove("arguments") {
             None | Some(Value::Null) => json!({}),
-            Some(arguments @ Value::Object(_)) => arguments.clone(),
-            Some(_) => return request.error(INVALID_PARAMS, "params.arguments must be an object", None),
+            Some(arguments @ Value::Object(_)) => arguments,
+            Some(_) => return Ok(request.error(INVALID_PARAMS, "params.arguments must be an object", None)),
         };
+        drop(params);
         if !caller.effective_tools.iter().any(|t| t == name) {
-            return request.error(
+            return Ok(request.error(
                 INVALID_PARAMS,
                 format!("tool {name:?} is not available to agent {:?}", caller.agent),
                 None,
-            );
+            ));
         }
         let offered = self.directory.tool(name).is_some();
-        let not_offered = || request.error(INVALID_PARAMS, format!("no connected upstream server offers tool {name:?}"), None);
-        let idempotency_key = match idempotency_key(headers) {
+        let not_offered = || Ok(request.error(INVALID_PARAMS, format!("no connected upstream server offers tool {name:?}"), None));
+        let idempotency_key = match idempotency_key(&headers) {
             Ok(key) => key,
-            Err(message) => return request.error(INVALID_PARAMS, message, None),
+            Err(message) => return Ok(request.error(INVALID_PARAMS, message, None)),
         };
+        let trace_id = trace_id(&headers);
+        drop(headers);
 
         // Both branches run in their own task: a client that hangs up must not cancel
         // an upstream call mid-way, nor the recording of its outcome.
@@ -108,10 +130,10 @@ impl McpService {
             let executor = Arc::clone(&self.executor);
             let tool = name.to_owned();
             let task = tokio::spawn(async move { executor.execute(&tool, &arguments).await });
-            return match task.await {
-                Ok(outcome) => outcome_response(request, outcome),
+            return Ok(match task.await {
+                Ok(outcome) => outcome_response(&request, outcome),
                 Err(error) => request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None),
-            };
+            });
         }
         let call = GatedCall {
             agent: caller.agent.clone(),
@@ -119,26 +141,33 @@ impl McpService {
             arguments,
             idempotency_key,
             actor: caller.actor.clone(),
-            trace_id: trace_id(headers),
+            trace_id,
         };
         // A request that already has its answer (a cached outcome, a decision against it,
         // or a claim whose outcome is unknown) gives it without the upstream; only one
         // that may still need to run upstream is refused while no upstream offers the tool.
-        if !offered
-            && !matches!(
-                self.gate.existing_status(&call).await,
+        if !offered {
+            // Boxed and bound with `let`: in `Box::pin(f).await` the unboxed `f` would
+            // stay in this state machine as a temporary of the statement.
+            let existing = Box::pin(self.gate.existing_status(&call));
+            let answered = matches!(
+                existing.await,
                 Some(RequestStatus::Executing | RequestStatus::Executed | RequestStatus::Rejected | RequestStatus::Expired)
-            )
-        {
-            return not_offered();
+            );
+            if !answered {
+                return not_offered();
+            }
         }
         let gate = self.gate.clone();
         let key_for_meta = call.idempotency_key.clone();
-        let response = match tokio::spawn(async move { gate.call(call).await }).await {
-            Ok(response) => response,
-            Err(error) => GateResponse::Unavailable(error.to_string()),
-        };
-        gate_response(request, response, key_for_meta)
+        let task = tokio::spawn(async move { gate.call(call).await });
+        Err(Box::pin(async move {
+            let response = match task.await {
+                Ok(response) => response,
+                Err(error) => GateResponse::Unavailable(error.to_string()),
+            };
+            gate_response(&request, response, key_for_meta)
+        }))
     }
 }
 

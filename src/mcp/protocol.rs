@@ -1,5 +1,6 @@
 //! JSON-RPC 2.0 framing and the MCP lifecycle methods.
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Map, Value};
 
@@ -28,16 +29,22 @@ const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
 pub const SERVER_NAME: &str = "alexandria";
 
 /// What the HTTP layer sends back.
-#[derive(Debug)]
 pub enum McpReply {
     /// A notification or a response from the client: 202, no body.
     Accepted,
     /// A JSON-RPC response; `session` is set on a successful `initialize`.
     Json { status: StatusCode, body: Value, session: Option<String> },
+    /// A 200 whose JSON-RPC response is not known yet: a gated call waiting in-band for
+    /// a decision. The HTTP layer answers at once and sends the body when this resolves,
+    /// so a parked call holds only this future, not the request's handler stack.
+    Deferred(DeferredResponse),
 }
 
+/// The JSON-RPC response of a call still in progress.
+pub type DeferredResponse = std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>>;
+
 impl McpReply {
-    fn ok(body: Value) -> Self {
+    pub(super) fn ok(body: Value) -> Self {
         McpReply::Json { status: StatusCode::OK, body, session: None }
     }
 }
@@ -115,8 +122,8 @@ fn era_of(headers: &HeaderMap, params: &Map<String, Value>, id: &Value) -> Resul
 }
 
 /// Parses one HTTP body and answers it.
-pub async fn handle_message(service: &McpService, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> McpReply {
-    let message: Value = match serde_json::from_slice(body) {
+pub async fn handle_message(service: &McpService, caller: &Caller, headers: HeaderMap, body: Bytes) -> McpReply {
+    let message: Value = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(error) => {
             return error_reply(StatusCode::BAD_REQUEST, Value::Null, PARSE_ERROR, format!("parse error: {error}"), None)
@@ -162,17 +169,20 @@ pub async fn handle_message(service: &McpService, caller: &Caller, headers: &Hea
         // need no answer.
         return McpReply::Accepted;
     };
-    let era = match era_of(headers, &params, &id) {
+    drop((body, message));
+    let era = match era_of(&headers, &params, &id) {
         Ok(era) => era,
         Err(reply) => return reply,
     };
     let request = Request { id, method, params, era };
+    if request.method == "tools/call" {
+        return service.call_tool(caller, headers, request).await;
+    }
     match request.method.as_str() {
         "initialize" => initialize(&request),
         "server/discover" => McpReply::ok(request.result(discover_result())),
         "ping" => McpReply::ok(request.result(json!({}))),
         "tools/list" => McpReply::ok(service.list_tools(caller, &request).await),
-        "tools/call" => McpReply::ok(service.call_tool(caller, headers, &request).await),
         other => McpReply::ok(request.error(METHOD_NOT_FOUND, format!("method {other:?} is not supported by this gateway"), None)),
     }
 }

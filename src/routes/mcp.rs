@@ -1,5 +1,7 @@
 //! `POST /mcp` and `POST /mcp/agents/{name}`: the MCP Streamable HTTP endpoint.
 
+use std::convert::Infallible;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -43,23 +45,28 @@ pub async fn agent_endpoint(
             "this token belongs to agent {:?}; it cannot act as {agent:?}",
             token.name
         ))),
-        Principal::User(user) if user.role >= Role::Admin => match crate::agents::get(&state.pool, &agent).await {
-            // A person acting through an agent's path gets that agent's current policy.
-            Ok(policy) => Ok(Caller {
-                actor: user.actor(),
-                agent: policy.name,
-                effective_tools: policy.allowed_tools,
-                approval_required_tools: policy.approval_required_tools,
-            }),
-            Err(error) => Err(error),
-        },
+        Principal::User(user) if user.role >= Role::Admin => {
+            // Boxed and bound with `let`: the query's future would otherwise be part of
+            // every parked call's handler state.
+            let policy = Box::pin(crate::agents::get(&state.pool, &agent));
+            match policy.await {
+                // A person acting through an agent's path gets that agent's current policy.
+                Ok(policy) => Ok(Caller {
+                    actor: user.actor(),
+                    agent: policy.name,
+                    effective_tools: policy.allowed_tools,
+                    approval_required_tools: policy.approval_required_tools,
+                }),
+                Err(error) => Err(error),
+            }
+        }
         Principal::User(user) => Err(ApiError::Forbidden(format!(
             "calling tools through an agent needs role admin or higher; you are {}",
             user.role
         ))),
     };
     match caller {
-        Ok(caller) => serve(&state, &caller, &headers, &body).await,
+        Ok(caller) => serve(&state, &caller, headers, body).await,
         Err(error) => error.into_response(),
     }
 }
@@ -75,7 +82,7 @@ pub async fn endpoint(
         Err(rejection) => return body_rejection(rejection),
     };
     match principal {
-        Principal::Agent(token) => serve(&state, &agent_caller(token), &headers, &body).await,
+        Principal::Agent(token) => serve(&state, &agent_caller(token), headers, body).await,
         Principal::User(_) => ApiError::BadRequest(
             "a user token must say which agent it acts as: use POST /mcp/agents/{name}".to_owned(),
         )
@@ -94,13 +101,22 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
             .any(|local| origin == *local || origin.strip_prefix(local).is_some_and(|rest| rest.starts_with(':')))
 }
 
-async fn serve(state: &AppState, caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Response {
-    if !origin_allowed(state, headers) {
+/// Takes the headers and body by value so that a gated call, which may wait a long
+/// time, does not hold them while it waits.
+async fn serve(state: &AppState, caller: &Caller, headers: HeaderMap, body: Bytes) -> Response {
+    if !origin_allowed(state, &headers) {
         return (StatusCode::FORBIDDEN, axum::Json(error_body(serde_json::Value::Null, INVALID_REQUEST, "origin not allowed", None)))
             .into_response();
     }
     match handle_message(&state.mcp, caller, headers, body).await {
         McpReply::Accepted => StatusCode::ACCEPTED.into_response(),
+        McpReply::Deferred(response) => {
+            // Headers now, the JSON-RPC response when it is known (chunked): the handler
+            // and the middleware around it finish, and a parked call costs its
+            // connection and this one future.
+            let body = futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
+            ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
+        }
         McpReply::Json { status, body, session } => {
             let mut response = (status, axum::Json(body)).into_response();
             if let Some(session) = session.and_then(|s| HeaderValue::from_str(&s).ok()) {
@@ -139,3 +155,4 @@ pub fn router() -> axum::Router<AppState> {
         .route("/mcp/agents/{name}", post(agent_endpoint))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
 }
+

@@ -354,6 +354,9 @@ async fn a_waiting_call_whose_client_hangs_up_still_runs_when_approved_within_th
                 .header("x-idempotency-key", "hung-up")
                 .json(&tool_call(1, "write_file", json!({"path": "/orphan.txt", "content": "still written"})))
                 .send()
+                .await?
+                // The headers come at once; the JSON-RPC response is the body.
+                .text()
                 .await
         })
     };
