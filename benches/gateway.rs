@@ -8,6 +8,9 @@
 //!   upstream called directly over rmcp, at concurrency 1 and 64;
 //! - resume: time from an approve response to the waiting gated call's response;
 //! - waiters: 10,000 concurrent in-band waiters: server RSS and database connections.
+//!
+//! Profiling: BENCH_HEAPTRACK=/tmp/out runs the server under heaptrack (Debian package
+//! `heaptrack`); BENCH_STDERR=1 shows the server's log; BENCH_WAITERS=N sets the count.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -65,8 +68,16 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let data_dir = std::env::temp_dir().join("alexandria-bench-gateway");
         let _ = std::fs::remove_dir_all(&data_dir);
-        let mut cmd = match std::env::var("BENCH_HEAPTRACK") { Ok(out) => { let mut c = tokio::process::Command::new("heaptrack"); c.args(["-o", &out, env!("CARGO_BIN_EXE_alexandria")]); c }, Err(_) => tokio::process::Command::new(env!("CARGO_BIN_EXE_alexandria")) };
-        let child = cmd
+        let binary = env!("CARGO_BIN_EXE_alexandria");
+        let mut command = match std::env::var("BENCH_HEAPTRACK") {
+            Ok(output) => {
+                let mut heaptrack = tokio::process::Command::new("heaptrack");
+                heaptrack.args(["-o", &output, binary]);
+                heaptrack
+            }
+            Err(_) => tokio::process::Command::new(binary),
+        };
+        let child = command
             .args(["serve", "--demo"])
             .env("DATABASE_URL", format!("{base}/{database}"))
             .env("ALEXANDRIA_LISTEN", format!("127.0.0.1:{port}"))
@@ -75,7 +86,8 @@ impl Server {
             .env("ALEXANDRIA_APPROVAL_WAIT_SECS", wait_secs.to_string())
             .env("ALEXANDRIA_DB_POOL_SIZE", POOL_SIZE.to_string())
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null()).stderr(if std::env::var("BENCH_STDERR").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .stdout(Stdio::null())
+            .stderr(if std::env::var("BENCH_STDERR").is_ok() { Stdio::inherit() } else { Stdio::null() })
             .kill_on_drop(true)
             .spawn()
             .expect("start alexandria");
@@ -370,9 +382,14 @@ async fn waiters() {
     println!("| server RSS idle | {} MiB |", rss_before / 1024);
     println!("| server RSS with all waiting | {} MiB |", rss_waiting / 1024);
     println!("| server peak RSS (VmHWM) | {} MiB |", rss_kib(server.pid(), "VmHWM:") / 1024);
-    println!("| database connections of the server (max seen; pool {POOL_SIZE}, which holds the LISTEN connection, + the projection and notification leaders' lock connections) | {max_connections} |");
+    println!("| database connections of the server, max seen (ALEXANDRIA_DB_POOL_SIZE {POOL_SIZE}) | {max_connections} |");
     println!("| waiters completed with the real result after approval | {completed} / {count} |\n");
-    if std::env::var("BENCH_HEAPTRACK").is_ok() { let _ = std::process::Command::new("pkill").args(["-TERM", "-f", "alexandria serve --demo"]).status(); let mut server = server; let _ = server.child.wait().await; }
+    if std::env::var("BENCH_HEAPTRACK").is_ok() {
+        // heaptrack writes its profile when the server exits cleanly, not when killed.
+        let _ = std::process::Command::new("pkill").args(["-TERM", "-f", "alexandria serve --demo"]).status();
+        let mut server = server;
+        let _ = server.child.wait().await;
+    }
 }
 
 #[tokio::main]

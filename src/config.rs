@@ -18,7 +18,8 @@ pub struct DatabaseArgs {
     #[arg(long, env = "ALEXANDRIA_DATA_DIR", default_value = "./alexandria-data")]
     pub data_dir: PathBuf,
 
-    /// Maximum connections in the pool.
+    /// Most database connections the process opens (`serve`: pool plus the background
+    /// workers' leadership-lock connections).
     #[arg(long, env = "ALEXANDRIA_DB_POOL_SIZE", default_value_t = crate::db::DEFAULT_POOL_SIZE)]
     pub db_pool_size: u32,
 }

@@ -173,6 +173,13 @@ impl Application {
     }
 }
 
+/// Connections a serving process holds outside its pool: one per single-instance worker
+/// (each projection runner and the notification reconciler), each keeping its
+/// leadership's advisory lock on a session of its own.
+pub fn leadership_connections() -> u32 {
+    alexandria_projections::all().len() as u32 + 1
+}
+
 /// Pending connections the kernel queues before accepting (capped by `somaxconn`). Agents
 /// retrying after an outage arrive in bursts; tokio's default of 1024 turns a burst of a
 /// few thousand into client-side connect timeouts.

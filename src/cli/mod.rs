@@ -69,6 +69,10 @@ pub struct Database {
 
 impl Database {
     pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
+        Self::open_with_pool_size(args, args.db_pool_size).await
+    }
+
+    pub async fn open_with_pool_size(args: &DatabaseArgs, pool_size: u32) -> anyhow::Result<Self> {
         let (options, managed) = match &args.database_url {
             Some(url) => (crate::db::parse_url(url)?, None),
             None => {
@@ -76,7 +80,7 @@ impl Database {
                 (managed.connect_options(), Some(managed))
             }
         };
-        let pool = crate::db::connect(options, args.db_pool_size).await?;
+        let pool = crate::db::connect(options, pool_size).await?;
         Ok(Database { pool, managed })
     }
 

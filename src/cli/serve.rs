@@ -4,10 +4,24 @@ use super::Database;
 use crate::config::ServeArgs;
 use crate::startup::{Application, Settings};
 
+/// The fewest pooled connections `serve` runs with: one is the shared LISTEN session.
+const MIN_REQUEST_POOL: u32 = 2;
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::shutdown::cancel_on_signal(shutdown.clone());
-    let database = Database::open(&args.database).await?;
+    // ALEXANDRIA_DB_POOL_SIZE bounds every connection the process opens: the pool gets
+    // what the leadership locks of the background workers do not hold.
+    let locks = crate::startup::leadership_connections();
+    let pool_size = args.database.db_pool_size.saturating_sub(locks);
+    if pool_size < MIN_REQUEST_POOL {
+        anyhow::bail!(
+            "ALEXANDRIA_DB_POOL_SIZE must be at least {}: {locks} connections hold the background workers' \
+             leadership locks and requests need at least {MIN_REQUEST_POOL}",
+            locks + MIN_REQUEST_POOL
+        );
+    }
+    let database = Database::open_with_pool_size(&args.database, pool_size).await?;
     let result = async {
         crate::db::migrate(&database.pool).await?;
         let app = Application::build(Settings::from_args(&args), database.pool.clone(), shutdown.clone()).await?;
