@@ -259,10 +259,16 @@ async fn an_approval_within_the_in_band_wait_returns_the_real_result_in_the_same
     .await;
     assert!(!caller.is_finished(), "the call waits in-band");
     assert!(fs.calls().is_empty());
+    // The request's HTTP duration ends with its (deferred) body, so it covers the wait:
+    // while the call is parked it has not been counted.
+    let mcp_requests = r#"alexandria_http_request_duration_seconds_count{method="POST",route="/mcp/agents/{name}",status_class="2xx"} "#;
+    let counted = |text: &str| text.lines().find_map(|l| l.strip_prefix(mcp_requests)?.parse::<u64>().ok()).unwrap_or(0);
+    assert_eq!(counted(&scrape(&app).await), 0, "a parked call is still in progress");
     approve_ok(&app, &admin, id).await;
 
     let body = caller.await.expect("the call task");
     let waited = started.elapsed();
+    eventually(Duration::from_secs(5), "the finished call to be counted", || async { counted(&scrape(&app).await) == 1 }).await;
     assert_eq!(
         body,
         json!({"jsonrpc": "2.0", "id": 1, "result": {

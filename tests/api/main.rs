@@ -21,4 +21,5 @@ mod notifications;
 mod projections;
 mod upstream;
 mod runbook_auth;
+mod serve_config;
 mod users_admin;
