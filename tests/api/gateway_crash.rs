@@ -161,15 +161,16 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
         let (client, url, token) = (client.clone(), format!("{base}/mcp/agents/sleeper"), token.clone());
         let body = call_body(2);
         tokio::spawn(async move {
-            client
+            let response = client
                 .post(url)
                 .bearer_auth(token)
                 .header("x-idempotency-key", key)
                 .header("content-type", "application/json")
                 .body(body)
                 .send()
-                .await
-                .map(|r| r.status())
+                .await?;
+            // The headers come at once; the JSON-RPC response is the body.
+            response.text().await
         })
     };
     eventually(Duration::from_secs(3), "the upstream started the call", || async {

@@ -243,6 +243,9 @@ async fn a_client_that_hangs_up_does_not_cancel_the_approved_upstream_call() {
                 .header("x-idempotency-key", "hang-up")
                 .json(&tool_call(2, "logged_sleep", arguments))
                 .send()
+                .await?
+                // The headers come at once; the JSON-RPC response is the body.
+                .text()
                 .await
         })
     };
