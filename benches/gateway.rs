@@ -144,6 +144,22 @@ fn call_body(id: u64, tool: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
 }
 
+/// A gated `write_file` through the gateway; returns the JSON-RPC response (the body,
+/// which comes when the call is answered).
+async fn gated_write(client: &reqwest::Client, endpoint: &str, token: &str, key: &str, n: u64, path: &str) -> Value {
+    client
+        .post(endpoint)
+        .bearer_auth(token)
+        .header("X-Idempotency-Key", key)
+        .json(&call_body(n, "write_file", json!({"path": path, "content": "x"})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn gateway_echo(client: &reqwest::Client, url: &str, token: &str, n: u64) -> Duration {
     let started = Instant::now();
     let response: Value = client
@@ -259,17 +275,7 @@ async fn resume() {
         let call = {
             let (client, endpoint, token) = (client.clone(), endpoint.clone(), tokens.agent.clone());
             tokio::spawn(async move {
-                let response: Value = client
-                    .post(&endpoint)
-                    .bearer_auth(token)
-                    .header("X-Idempotency-Key", key)
-                    .json(&call_body(n, "write_file", json!({"path": format!("/resume/{n}.txt"), "content": "x"})))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let response = gated_write(&client, &endpoint, &token, &key, n, &format!("/resume/{n}.txt")).await;
                 (Instant::now(), response)
             })
         };
@@ -320,18 +326,7 @@ async fn waiters() {
             // Connect in waves: ten thousand simultaneous SYNs overflow the listen
             // backlog and turn into client-side connect timeouts.
             tokio::time::sleep(Duration::from_millis(n / 100 * 50)).await;
-            let response: Value = client
-                .post(&endpoint)
-                .bearer_auth(token)
-                .header("X-Idempotency-Key", format!("waiter-{n}"))
-                .json(&call_body(n, "write_file", json!({"path": format!("/waiters/{n}.txt"), "content": "x"})))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            response
+            gated_write(&client, &endpoint, &token, &format!("waiter-{n}"), n, &format!("/waiters/{n}.txt")).await
         }));
     }
     // All waiting: the gateway's own gauge says so.

@@ -241,9 +241,11 @@ pub async fn approve_ok(app: &TestApp, by: &Session, id: Uuid) -> Value {
 
 // -------------------------------------------------------------------------- metrics ----
 
+/// `GET /metrics`: the text exposition (checked to be served as Prometheus text).
 pub async fn scrape(app: &TestApp) -> String {
     let response = app.client.get(app.url("/metrics")).send().await.expect("GET /metrics");
     assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     response.text().await.expect("metrics text")
 }
 

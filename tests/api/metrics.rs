@@ -4,18 +4,12 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::gateway_helpers::scrape;
 use crate::helpers::requests::request_through;
 use crate::helpers::{spawn_app, spawn_app_on, test_settings};
 
 fn sample(exposition: &str, series: &str) -> Option<f64> {
     exposition.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-}
-
-async fn scrape(app: &crate::helpers::TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    response.text().await.unwrap()
 }
 
 const PENDING: &str = r#"alexandria_permission_request_pending{request_type="tool_call",tool="write_file"}"#;
