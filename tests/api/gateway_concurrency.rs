@@ -156,13 +156,19 @@ async fn ten_times_pool_size_waiters_all_complete_after_approval_without_holding
     const POOL: u32 = 4;
     const WAITERS: usize = 10 * POOL as usize;
     let db = fresh_database().await;
-    // The gateway gets a pool of POOL connections; the migration pool is closed so that
-    // every connection to the database during the test is the gateway's.
-    let pool = db.new_pool(POOL).await;
+    let mut observer = PgConnection::connect_with(&PgConnectOptions::from_str(&admin_url()).unwrap()).await.unwrap();
+    // The gateway gets a pool of POOL connections; the migration pool is closed first so
+    // that every connection to the database during the test is the gateway's. A closed
+    // connection's backend can take a moment to exit when the machine is busy.
     db.pool.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !connections_to(&mut observer, &db.name).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the migration pool's connections did not go away");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pool = db.new_pool(POOL).await;
     let db = TestDatabase { pool, ..db };
     let app = spawn_app_on(db, settings_with_wait(Duration::from_secs(60))).await;
-    let mut observer = PgConnection::connect_with(&PgConnectOptions::from_str(&admin_url()).unwrap()).await.unwrap();
 
     let admin = admin_session(&app).await;
     let fs = register_fs(&app, &admin, "fs", None).await;
