@@ -235,15 +235,14 @@ where
     }
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let method = request.method().clone();
-        TrackedResponse {
-            inner: self.inner.call(request),
-            started: Instant::now(),
-            method,
-            route,
+        let timer = RequestTimer {
             metrics: self.metrics.clone(),
-        }
+            method: request.method().clone(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            status: None,
+            started: Instant::now(),
+        };
+        TrackedResponse { inner: self.inner.call(request), timer: Some(timer) }
     }
 }
 
@@ -251,10 +250,8 @@ pin_project_lite::pin_project! {
     pub struct TrackedResponse<F> {
         #[pin]
         inner: F,
-        started: Instant,
-        method: axum::http::Method,
-        route: Option<MatchedPath>,
-        metrics: Metrics,
+        // Moved into the response body once there is a response.
+        timer: Option<RequestTimer>,
     }
 }
 
@@ -267,15 +264,12 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        std::task::Poll::Ready(result.map(|response| {
-            let timer = RequestTimer {
-                metrics: this.metrics.clone(),
-                method: this.method.clone(),
-                route: this.route.take(),
-                status: response.status(),
-                started: *this.started,
-            };
-            response.map(|body| axum::body::Body::new(TimedBody { inner: body, _timer: timer }))
+        std::task::Poll::Ready(result.map(|response| match this.timer.take() {
+            Some(mut timer) => {
+                timer.status = Some(response.status());
+                response.map(|body| axum::body::Body::new(TimedBody { inner: body, _timer: timer }))
+            }
+            None => response,
         }))
     }
 }
@@ -307,18 +301,21 @@ impl http_body::Body for TimedBody {
     }
 }
 
+/// Records one request's duration when dropped, if it got as far as a response.
 struct RequestTimer {
     metrics: Metrics,
     method: axum::http::Method,
     route: Option<MatchedPath>,
-    status: axum::http::StatusCode,
+    /// `None` until the response exists: a request abandoned before it is not counted.
+    status: Option<axum::http::StatusCode>,
     started: Instant,
 }
 
 impl Drop for RequestTimer {
     fn drop(&mut self) {
+        let Some(status) = self.status else { return };
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        let status_class = format!("{}xx", self.status.as_u16() / 100);
+        let status_class = format!("{}xx", status.as_u16() / 100);
         self.metrics
             .inner
             .http_duration

@@ -7,7 +7,7 @@ use alexandria_domain::{CallOutcome, RequestStatus};
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 
-use super::protocol::{DeferredResponse, Era, McpReply, Request, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, OUTCOME_UNKNOWN};
+use super::protocol::{Era, McpReply, Request, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, OUTCOME_UNKNOWN};
 use crate::gate::{Gate, GateResponse, GatedCall, ToolExecutor};
 
 /// Who is calling, with the policy that applies: an agent's token policy, or a user
@@ -83,40 +83,31 @@ impl McpService {
     /// client that hangs up must not cancel an upstream call mid-way, nor the recording
     /// of its outcome), and the reply holds just that task's handle while it waits.
     pub async fn call_tool(&self, caller: &Caller, headers: HeaderMap, request: Request) -> McpReply {
-        McpReply::ok(match self.route_tool_call(caller, headers, request).await {
-            Ok(reply) => reply,
-            Err(deferred) => return McpReply::Deferred(deferred),
-        })
-    }
-
-    /// The response of a call that can be answered now, or the deferred response of a
-    /// gated one.
-    async fn route_tool_call(&self, caller: &Caller, headers: HeaderMap, request: Request) -> Result<Value, DeferredResponse> {
         let Request { id, method, mut params, era } = request;
         let request = Request { id, method, params: Map::new(), era };
         let name = match params.remove("name") {
             Some(Value::String(name)) => name,
-            _ => return Ok(request.error(INVALID_PARAMS, "tools/call needs params.name (a string)", None)),
+            _ => return McpReply::ok(request.error(INVALID_PARAMS, "tools/call needs params.name (a string)", None)),
         };
         let name = name.as_str();
         let arguments = match params.remove("arguments") {
             None | Some(Value::Null) => json!({}),
             Some(arguments @ Value::Object(_)) => arguments,
-            Some(_) => return Ok(request.error(INVALID_PARAMS, "params.arguments must be an object", None)),
+            Some(_) => return McpReply::ok(request.error(INVALID_PARAMS, "params.arguments must be an object", None)),
         };
         drop(params);
         if !caller.effective_tools.iter().any(|t| t == name) {
-            return Ok(request.error(
+            return McpReply::ok(request.error(
                 INVALID_PARAMS,
                 format!("tool {name:?} is not available to agent {:?}", caller.agent),
                 None,
             ));
         }
         let offered = self.directory.tool(name).is_some();
-        let not_offered = || Ok(request.error(INVALID_PARAMS, format!("no connected upstream server offers tool {name:?}"), None));
+        let not_offered = || McpReply::ok(request.error(INVALID_PARAMS, format!("no connected upstream server offers tool {name:?}"), None));
         let idempotency_key = match idempotency_key(&headers) {
             Ok(key) => key,
-            Err(message) => return Ok(request.error(INVALID_PARAMS, message, None)),
+            Err(message) => return McpReply::ok(request.error(INVALID_PARAMS, message, None)),
         };
         let trace_id = trace_id(&headers);
         drop(headers);
@@ -130,7 +121,7 @@ impl McpService {
             let executor = Arc::clone(&self.executor);
             let tool = name.to_owned();
             let task = tokio::spawn(async move { executor.execute(&tool, &arguments).await });
-            return Ok(match task.await {
+            return McpReply::ok(match task.await {
                 Ok(outcome) => outcome_response(&request, outcome),
                 Err(error) => request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None),
             });
@@ -161,7 +152,7 @@ impl McpService {
         let gate = self.gate.clone();
         let key_for_meta = call.idempotency_key.clone();
         let task = tokio::spawn(async move { gate.call(call).await });
-        Err(Box::pin(async move {
+        McpReply::Deferred(Box::pin(async move {
             let response = match task.await {
                 Ok(response) => response,
                 Err(error) => GateResponse::Unavailable(error.to_string()),

@@ -155,4 +155,3 @@ pub fn router() -> axum::Router<AppState> {
         .route("/mcp/agents/{name}", post(agent_endpoint))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
 }
-
