@@ -48,7 +48,11 @@ struct Report {
 
 fn summarise(mut samples: Vec<Duration>, wall: Duration) -> Report {
     samples.sort();
-    Report { p50: percentile(&samples, 0.5), p99: percentile(&samples, 0.99), per_second: samples.len() as f64 / wall.as_secs_f64() }
+    Report {
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+        per_second: samples.len() as f64 / wall.as_secs_f64(),
+    }
 }
 
 struct Server {
@@ -281,13 +285,23 @@ async fn resume() {
         };
         // Wait until the request exists and is waiting, then approve.
         loop {
-            let r = client.get(format!("{}/admin/permissions/{request_id}", server.url)).bearer_auth(&tokens.admin).send().await.unwrap();
+            let r = client
+                .get(format!("{}/admin/permissions/{request_id}", server.url))
+                .bearer_auth(&tokens.admin)
+                .send()
+                .await
+                .unwrap();
             if r.status() == 200 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let approve = client.post(format!("{}/admin/permissions/{request_id}/approve", server.url)).bearer_auth(&tokens.admin).send().await.unwrap();
+        let approve = client
+            .post(format!("{}/admin/permissions/{request_id}/approve", server.url))
+            .bearer_auth(&tokens.admin)
+            .send()
+            .await
+            .unwrap();
         let approved_at = Instant::now();
         assert_eq!(approve.status(), 200);
         let (done_at, response) = call.await.unwrap();
@@ -297,7 +311,13 @@ async fn resume() {
     samples.sort();
     println!("## Approve → resume of a waiting call ({} calls)\n", samples.len());
     println!("| p50 | p90 | p99 | max |\n|---|---|---|---|");
-    println!("| {} | {} | {} | {} |\n", ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.9)), ms(percentile(&samples, 0.99)), ms(*samples.last().unwrap()));
+    println!(
+        "| {} | {} | {} | {} |\n",
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.9)),
+        ms(percentile(&samples, 0.99)),
+        ms(*samples.last().unwrap())
+    );
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -330,15 +350,21 @@ async fn waiters() {
         }));
     }
     // All waiting: the gateway's own gauge says so.
-    let mut admin_db = PgConnection::connect(&format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, server.database)).await.unwrap();
+    let mut admin_db =
+        PgConnection::connect(&format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, server.database))
+            .await
+            .unwrap();
     let mut max_connections = 0i64;
     loop {
         let metrics = client.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
-        let waiting: f64 = metrics.lines().find_map(|l| l.strip_prefix("alexandria_gate_waiters ")).unwrap().trim().parse().unwrap();
-        let connections: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-            .fetch_one(&mut admin_db)
-            .await
-            .unwrap();
+        let waiting: f64 =
+            metrics.lines().find_map(|l| l.strip_prefix("alexandria_gate_waiters ")).unwrap().trim().parse().unwrap();
+        let connections: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin_db)
+        .await
+        .unwrap();
         max_connections = max_connections.max(connections);
         if waiting as usize >= count {
             break;
@@ -353,7 +379,13 @@ async fn waiters() {
             let (client, url, admin) = (client.clone(), server.url.clone(), tokens.admin.clone());
             async move {
                 let id = alexandria_domain::request_id("demo-agent", &format!("waiter-{n}"));
-                client.post(format!("{url}/admin/permissions/{id}/approve")).bearer_auth(admin).send().await.unwrap().status()
+                client
+                    .post(format!("{url}/admin/permissions/{id}/approve"))
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
             }
         })
         .buffer_unordered(32);
@@ -366,10 +398,12 @@ async fn waiters() {
             completed += 1;
         }
     }
-    let connections: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        .fetch_one(&mut admin_db)
-        .await
-        .unwrap();
+    let connections: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut admin_db)
+    .await
+    .unwrap();
     max_connections = max_connections.max(connections);
     println!("## {count} concurrent in-band waiters\n");
     println!("| measure | value |\n|---|---|");
@@ -377,7 +411,9 @@ async fn waiters() {
     println!("| server RSS idle | {} MiB |", rss_before / 1024);
     println!("| server RSS with all waiting | {} MiB |", rss_waiting / 1024);
     println!("| server peak RSS (VmHWM) | {} MiB |", rss_kib(server.pid(), "VmHWM:") / 1024);
-    println!("| database connections of the server, max seen (ALEXANDRIA_DB_POOL_SIZE {POOL_SIZE}) | {max_connections} |");
+    println!(
+        "| database connections of the server, max seen (ALEXANDRIA_DB_POOL_SIZE {POOL_SIZE}) | {max_connections} |"
+    );
     println!("| waiters completed with the real result after approval | {completed} / {count} |\n");
     if std::env::var("BENCH_HEAPTRACK").is_ok() {
         // heaptrack writes its profile when the server exits cleanly, not when killed.

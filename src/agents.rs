@@ -86,19 +86,18 @@ fn validate_new(agent: NewAgent) -> ApiResult<NewAgent> {
         problems.push(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"));
     }
     let allowed = normalize_tool_list("allowed_tools", agent.allowed_tools).map_err(|p| problems.push(p)).ok();
-    let approval =
-        normalize_tool_list("approval_required_tools", agent.approval_required_tools).map_err(|p| problems.push(p)).ok();
+    let approval = normalize_tool_list("approval_required_tools", agent.approval_required_tools)
+        .map_err(|p| problems.push(p))
+        .ok();
     if let (Some(allowed), Some(approval)) = (&allowed, &approval) {
         if let Err(problem) = check_approval_subset(allowed, approval) {
             problems.push(problem);
         }
     }
     match (allowed, approval) {
-        (Some(allowed_tools), Some(approval_required_tools)) if problems.is_empty() => Ok(NewAgent {
-            allowed_tools,
-            approval_required_tools,
-            ..agent
-        }),
+        (Some(allowed_tools), Some(approval_required_tools)) if problems.is_empty() => {
+            Ok(NewAgent { allowed_tools, approval_required_tools, ..agent })
+        }
         _ => Err(ApiError::Unprocessable(problems.join("; "))),
     }
 }

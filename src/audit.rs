@@ -45,11 +45,13 @@ pub struct ExportSummary {
 
 /// Total number of events the filter selects (for a progress bar).
 pub async fn count_for_export(pool: &PgPool, filter: &ExportFilter) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1 AND ($2::text IS NULL OR aggregate_id = $2)")
-        .bind(filter.since)
-        .bind(filter.request.map(|id| id.to_string()))
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE global_position > $1 AND ($2::text IS NULL OR aggregate_id = $2)",
+    )
+    .bind(filter.since)
+    .bind(filter.request.map(|id| id.to_string()))
+    .fetch_one(pool)
+    .await
 }
 
 /// Writes the selected events, one JSON object per line, in global order.
@@ -139,7 +141,8 @@ pub fn render_replay(request: Uuid, steps: &[ReplayStep]) -> String {
         let s = &step.state;
         if let Some(d) = &s.details {
             let _ = writeln!(out, "  agent={} tool={} arguments={}", d.agent, d.tool, d.arguments);
-            let _ = writeln!(out, "  created_at={} expires_at={}", d.created_at.to_rfc3339(), d.expires_at.to_rfc3339());
+            let _ =
+                writeln!(out, "  created_at={} expires_at={}", d.created_at.to_rfc3339(), d.expires_at.to_rfc3339());
         }
         if let (Some(by), Some(at)) = (&s.reviewed_by, s.reviewed_at) {
             let _ = writeln!(out, "  reviewed_by={by} reviewed_at={}", at.to_rfc3339());

@@ -74,7 +74,9 @@ impl From<sqlx::Error> for ApiError {
             match db.code().as_deref() {
                 Some("23505") => return ApiError::Conflict("that already exists".into()),
                 Some("23503") => return ApiError::Unprocessable("that refers to something that does not exist".into()),
-                Some("23514") | Some("23502") => return ApiError::Unprocessable("a value is out of range or missing".into()),
+                Some("23514") | Some("23502") => {
+                    return ApiError::Unprocessable("a value is out of range or missing".into())
+                }
                 _ => {}
             }
         }

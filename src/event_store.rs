@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alexandria_domain::{
-    EventMetadata, PermissionRequest, PermissionRequestCommand, PermissionRequestError,
-    PermissionRequestEvent,
+    EventMetadata, PermissionRequest, PermissionRequestCommand, PermissionRequestError, PermissionRequestEvent,
 };
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateContext, AggregateError, EventEnvelope, EventStore};
@@ -96,11 +95,8 @@ impl PermissionStore {
         for event in &events {
             state.evolve(event.clone());
         }
-        let committed = if events.is_empty() {
-            Vec::new()
-        } else {
-            store.commit(events, context, metadata.to_map()).await?
-        };
+        let committed =
+            if events.is_empty() { Vec::new() } else { store.commit(events, context, metadata.to_map()).await? };
         self.count(&state, &committed);
         Ok(Applied { state, events: committed })
     }

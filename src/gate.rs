@@ -112,7 +112,7 @@ impl Gate {
         store: PermissionStore,
         listener: Arc<EventListener>,
         executor: Arc<dyn ToolExecutor>,
-            settings: GateSettings,
+        settings: GateSettings,
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {

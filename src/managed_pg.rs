@@ -103,10 +103,8 @@ impl ManagedPostgres {
         if pg.is_running().await {
             tracing::info!("reusing the managed PostgreSQL that is already running");
         } else {
-            let options = format!(
-                "-c listen_addresses='' -k {} -c unix_socket_permissions=0700",
-                pg.socket_dir.display()
-            );
+            let options =
+                format!("-c listen_addresses='' -k {} -c unix_socket_permissions=0700", pg.socket_dir.display());
             pg.run_tool(
                 "pg_ctl",
                 &[
@@ -172,11 +170,7 @@ impl ManagedPostgres {
         command.args(args).stdin(Stdio::null()).kill_on_drop(true);
         let output = command.output().await.with_context(|| format!("cannot run {}", program.display()))?;
         if !output.status.success() {
-            bail!(
-                "{tool} failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            bail!("{tool} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
         }
         Ok(())
     }
@@ -186,11 +180,7 @@ impl ManagedPostgres {
     }
 
     fn options_for(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
-            .socket(&self.socket_dir)
-            .port(SOCKET_PORT)
-            .username(SUPERUSER)
-            .database(database)
+        PgConnectOptions::new().socket(&self.socket_dir).port(SOCKET_PORT).username(SUPERUSER).database(database)
     }
 
     /// Connection options for Alexandria's database in the managed cluster.

@@ -57,7 +57,8 @@ impl Metrics {
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             register(&registry, IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
         };
-        let latency_buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+        let latency_buckets =
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
         let inner = Inner {
             permission_events: counter(
                 "alexandria_permission_request_events_total",
@@ -72,8 +73,11 @@ impl Metrics {
             http_duration: register(
                 &registry,
                 HistogramVec::new(
-                    HistogramOpts::new("alexandria_http_request_duration_seconds", "HTTP request duration by route template.")
-                        .buckets(latency_buckets.clone()),
+                    HistogramOpts::new(
+                        "alexandria_http_request_duration_seconds",
+                        "HTTP request duration by route template.",
+                    )
+                    .buckets(latency_buckets.clone()),
                     &["method", "route", "status_class"],
                 )
                 .expect("valid metric"),
@@ -97,10 +101,15 @@ impl Metrics {
                 "Global position of the last event a projection applied.",
                 &["projection"],
             ),
-            projection_lag: gauge("alexandria_projection_lag_events", "Events a projection has not applied yet.", &["projection"]),
+            projection_lag: gauge(
+                "alexandria_projection_lag_events",
+                "Events a projection has not applied yet.",
+                &["projection"],
+            ),
             gate_waiters: register(
                 &registry,
-                IntGauge::new("alexandria_gate_waiters", "Gated tool calls of this process waiting in-band.").expect("valid metric"),
+                IntGauge::new("alexandria_gate_waiters", "Gated tool calls of this process waiting in-band.")
+                    .expect("valid metric"),
             ),
             notifier_deliveries: counter(
                 "alexandria_notifier_deliveries_total",
@@ -184,7 +193,9 @@ impl Drop for WaiterGuard {
 /// `GET /metrics`.
 pub async fn metrics_handler(State(state): State<AppState>) -> Response {
     match state.metrics.render(&state.pool).await {
-        Ok(text) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Ok(text) => {
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+        }
         Err(error) => crate::error::ApiError::Unavailable(format!("metrics unavailable: {error}")).into_response(),
     }
 }

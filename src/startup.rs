@@ -22,9 +22,9 @@ use crate::event_store::PermissionStore;
 use crate::gate::{Gate, GateSettings};
 use crate::mcp::McpService;
 use crate::metrics::Metrics;
-use crate::upstream::UpstreamTools;
 use crate::notify::{Reconciler, ReconcilerOptions};
 use crate::routes;
+use crate::upstream::UpstreamTools;
 use crate::upstream::{UpstreamRegistry, UpstreamSettings};
 
 /// The retry hint in the pending envelope (the runbook shows 2000).

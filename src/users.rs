@@ -31,20 +31,19 @@ fn not_found(name: &str) -> ApiError {
 
 /// The stored hash and role of `name`, for checking a login.
 pub async fn credentials(pool: &PgPool, name: &str) -> ApiResult<Option<(String, Role)>> {
-    let row: Option<(String, String)> = sqlx::query_as("SELECT password_hash, role FROM users WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT password_hash, role FROM users WHERE name = $1").bind(name).fetch_optional(pool).await?;
     row.map(|(hash, role)| Role::try_from(role).map(|role| (hash, role)))
         .transpose()
         .map_err(|error| ApiError::Internal(anyhow::anyhow!(error)))
 }
 
 pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: String, role: Role) -> ApiResult<User> {
-    let problems: Vec<String> = [check_principal_name("user", username).err(), password::policy_violation(&new_password)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let problems: Vec<String> =
+        [check_principal_name("user", username).err(), password::policy_violation(&new_password)]
+            .into_iter()
+            .flatten()
+            .collect();
     if !problems.is_empty() {
         return Err(ApiError::Unprocessable(problems.join("; ")));
     }
@@ -62,8 +61,15 @@ pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: St
     let Some(created) = created else {
         return Err(ApiError::Conflict(format!("a user named {username:?} already exists")));
     };
-    admin_audit::record(&mut tx, actor, "user.create", username, None, Some(json!({"username": username, "role": role})))
-        .await?;
+    admin_audit::record(
+        &mut tx,
+        actor,
+        "user.create",
+        username,
+        None,
+        Some(json!({"username": username, "role": role})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }

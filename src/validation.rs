@@ -6,7 +6,8 @@ pub const MAX_TOOL_NAME_CHARS: usize = 128;
 
 /// Names of users and agents: `[a-z0-9_-]{1,64}` (also a database domain).
 pub fn is_principal_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// `Err` with a message when `name` is not a valid name for a `kind` ("agent", "user").

@@ -101,9 +101,6 @@ mod tests {
         let args = json!({"path": "/x"});
         assert_eq!(derived_idempotency_key("t", &args), derived_idempotency_key("t", &args));
         assert_ne!(derived_idempotency_key("t", &args), derived_idempotency_key("u", &args));
-        assert_ne!(
-            derived_idempotency_key("t", &args),
-            derived_idempotency_key("t", &json!({"path": "/y"}))
-        );
+        assert_ne!(derived_idempotency_key("t", &args), derived_idempotency_key("t", &json!({"path": "/y"})));
     }
 }

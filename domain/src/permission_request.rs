@@ -95,11 +95,26 @@ pub enum PermissionRequestCommand {
         at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     },
-    Approve { by: String, at: DateTime<Utc> },
-    Reject { by: String, at: DateTime<Utc>, reason: String },
-    Expire { at: DateTime<Utc> },
-    ClaimExecution { replica: String, at: DateTime<Utc> },
-    CacheResult { outcome: CallOutcome, at: DateTime<Utc> },
+    Approve {
+        by: String,
+        at: DateTime<Utc>,
+    },
+    Reject {
+        by: String,
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    Expire {
+        at: DateTime<Utc>,
+    },
+    ClaimExecution {
+        replica: String,
+        at: DateTime<Utc>,
+    },
+    CacheResult {
+        outcome: CallOutcome,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,11 +130,26 @@ pub enum PermissionRequestEvent {
         at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     },
-    Approved { by: String, at: DateTime<Utc> },
-    Rejected { by: String, at: DateTime<Utc>, reason: String },
-    Expired { at: DateTime<Utc> },
-    Executed { replica: String, at: DateTime<Utc> },
-    ResultCached { outcome: CallOutcome, at: DateTime<Utc> },
+    Approved {
+        by: String,
+        at: DateTime<Utc>,
+    },
+    Rejected {
+        by: String,
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    Expired {
+        at: DateTime<Utc>,
+    },
+    Executed {
+        replica: String,
+        at: DateTime<Utc>,
+    },
+    ResultCached {
+        outcome: CallOutcome,
+        at: DateTime<Utc>,
+    },
 }
 
 impl PermissionRequestEvent {
@@ -214,12 +244,8 @@ impl PermissionRequest {
         use PermissionRequestError as E;
         use PermissionRequestEvent as Ev;
 
-        if let C::Create { agent, tool, arguments, idempotency_key, requested_by, at, expires_at } =
-            command
-        {
-            for (what, value) in
-                [("agent", &agent), ("tool", &tool), ("idempotency key", &idempotency_key)]
-            {
+        if let C::Create { agent, tool, arguments, idempotency_key, requested_by, at, expires_at } = command {
+            for (what, value) in [("agent", &agent), ("tool", &tool), ("idempotency key", &idempotency_key)] {
                 if value.is_empty() {
                     return Err(E::Empty(what));
                 }
@@ -227,13 +253,8 @@ impl PermissionRequest {
             let digest = arguments_digest(&arguments);
             return match &self.details {
                 // Idempotent: the same call again creates nothing new.
-                Some(existing) if existing.tool == tool && existing.arguments_digest == digest => {
-                    Ok(vec![])
-                }
-                Some(existing) => Err(E::IdempotencyConflict {
-                    idempotency_key,
-                    existing_tool: existing.tool.clone(),
-                }),
+                Some(existing) if existing.tool == tool && existing.arguments_digest == digest => Ok(vec![]),
+                Some(existing) => Err(E::IdempotencyConflict { idempotency_key, existing_tool: existing.tool.clone() }),
                 None => Ok(vec![Ev::Created {
                     request_type: REQUEST_TYPE_TOOL_CALL.to_owned(),
                     agent,
@@ -297,9 +318,7 @@ impl PermissionRequest {
             return Err(PermissionRequestError::NotPending { status });
         }
         if at >= details.expires_at {
-            return Err(PermissionRequestError::ApprovalWindowClosed {
-                expires_at: details.expires_at,
-            });
+            return Err(PermissionRequestError::ApprovalWindowClosed { expires_at: details.expires_at });
         }
         Ok(())
     }

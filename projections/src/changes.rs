@@ -74,9 +74,7 @@ impl EventListener {
 
     pub fn watch(self: &Arc<Self>, aggregate_id: &str) -> AggregateWatch {
         let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = watchers
-            .entry(aggregate_id.to_owned())
-            .or_insert_with(|| (watch::Sender::new(0), 0));
+        let entry = watchers.entry(aggregate_id.to_owned()).or_insert_with(|| (watch::Sender::new(0), 0));
         entry.1 += 1;
         let version = entry.0.subscribe();
         AggregateWatch { listener: Arc::clone(self), aggregate_id: aggregate_id.to_owned(), version }

@@ -93,22 +93,15 @@ pub async fn read_global_batch(
          WHERE global_position > $1 AND ($2::text IS NULL OR aggregate_id = $2) \
          ORDER BY global_position LIMIT $3"
     );
-    let rows = sqlx::query(&sql)
-        .bind(after_position)
-        .bind(aggregate_id)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(&sql).bind(after_position).bind(aggregate_id).bind(limit).fetch_all(&mut *conn).await?;
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
 /// How many events lie beyond `after` in projection order, settled or not.
 pub async fn count_after(conn: &mut PgConnection, after: LogPosition) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2)",
-    )
-    .bind(after.tx_id.to_string())
-    .bind(after.global_position)
-    .fetch_one(&mut *conn)
-    .await
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2)")
+        .bind(after.tx_id.to_string())
+        .bind(after.global_position)
+        .fetch_one(&mut *conn)
+        .await
 }

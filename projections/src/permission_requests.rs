@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use alexandria_domain::{PermissionRequest, PermissionRequestEvent, RequestStatus};
 use anyhow::Context;
-use cqrs_es::Aggregate;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::{PgConnection, Row};

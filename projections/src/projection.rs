@@ -20,10 +20,5 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Applies a batch of events, in order, to `table` (the live table or a rebuild's
     /// shadow copy of it).
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        table: &str,
-        events: &[StoredEvent],
-    ) -> anyhow::Result<()>;
+    async fn apply(&self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()>;
 }

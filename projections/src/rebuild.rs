@@ -64,7 +64,8 @@ impl LiveIndex {
     fn definition_for(&self, table: &str, shadow: &str) -> String {
         let shadow_name = self.shadow_name(table, shadow);
         let on_clause = |t: &str| format!(" ON {t} USING ");
-        let definition = self.definition.replacen(&format!("INDEX {} ON", self.name), &format!("INDEX {shadow_name} ON"), 1);
+        let definition =
+            self.definition.replacen(&format!("INDEX {} ON", self.name), &format!("INDEX {shadow_name} ON"), 1);
         // `indexdef` names the table schema-qualified; match either form.
         let definition = definition.replacen(&format!(" ON public.{table} USING "), &on_clause(shadow), 1);
         definition.replacen(&on_clause(table), &on_clause(shadow), 1)
@@ -81,7 +82,14 @@ async fn live_indexes(pool: &PgPool, table: &str) -> Result<Vec<LiveIndex>, sqlx
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|r| Ok(LiveIndex { name: r.try_get("name")?, definition: r.try_get("definition")?, unique: r.try_get("unique")?, primary: r.try_get("primary")? }))
+        .map(|r| {
+            Ok(LiveIndex {
+                name: r.try_get("name")?,
+                definition: r.try_get("definition")?,
+                unique: r.try_get("unique")?,
+                primary: r.try_get("primary")?,
+            })
+        })
         .collect()
 }
 
@@ -163,11 +171,12 @@ pub async fn rebuild(
     for index in indexes.iter().filter(|i| !i.unique) {
         sqlx::query(&index.definition_for(table, &shadow)).execute(&mut *tx).await?;
     }
-    let shadow_indexes: Vec<String> =
-        sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1")
-            .bind(&shadow)
-            .fetch_all(&mut *tx)
-            .await?;
+    let shadow_indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1",
+    )
+    .bind(&shadow)
+    .fetch_all(&mut *tx)
+    .await?;
     sqlx::query(&format!("DROP TABLE {table}")).execute(&mut *tx).await?;
     sqlx::query(&format!("ALTER TABLE {shadow} RENAME TO {table}")).execute(&mut *tx).await?;
     for index in shadow_indexes {
@@ -176,10 +185,8 @@ pub async fn rebuild(
         }
     }
     store_checkpoint(&mut tx, projection.name(), at).await?;
-    let rows: i64 = sqlx::query(&format!("SELECT count(*) AS n FROM {table}"))
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
+    let rows: i64 =
+        sqlx::query(&format!("SELECT count(*) AS n FROM {table}")).fetch_one(&mut *tx).await?.try_get("n")?;
     tx.commit().await?;
 
     Ok(RebuildSummary {

@@ -80,13 +80,12 @@ pub async fn catch_up(pool: &PgPool, projection: &dyn Projection, batch_size: i6
 /// Records a failed batch on the projection's checkpoint row (shown by `projections
 /// status`); the next success clears it.
 pub async fn record_error(pool: &PgPool, name: &str, error: &anyhow::Error) {
-    let result = sqlx::query(
-        "UPDATE projection_checkpoints SET last_error = $2, last_error_at = now() WHERE name = $1",
-    )
-    .bind(name)
-    .bind(format!("{error:#}"))
-    .execute(pool)
-    .await;
+    let result =
+        sqlx::query("UPDATE projection_checkpoints SET last_error = $2, last_error_at = now() WHERE name = $1")
+            .bind(name)
+            .bind(format!("{error:#}"))
+            .execute(pool)
+            .await;
     if let Err(db_error) = result {
         tracing::warn!(%db_error, "could not record projection error");
     }

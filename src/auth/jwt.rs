@@ -151,12 +151,13 @@ fn generate_secret() -> String {
 /// Inserts a new secret unless one exists, then reads back whichever won: every replica
 /// starting at once ends up with the same one.
 async fn stored_secret(pool: &PgPool) -> anyhow::Result<String> {
-    let inserted = sqlx::query("INSERT INTO generated_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(GENERATED_SECRET_NAME)
-        .bind(generate_secret())
-        .execute(pool)
-        .await
-        .context("cannot store the generated JWT secret")?;
+    let inserted =
+        sqlx::query("INSERT INTO generated_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(GENERATED_SECRET_NAME)
+            .bind(generate_secret())
+            .execute(pool)
+            .await
+            .context("cannot store the generated JWT secret")?;
     if inserted.rows_affected() == 1 {
         tracing::info!("generated the JWT signing secret and stored it in the database for every replica");
     }

@@ -136,7 +136,8 @@ impl FromRequestParts<AppState> for Principal {
 
 /// The token of `Authorization: Bearer <token>`.
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let malformed = || ApiError::Unauthorized("malformed Authorization header; send `Authorization: Bearer <token>`".to_owned());
+    let malformed =
+        || ApiError::Unauthorized("malformed Authorization header; send `Authorization: Bearer <token>`".to_owned());
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(ApiError::Unauthorized(
@@ -241,11 +242,9 @@ impl<R: MinimumRole> FromRequestParts<AppState> for UserAtLeast<R> {
                 Err(ApiError::Forbidden("agent tokens are not accepted here; use a user's access token".to_owned()))
             }
             Principal::User(user) if user.role >= R::ROLE => Ok(UserAtLeast { user, role: PhantomData }),
-            Principal::User(user) => Err(ApiError::Forbidden(format!(
-                "this needs role {} or higher; you are {}",
-                R::ROLE,
-                user.role
-            ))),
+            Principal::User(user) => {
+                Err(ApiError::Forbidden(format!("this needs role {} or higher; you are {}", R::ROLE, user.role)))
+            }
         }
     }
 }
@@ -272,7 +271,8 @@ mod tests {
     fn only_a_single_bearer_header_yields_a_token() {
         assert_eq!(bearer_token(&headers(&["Bearer abc"])).unwrap(), "abc");
         assert_eq!(bearer_token(&headers(&["bearer abc"])).unwrap(), "abc");
-        for bad in [&["Basic abc"][..], &["Bearer"], &["Bearer "], &["Bearer a b"], &["abc"], &["Bearer a", "Bearer b"]] {
+        for bad in [&["Basic abc"][..], &["Bearer"], &["Bearer "], &["Bearer a b"], &["abc"], &["Bearer a", "Bearer b"]]
+        {
             assert!(bearer_token(&headers(bad)).is_err(), "{bad:?}");
         }
         assert!(bearer_token(&HeaderMap::new()).is_err());

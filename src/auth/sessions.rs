@@ -90,7 +90,10 @@ pub async fn refresh(pool: &PgPool, keys: &JwtKeys, refresh_token: &str) -> Resu
             ))
         }
         Some(None) => {
-            sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1").bind(claims.jti).execute(&mut *tx).await?;
+            sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
+                .bind(claims.jti)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE sessions SET last_refreshed_at = now() WHERE id = $1")
                 .bind(claims.sid)
                 .execute(&mut *tx)

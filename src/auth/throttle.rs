@@ -80,10 +80,8 @@ pub async fn check(pool: &PgPool, subjects: &Subjects) -> Result<(), ApiError> {
 }
 
 pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), ApiError> {
-    let limited = [
-        (&subjects.username, policy.max_failures_per_username),
-        (&subjects.address, policy.max_failures_per_address),
-    ];
+    let limited =
+        [(&subjects.username, policy.max_failures_per_username), (&subjects.address, policy.max_failures_per_address)];
     for (subject, limit) in limited {
         let Some(subject) = subject else { continue };
         // Counting and starting a new window happen in one statement, so concurrent
@@ -103,11 +101,13 @@ pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subject
         let failures = u32::try_from(failures).unwrap_or(0);
         if failures >= limit {
             let lockout = lockout_after(policy, failures - limit);
-            sqlx::query("UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2) WHERE subject = $1")
-                .bind(subject)
-                .bind(lockout.as_secs_f64())
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2) WHERE subject = $1",
+            )
+            .bind(subject)
+            .bind(lockout.as_secs_f64())
+            .execute(pool)
+            .await?;
             tracing::warn!(subject, failures, lockout_secs = lockout.as_secs(), "login locked after repeated failures");
         }
     }

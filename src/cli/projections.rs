@@ -75,11 +75,9 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             let mut result = Ok(());
             for projection in projections {
                 let bar = ProgressBar::new(0).with_style(
-                    ProgressStyle::with_template(
-                        "{msg:24} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("{msg:24} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
                 bar.set_message(projection.name());
                 let mut progress = BarProgress(bar.clone());

@@ -104,7 +104,13 @@ impl McpService {
             ));
         }
         let offered = self.directory.tool(name).is_some();
-        let not_offered = || McpReply::ok(request.error(INVALID_PARAMS, format!("no connected upstream server offers tool {name:?}"), None));
+        let not_offered = || {
+            McpReply::ok(request.error(
+                INVALID_PARAMS,
+                format!("no connected upstream server offers tool {name:?}"),
+                None,
+            ))
+        };
         let idempotency_key = match idempotency_key(&headers) {
             Ok(key) => key,
             Err(message) => return McpReply::ok(request.error(INVALID_PARAMS, message, None)),
@@ -123,7 +129,9 @@ impl McpService {
             let task = tokio::spawn(async move { executor.execute(&tool, &arguments).await });
             return McpReply::ok(match task.await {
                 Ok(outcome) => outcome_response(&request, outcome),
-                Err(error) => request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None),
+                Err(error) => {
+                    request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None)
+                }
             });
         }
         let call = GatedCall {
@@ -143,7 +151,12 @@ impl McpService {
             let existing = Box::pin(self.gate.existing_status(&call));
             let answered = matches!(
                 existing.await,
-                Some(RequestStatus::Executing | RequestStatus::Executed | RequestStatus::Rejected | RequestStatus::Expired)
+                Some(
+                    RequestStatus::Executing
+                        | RequestStatus::Executed
+                        | RequestStatus::Rejected
+                        | RequestStatus::Expired
+                )
             );
             if !answered {
                 return not_offered();

@@ -126,7 +126,13 @@ pub async fn handle_message(service: &McpService, caller: &Caller, headers: Head
     let message: Value = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(error) => {
-            return error_reply(StatusCode::BAD_REQUEST, Value::Null, PARSE_ERROR, format!("parse error: {error}"), None)
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                PARSE_ERROR,
+                format!("parse error: {error}"),
+                None,
+            )
         }
     };
     let Value::Object(mut message) = message else {
@@ -140,28 +146,60 @@ pub async fn handle_message(service: &McpService, caller: &Caller, headers: Head
     let id = message.get("id").cloned();
     if let Some(id) = &id {
         if !(id.is_string() || id.is_number()) {
-            return error_reply(StatusCode::BAD_REQUEST, Value::Null, INVALID_REQUEST, "id must be a string or a number", None);
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                INVALID_REQUEST,
+                "id must be a string or a number",
+                None,
+            );
         }
     }
     if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return error_reply(StatusCode::BAD_REQUEST, id.unwrap_or(Value::Null), INVALID_REQUEST, "jsonrpc must be \"2.0\"", None);
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            id.unwrap_or(Value::Null),
+            INVALID_REQUEST,
+            "jsonrpc must be \"2.0\"",
+            None,
+        );
     }
     let method = match message.remove("method") {
         Some(Value::String(method)) => method,
         Some(_) => {
-            return error_reply(StatusCode::BAD_REQUEST, id.unwrap_or(Value::Null), INVALID_REQUEST, "method must be a string", None)
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                id.unwrap_or(Value::Null),
+                INVALID_REQUEST,
+                "method must be a string",
+                None,
+            )
         }
         // A response to a server request (we send none) or garbage with an id.
         None if id.is_some() && (message.contains_key("result") || message.contains_key("error")) => {
             return McpReply::Accepted
         }
-        None => return error_reply(StatusCode::BAD_REQUEST, id.unwrap_or(Value::Null), INVALID_REQUEST, "method is missing", None),
+        None => {
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                id.unwrap_or(Value::Null),
+                INVALID_REQUEST,
+                "method is missing",
+                None,
+            )
+        }
     };
     let params = match message.remove("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(params)) => params,
         Some(_) => {
-            return error_reply(StatusCode::OK, id.unwrap_or(Value::Null), INVALID_PARAMS, "params must be an object", None)
+            return error_reply(
+                StatusCode::OK,
+                id.unwrap_or(Value::Null),
+                INVALID_PARAMS,
+                "params must be an object",
+                None,
+            )
         }
     };
     let Some(id) = id else {
@@ -183,7 +221,11 @@ pub async fn handle_message(service: &McpService, caller: &Caller, headers: Head
         "server/discover" => McpReply::ok(request.result(discover_result())),
         "ping" => McpReply::ok(request.result(json!({}))),
         "tools/list" => McpReply::ok(service.list_tools(caller, &request).await),
-        other => McpReply::ok(request.error(METHOD_NOT_FOUND, format!("method {other:?} is not supported by this gateway"), None)),
+        other => McpReply::ok(request.error(
+            METHOD_NOT_FOUND,
+            format!("method {other:?} is not supported by this gateway"),
+            None,
+        )),
     }
 }
 
@@ -205,7 +247,11 @@ fn initialize(request: &Request) -> McpReply {
         return McpReply::ok(request.error(INVALID_PARAMS, "initialize needs params.protocolVersion", None));
     };
     // Answer with the client's version when we speak it, else our newest.
-    let version = if HANDSHAKE_VERSIONS.contains(&requested) { requested } else { HANDSHAKE_VERSIONS[HANDSHAKE_VERSIONS.len() - 1] };
+    let version = if HANDSHAKE_VERSIONS.contains(&requested) {
+        requested
+    } else {
+        HANDSHAKE_VERSIONS[HANDSHAKE_VERSIONS.len() - 1]
+    };
     let body = request.result(json!({
         "protocolVersion": version,
         "capabilities": capabilities(),

@@ -105,12 +105,7 @@ impl AlertmanagerNotifier {
     }
 
     async fn post(&self, alert: Value) -> Result<(), DeliveryError> {
-        let sent = self
-            .client
-            .post(&self.alerts_url)
-            .json(&json!([alert]))
-            .send()
-            .await;
+        let sent = self.client.post(&self.alerts_url).json(&json!([alert])).send().await;
         DeliveryError::check(sent, self.timeout).await
     }
 }

@@ -26,7 +26,7 @@ pub use composite::{send_test_notifications, ChannelFailure, TestReport};
 pub use notice::{Links, RequestNotice};
 pub use outbox::{delivery_state, NotificationOutboxProjection};
 pub use reconciler::{Reconciler, ReconcilerOptions};
-pub use settings::{NotificationSettings, Severity, SettingsChange, SettingsPatch, SettingsView};
+pub use settings::{NotificationSettings, SettingsChange, SettingsPatch, SettingsView, Severity};
 
 /// Where notices go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,7 +98,10 @@ impl DeliveryError {
     /// A non-success HTTP answer, with the start of its body (receivers explain there).
     /// The outcome of one sent request: a 2xx is delivered, anything else an error that
     /// says what the receiver answered.
-    pub async fn check(sent: Result<reqwest::Response, reqwest::Error>, timeout: Duration) -> Result<(), DeliveryError> {
+    pub async fn check(
+        sent: Result<reqwest::Response, reqwest::Error>,
+        timeout: Duration,
+    ) -> Result<(), DeliveryError> {
         let response = sent.map_err(|error| DeliveryError::from_transport(error, timeout))?;
         let status = response.status();
         if status.is_success() {

@@ -48,7 +48,9 @@ impl Review {
     pub fn from_event(event: &PermissionRequestEvent) -> Option<Review> {
         use PermissionRequestEvent as Ev;
         Some(match event {
-            Ev::Approved { by, at } => Review { status: RequestStatus::Approved, by: Some(by.clone()), at: *at, reason: None },
+            Ev::Approved { by, at } => {
+                Review { status: RequestStatus::Approved, by: Some(by.clone()), at: *at, reason: None }
+            }
             Ev::Rejected { by, at, reason } => {
                 Review { status: RequestStatus::Rejected, by: Some(by.clone()), at: *at, reason: Some(reason.clone()) }
             }

@@ -292,7 +292,11 @@ impl Reconciler {
             let next_due = match self.deliver_due(channel, context, leading).await {
                 Ok(next) => next,
                 Err(error) => {
-                    tracing::warn!(channel = channel.as_str(), error = format!("{error:#}"), "notification lane failed");
+                    tracing::warn!(
+                        channel = channel.as_str(),
+                        error = format!("{error:#}"),
+                        "notification lane failed"
+                    );
                     None
                 }
             };

@@ -79,7 +79,9 @@ impl NotificationSettings {
     /// The settings, locked until the end of the transaction `conn` is in, so two
     /// concurrent changes apply one after the other and each sees the other's result.
     async fn load_for_update(conn: &mut PgConnection) -> Result<Self, sqlx::Error> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM notification_settings FOR UPDATE")).fetch_one(&mut *conn).await?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM notification_settings FOR UPDATE"))
+            .fetch_one(&mut *conn)
+            .await?;
         Self::from_row(&row)
     }
 
@@ -238,9 +240,8 @@ impl SettingsPatch {
                 Some(secret) if (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&secret.chars().count()) => {
                     next.webhook_secret = Some(WebhookSecret::new(secret))
                 }
-                Some(_) => errors.push(format!(
-                    "webhook_secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters long"
-                )),
+                Some(_) => errors
+                    .push(format!("webhook_secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters long")),
             }
         }
         if let Some(value) = self.alertmanager_severity {
@@ -248,9 +249,8 @@ impl SettingsPatch {
                 None => next.alertmanager_severity = Severity::default(),
                 Some(name) => match Severity::parse(&name) {
                     Some(severity) => next.alertmanager_severity = severity,
-                    None => errors.push(format!(
-                        "alertmanager_severity must be one of critical, warning, info, not {name:?}"
-                    )),
+                    None => errors
+                        .push(format!("alertmanager_severity must be one of critical, warning, info, not {name:?}")),
                 },
             }
         }

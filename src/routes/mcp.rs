@@ -83,10 +83,10 @@ pub async fn endpoint(
     };
     match principal {
         Principal::Agent(token) => serve(&state, &agent_caller(token), headers, body).await,
-        Principal::User(_) => ApiError::BadRequest(
-            "a user token must say which agent it acts as: use POST /mcp/agents/{name}".to_owned(),
-        )
-        .into_response(),
+        Principal::User(_) => {
+            ApiError::BadRequest("a user token must say which agent it acts as: use POST /mcp/agents/{name}".to_owned())
+                .into_response()
+        }
     }
 }
 
@@ -105,7 +105,10 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 /// time, does not hold them while it waits.
 async fn serve(state: &AppState, caller: &Caller, headers: HeaderMap, body: Bytes) -> Response {
     if !origin_allowed(state, &headers) {
-        return (StatusCode::FORBIDDEN, axum::Json(error_body(serde_json::Value::Null, INVALID_REQUEST, "origin not allowed", None)))
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(error_body(serde_json::Value::Null, INVALID_REQUEST, "origin not allowed", None)),
+        )
             .into_response();
     }
     match handle_message(&state.mcp, caller, headers, body).await {
@@ -114,7 +117,8 @@ async fn serve(state: &AppState, caller: &Caller, headers: HeaderMap, body: Byte
             // Headers now, the JSON-RPC response when it is known (chunked): the handler
             // and the middleware around it finish, and a parked call costs its
             // connection and this one future.
-            let body = futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
+            let body =
+                futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
             ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
         }
         McpReply::Json { status, body, session } => {
@@ -136,16 +140,7 @@ fn body_rejection(rejection: BytesRejection) -> Response {
     } else {
         format!("cannot read the request body: {}", rejection.body_text())
     };
-    (
-        status,
-        axum::Json(error_body(
-            serde_json::Value::Null,
-            INVALID_REQUEST,
-            message,
-            None,
-        )),
-    )
-        .into_response()
+    (status, axum::Json(error_body(serde_json::Value::Null, INVALID_REQUEST, message, None))).into_response()
 }
 
 pub fn router() -> axum::Router<AppState> {

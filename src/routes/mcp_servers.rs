@@ -21,7 +21,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/mcp-servers/{name}/refresh", post(refresh))
 }
 
-async fn audit(state: &AppState, actor: &str, action: &str, target: &str, before: Option<Value>, after: Option<Value>) -> ApiResult<()> {
+async fn audit(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> ApiResult<()> {
     let mut conn = state.pool.acquire().await?;
     admin_audit::record(&mut conn, actor, action, target, before, after).await?;
     Ok(())
@@ -43,17 +50,29 @@ async fn list(_admin: UserAtLeast<Admin>, State(state): State<AppState>) -> Json
     Json(json!({"servers": state.upstreams.list()}))
 }
 
-async fn show(_admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<UpstreamStatus>> {
+async fn show(
+    _admin: UserAtLeast<Admin>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<UpstreamStatus>> {
     Ok(Json(state.upstreams.get(&name)?))
 }
 
-async fn remove(admin: UserAtLeast<SuperAdmin>, State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+async fn remove(
+    admin: UserAtLeast<SuperAdmin>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     let before = state.upstreams.get(&name)?;
     state.upstreams.remove(&name).await?;
     audit(&state, &admin.actor(), "mcp_server.delete", &name, serde_json::to_value(&before.config).ok(), None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn refresh(_admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<UpstreamStatus>> {
+async fn refresh(
+    _admin: UserAtLeast<Admin>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<UpstreamStatus>> {
     Ok(Json(state.upstreams.refresh(&name).await?))
 }

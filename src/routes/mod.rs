@@ -9,6 +9,6 @@ pub mod auth;
 pub mod health;
 pub mod mcp;
 pub mod mcp_servers;
-pub mod permissions;
 pub mod notifications;
+pub mod permissions;
 pub mod users;

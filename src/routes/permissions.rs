@@ -38,7 +38,11 @@ pub async fn list(
     Ok(Json(permissions::list(&state.pool, &filter).await?))
 }
 
-pub async fn show(_admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PermissionDto>> {
+pub async fn show(
+    _admin: UserAtLeast<Admin>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PermissionDto>> {
     let id = permissions::parse_id(&id)?;
     let request = state.store.load(id).await.map_err(command_error)?;
     let dto = request
@@ -53,7 +57,11 @@ async fn with_delivery_state(state: &AppState, mut dto: PermissionDto) -> ApiRes
 }
 
 /// The request's history, as `alexandria events export --request` prints it.
-pub async fn events(_admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<Value>>> {
+pub async fn events(
+    _admin: UserAtLeast<Admin>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
     let id = permissions::parse_id(&id)?;
     let mut conn = state.pool.acquire().await?;
     let events = alexandria_projections::log::read_global_batch(&mut conn, Some(&id.to_string()), 0, 10_000).await?;
@@ -63,9 +71,19 @@ pub async fn events(_admin: UserAtLeast<Admin>, State(state): State<AppState>, P
     Ok(Json(events.iter().map(crate::audit::export_line).collect()))
 }
 
-pub async fn approve(admin: UserAtLeast<Admin>, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PermissionDto>> {
+pub async fn approve(
+    admin: UserAtLeast<Admin>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PermissionDto>> {
     let id = permissions::parse_id(&id)?;
-    decide(&state, id, &admin.actor(), PermissionRequestCommand::Approve { by: admin.name.clone(), at: chrono::Utc::now() }).await
+    decide(
+        &state,
+        id,
+        &admin.actor(),
+        PermissionRequestCommand::Approve { by: admin.name.clone(), at: chrono::Utc::now() },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,14 +99,21 @@ pub async fn reject(
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<PermissionDto>> {
     let id = permissions::parse_id(&id)?;
-    let command = PermissionRequestCommand::Reject { by: admin.name.clone(), at: chrono::Utc::now(), reason: body.reason };
+    let command =
+        PermissionRequestCommand::Reject { by: admin.name.clone(), at: chrono::Utc::now(), reason: body.reason };
     decide(&state, id, &admin.actor(), command).await
 }
 
 /// Runs a decision and answers with the state it produced (read-your-write: the read
 /// model may not have caught up yet).
-async fn decide(state: &AppState, id: uuid::Uuid, actor: &str, command: PermissionRequestCommand) -> ApiResult<Json<PermissionDto>> {
-    let metadata = alexandria_domain::EventMetadata::new(actor, &state.settings.replica_id, uuid::Uuid::new_v4().to_string());
+async fn decide(
+    state: &AppState,
+    id: uuid::Uuid,
+    actor: &str,
+    command: PermissionRequestCommand,
+) -> ApiResult<Json<PermissionDto>> {
+    let metadata =
+        alexandria_domain::EventMetadata::new(actor, &state.settings.replica_id, uuid::Uuid::new_v4().to_string());
     let applied = state.store.execute(id, command, &metadata).await.map_err(command_error)?;
     let dto = PermissionDto::from_state(id, &applied.state)
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
@@ -99,7 +124,9 @@ fn command_error(error: CommandError) -> ApiError {
     use PermissionRequestError as E;
     match error {
         CommandError::Domain(E::NotFound) => ApiError::NotFound("no such permission request".to_owned()),
-        CommandError::Domain(error @ (E::NotPending { .. } | E::ApprovalWindowClosed { .. })) => ApiError::Conflict(error.to_string()),
+        CommandError::Domain(error @ (E::NotPending { .. } | E::ApprovalWindowClosed { .. })) => {
+            ApiError::Conflict(error.to_string())
+        }
         CommandError::Domain(error @ (E::InvalidReason | E::Empty(_))) => ApiError::Unprocessable(error.to_string()),
         CommandError::Domain(error) => ApiError::Conflict(error.to_string()),
         CommandError::Conflict => ApiError::Conflict(CommandError::Conflict.to_string()),

@@ -102,9 +102,7 @@ pub fn validate_name(name: &str) -> Result<(), InvalidConfig> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(format!(
-            "name must be 1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_' or '-' (got {name:?})"
-        )))
+        Err(invalid(format!("name must be 1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_' or '-' (got {name:?})")))
     }
 }
 
@@ -187,7 +185,9 @@ impl UpstreamConfig {
         // Error messages of the HTTP client quote the URL, and they reach the log and the
         // status view: credentials belong in headers, whose values are never shown.
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(invalid("url must not contain a user name or password; send credentials in headers (e.g. Authorization)"));
+            return Err(invalid(
+                "url must not contain a user name or password; send credentials in headers (e.g. Authorization)",
+            ));
         }
         if self.headers.len() > MAX_ENTRIES {
             return Err(invalid(format!("at most {MAX_ENTRIES} headers are allowed")));
@@ -234,10 +234,7 @@ impl UpstreamConfig {
 impl fmt::Debug for UpstreamConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Same shape as the API view: names of env entries and headers, never values.
-        f.debug_struct("UpstreamConfig")
-            .field("name", &self.name)
-            .field("config", &self.redacted())
-            .finish()
+        f.debug_struct("UpstreamConfig").field("name", &self.name).field("config", &self.redacted()).finish()
     }
 }
 
@@ -301,7 +298,9 @@ mod tests {
             .contains("streamable_http"));
         assert!(error(json!({"name": "h", "transport": "streamable_http"})).contains("needs a url"));
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "ftp://h/x"})).contains("http://"));
-        assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "not a url"})).contains("not a valid URL"));
+        assert!(
+            error(json!({"name": "h", "transport": "streamable_http", "url": "not a url"})).contains("not a valid URL")
+        );
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "https://u:p@h/mcp"}))
             .contains("must not contain a user name or password"));
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "http://h", "command": "x"}))
@@ -323,7 +322,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_transports_are_refused_by_the_parser() {
-        let unknown = serde_json::from_value::<UpstreamConfig>(json!({"name": "x", "transport": "stdio", "comand": "x"}));
+        let unknown =
+            serde_json::from_value::<UpstreamConfig>(json!({"name": "x", "transport": "stdio", "comand": "x"}));
         assert!(unknown.unwrap_err().to_string().contains("comand"));
         let transport = serde_json::from_value::<UpstreamConfig>(json!({"name": "x", "transport": "sse"}));
         assert!(transport.unwrap_err().to_string().contains("sse"));

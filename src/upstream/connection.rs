@@ -43,10 +43,7 @@ impl ClientHandler for GatewayClient {
     }
 
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("alexandria", env!("CARGO_PKG_VERSION")),
-        )
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("alexandria", env!("CARGO_PKG_VERSION")))
     }
 }
 
@@ -161,7 +158,8 @@ fn http_transport(config: &UpstreamConfig) -> Result<StreamableHttpClientTranspo
 
 /// Asks the server for a ping: the liveness check of an idle or suspect session.
 pub async fn ping(peer: &Peer<RoleClient>, timeout: Duration) -> Result<(), String> {
-    let request = ClientRequest::PingRequest(PingRequest { method: Default::default(), extensions: Default::default() });
+    let request =
+        ClientRequest::PingRequest(PingRequest { method: Default::default(), extensions: Default::default() });
     match tokio::time::timeout(timeout, peer.send_request(request)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("ping failed: {}", error_chain(&e))),

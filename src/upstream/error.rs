@@ -73,9 +73,9 @@ pub enum UpstreamError {
 impl From<UpstreamError> for ApiError {
     fn from(error: UpstreamError) -> Self {
         match error {
-            UpstreamError::InvalidConfig(_)
-            | UpstreamError::DuplicateTool { .. }
-            | UpstreamError::Connect { .. } => ApiError::Unprocessable(error.to_string()),
+            UpstreamError::InvalidConfig(_) | UpstreamError::DuplicateTool { .. } | UpstreamError::Connect { .. } => {
+                ApiError::Unprocessable(error.to_string())
+            }
             UpstreamError::AlreadyRegistered { .. } => ApiError::Conflict(error.to_string()),
             UpstreamError::ServerNotFound { .. } | UpstreamError::ToolNotFound { .. } => {
                 ApiError::NotFound(error.to_string())

@@ -51,10 +51,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::config::{InvalidConfig, RedactedConfig, TransportKind, UpstreamConfig};
-pub use self::error::UpstreamError;
-pub use self::tools::UpstreamTools;
 use self::connection::Session;
+pub use self::error::UpstreamError;
 use self::store::StoredServer;
+pub use self::tools::UpstreamTools;
 
 /// Timing of the registry. `call_timeout` is `ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS`.
 #[derive(Debug, Clone)]
@@ -281,18 +281,18 @@ impl UpstreamRegistry {
             let stale = servers
                 .values()
                 .filter(|live| {
-                    wanted.get(&live.config.name).is_none_or(|stored| {
-                        stored.config != live.config || stored.updated_at != live.updated_at
-                    })
+                    wanted
+                        .get(&live.config.name)
+                        .is_none_or(|stored| stored.config != live.config || stored.updated_at != live.updated_at)
                 })
                 .cloned()
                 .collect();
             let fresh = wanted
                 .into_values()
                 .filter(|stored| {
-                    servers.get(&stored.config.name).is_none_or(|live| {
-                        stored.config != live.config || stored.updated_at != live.updated_at
-                    })
+                    servers
+                        .get(&stored.config.name)
+                        .is_none_or(|live| stored.config != live.config || stored.updated_at != live.updated_at)
                 })
                 .collect();
             (stale, fresh)
@@ -446,19 +446,22 @@ impl UpstreamRegistry {
         let Some(entry) = self.tools().get(tool_name).cloned() else {
             return Err(UpstreamError::ToolNotFound { tool: tool_name.to_owned() });
         };
-        let server = self
-            .server(&entry.server)
-            .map_err(|_| UpstreamError::ToolNotFound { tool: tool_name.to_owned() })?;
+        let server =
+            self.server(&entry.server).map_err(|_| UpstreamError::ToolNotFound { tool: tool_name.to_owned() })?;
         let timeout = self.inner.settings.call_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let timed_out = || UpstreamError::Timeout { server: entry.server.clone(), tool: tool_name.to_owned(), after: timeout };
+        let timed_out =
+            || UpstreamError::Timeout { server: entry.server.clone(), tool: tool_name.to_owned(), after: timeout };
 
         let mut state = server.state.subscribe();
-        let peer = match tokio::time::timeout_at(deadline, state.wait_for(|live| live.status != ConnectionStatus::Connecting)).await {
-            Ok(Ok(live)) => live.peer.clone(),
-            Ok(Err(_)) => None, // removed meanwhile
-            Err(_) => None,
-        };
+        let peer =
+            match tokio::time::timeout_at(deadline, state.wait_for(|live| live.status != ConnectionStatus::Connecting))
+                .await
+            {
+                Ok(Ok(live)) => live.peer.clone(),
+                Ok(Err(_)) => None, // removed meanwhile
+                Err(_) => None,
+            };
         let Some(peer) = peer else {
             let live = server.state.borrow();
             return Err(UpstreamError::Unavailable {
@@ -478,20 +481,20 @@ impl UpstreamRegistry {
             Err(_) => return Err(timed_out()),
         };
         match answer {
-            Ok(CallToolResponse::Complete(result)) => serde_json::to_value(result).map_err(|e| UpstreamError::Transport {
-                server: entry.server.clone(),
-                message: format!("cannot encode the result: {e}"),
-            }),
+            Ok(CallToolResponse::Complete(result)) => {
+                serde_json::to_value(result).map_err(|e| UpstreamError::Transport {
+                    server: entry.server.clone(),
+                    message: format!("cannot encode the result: {e}"),
+                })
+            }
             Ok(CallToolResponse::InputRequired(_)) => Err(UpstreamError::Unsupported {
                 server: entry.server,
                 tool: tool_name.to_owned(),
                 what: "a request for more input (input_required)",
             }),
-            Ok(_) => Err(UpstreamError::Unsupported {
-                server: entry.server,
-                tool: tool_name.to_owned(),
-                what: "a task",
-            }),
+            Ok(_) => {
+                Err(UpstreamError::Unsupported { server: entry.server, tool: tool_name.to_owned(), what: "a task" })
+            }
             Err(ServiceError::McpError(error)) => Err(UpstreamError::Rpc {
                 server: entry.server,
                 code: error.code.0,
@@ -503,10 +506,7 @@ impl UpstreamRegistry {
                 // The session may be dead (an HTTP server gone, a broken pipe): check now
                 // rather than at the next health tick.
                 server.suspect.notify_one();
-                Err(UpstreamError::Transport {
-                    server: entry.server,
-                    message: connection::error_chain(&error),
-                })
+                Err(UpstreamError::Transport { server: entry.server, message: connection::error_chain(&error) })
             }
         }
     }
@@ -707,7 +707,12 @@ enum SessionEnd {
 }
 
 /// Keeps one server connected until it is stopped: connect, watch, reconnect with backoff.
-async fn supervise(registry: Weak<Inner>, server: Arc<Server>, mut first: Option<(u64, Session)>, settings: UpstreamSettings) {
+async fn supervise(
+    registry: Weak<Inner>,
+    server: Arc<Server>,
+    mut first: Option<(u64, Session)>,
+    settings: UpstreamSettings,
+) {
     if server.invalid.is_some() {
         server.stop.cancelled().await;
         return;
@@ -786,7 +791,8 @@ async fn watch_session(
 ) -> SessionEnd {
     let Session { running, peer, cancel, .. } = session;
     let mut closed = std::pin::pin!(running.waiting());
-    let mut health = tokio::time::interval_at(tokio::time::Instant::now() + settings.health_interval, settings.health_interval);
+    let mut health =
+        tokio::time::interval_at(tokio::time::Instant::now() + settings.health_interval, settings.health_interval);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let check = tokio::select! {

@@ -43,10 +43,7 @@ const COLUMNS: &str = "name, transport, command, args, env, cwd, url, headers, t
 
 fn decode(row: Row) -> Result<StoredServer, UnreadableRow> {
     let Some(transport) = TransportKind::parse(&row.transport) else {
-        return Err(UnreadableRow {
-            problem: format!("unknown transport {:?}", row.transport),
-            name: row.name,
-        });
+        return Err(UnreadableRow { problem: format!("unknown transport {:?}", row.transport), name: row.name });
     };
     Ok(StoredServer {
         config: UpstreamConfig {
@@ -67,17 +64,13 @@ fn decode(row: Row) -> Result<StoredServer, UnreadableRow> {
 
 /// Every stored server, oldest first (the order that settles tool-name clashes).
 pub async fn load_all(pool: &PgPool) -> Result<Vec<Result<StoredServer, UnreadableRow>>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM mcp_servers ORDER BY created_at, name"))
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM mcp_servers ORDER BY created_at, name")).fetch_all(pool).await?;
     Ok(rows.into_iter().map(decode).collect())
 }
 
 pub async fn exists(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM mcp_servers WHERE name = $1)")
-        .bind(name)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM mcp_servers WHERE name = $1)").bind(name).fetch_one(pool).await
 }
 
 /// Inserts the configuration; `None` when a server of that name already exists.

@@ -44,8 +44,14 @@ impl ToolExecutor for UpstreamTools {
         match answer {
             Ok(result) => CallOutcome::Result(result),
             // The upstream's own JSON-RPC error goes back as it said it.
-            Err(UpstreamError::Rpc { code, message, data, .. }) => CallOutcome::Error { code: code.into(), message, data },
-            Err(error) => CallOutcome::Error { code: INTERNAL_ERROR, message: format!("upstream call failed: {error}"), data: None },
+            Err(UpstreamError::Rpc { code, message, data, .. }) => {
+                CallOutcome::Error { code: code.into(), message, data }
+            }
+            Err(error) => CallOutcome::Error {
+                code: INTERNAL_ERROR,
+                message: format!("upstream call failed: {error}"),
+                data: None,
+            },
         }
     }
 }

@@ -24,7 +24,15 @@ async fn agents_are_created_read_listed_and_deleted() {
     keys.sort();
     assert_eq!(
         keys,
-        ["allowed_tools", "approval_required_tools", "created_at", "description", "name", "permissions_version", "updated_at"]
+        [
+            "allowed_tools",
+            "approval_required_tools",
+            "created_at",
+            "description",
+            "name",
+            "permissions_version",
+            "updated_at"
+        ]
     );
     assert_eq!(created["name"], "demo-agent");
     assert_eq!(created["description"], "demo-agent for tests");
@@ -48,10 +56,12 @@ async fn agents_are_created_read_listed_and_deleted() {
     let (status, _, message) = error_of(get_with(&app, "/admin/agents/nobody", &admin.access_token).await).await;
     assert_eq!((status, message.as_str()), (404, "no agent named \"nobody\""));
 
-    let deleted = app.client.delete(app.url("/admin/agents/demo-agent")).bearer_auth(&admin.access_token).send().await.unwrap();
+    let deleted =
+        app.client.delete(app.url("/admin/agents/demo-agent")).bearer_auth(&admin.access_token).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
     assert_eq!(get_with(&app, "/admin/agents/demo-agent", &admin.access_token).await.status(), 404);
-    let again = app.client.delete(app.url("/admin/agents/demo-agent")).bearer_auth(&admin.access_token).send().await.unwrap();
+    let again =
+        app.client.delete(app.url("/admin/agents/demo-agent")).bearer_auth(&admin.access_token).send().await.unwrap();
     assert_eq!(again.status(), 404);
 }
 
@@ -67,7 +77,10 @@ async fn invalid_agents_are_refused_with_422_naming_the_offenders() {
             json!({"name": "a", "allowed_tools": ["read_file"], "approval_required_tools": ["write_file", "delete_file"]}),
             vec!["subset of allowed_tools", "\"write_file\"", "\"delete_file\""],
         ),
-        (json!({"name": "a", "allowed_tools": ["ok", "", "has space"]}), vec!["allowed_tools", "\"\"", "\"has space\""]),
+        (
+            json!({"name": "a", "allowed_tools": ["ok", "", "has space"]}),
+            vec!["allowed_tools", "\"\"", "\"has space\""],
+        ),
         (json!({"name": "a", "allowed_tools": ["x".repeat(129)]}), vec!["1 to 128 characters"]),
         (json!({"name": "a", "description": "d".repeat(1025)}), vec!["description must be at most 1024"]),
         (json!({"name": "BAD", "approval_required_tools": ["x"]}), vec!["\"BAD\"", "\"x\""]),
@@ -90,7 +103,8 @@ async fn tool_lists_are_deduplicated_in_order() {
     let created = create_agent(&app, &admin, "dup", &["b", "a", "b", "c", "a"], &["c", "c"]).await;
     assert_eq!(created["allowed_tools"], json!(["b", "a", "c"]));
     assert_eq!(created["approval_required_tools"], json!(["c"]));
-    let updated: Value = set_tools(&app, &admin, "dup", "approval-required-tools", &["a", "b", "a"]).await.json().await.unwrap();
+    let updated: Value =
+        set_tools(&app, &admin, "dup", "approval-required-tools", &["a", "b", "a"]).await.json().await.unwrap();
     assert_eq!(updated["approval_required_tools"], json!(["a", "b"]));
 }
 
@@ -100,14 +114,20 @@ async fn policy_changes_keep_approval_required_a_subset_of_allowed() {
     let admin = admin_session(&app).await;
     let created = create_agent(&app, &admin, "demo-agent", &["read_file", "write_file"], &["write_file"]).await;
 
-    let (status, _, message) = error_of(set_tools(&app, &admin, "demo-agent", "allowed-tools", &["read_file"]).await).await;
-    assert_eq!(status, 422);
-    assert!(message.contains("\"write_file\"") && message.contains("remove them from approval_required_tools"), "{message}");
     let (status, _, message) =
-        error_of(set_tools(&app, &admin, "demo-agent", "approval-required-tools", &["write_file", "rm_rf"]).await).await;
+        error_of(set_tools(&app, &admin, "demo-agent", "allowed-tools", &["read_file"]).await).await;
+    assert_eq!(status, 422);
+    assert!(
+        message.contains("\"write_file\"") && message.contains("remove them from approval_required_tools"),
+        "{message}"
+    );
+    let (status, _, message) =
+        error_of(set_tools(&app, &admin, "demo-agent", "approval-required-tools", &["write_file", "rm_rf"]).await)
+            .await;
     assert_eq!(status, 422);
     assert!(message.contains("\"rm_rf\"") && !message.contains("\"write_file\""), "only the offender: {message}");
-    let (status, _, message) = error_of(set_tools(&app, &admin, "demo-agent", "allowed-tools", &["ok", " "]).await).await;
+    let (status, _, message) =
+        error_of(set_tools(&app, &admin, "demo-agent", "allowed-tools", &["ok", " "]).await).await;
     assert_eq!(status, 422);
     assert!(message.contains("\" \""), "{message}");
     assert_eq!(error_of(set_tools(&app, &admin, "nobody", "allowed-tools", &[]).await).await.0, 404);
@@ -135,8 +155,11 @@ async fn every_policy_change_bumps_the_version_and_is_audited_with_before_and_af
     let created = create_agent(&app, &admin, "demo-agent", &["read_file"], &[]).await;
     let v0 = created["permissions_version"].as_i64().unwrap();
 
-    let allowed: Value =
-        set_tools(&app, &admin, "demo-agent", "allowed-tools", &["read_file", "write_file"]).await.json().await.unwrap();
+    let allowed: Value = set_tools(&app, &admin, "demo-agent", "allowed-tools", &["read_file", "write_file"])
+        .await
+        .json()
+        .await
+        .unwrap();
     let v1 = allowed["permissions_version"].as_i64().unwrap();
     assert!(v1 > v0);
     assert_eq!(allowed["allowed_tools"], json!(["read_file", "write_file"]));
@@ -151,7 +174,8 @@ async fn every_policy_change_bumps_the_version_and_is_audited_with_before_and_af
     assert!(v3 > v2);
     assert!(same["updated_at"].as_str().unwrap() >= gated["updated_at"].as_str().unwrap());
     mint_agent_token(&app, &admin, "demo-agent").await;
-    let deleted = app.client.delete(app.url("/admin/agents/demo-agent")).bearer_auth(&admin.access_token).send().await.unwrap();
+    let deleted =
+        app.client.delete(app.url("/admin/agents/demo-agent")).bearer_auth(&admin.access_token).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
 
     let rows = audit_rows(&app, "demo-agent").await;
@@ -188,7 +212,8 @@ async fn the_audit_trail_is_append_only() {
     let app = spawn_app().await;
     let admin = admin_session(&app).await;
     create_agent(&app, &admin, "demo-agent", &[], &[]).await;
-    for statement in ["UPDATE admin_audit SET actor = 'user:nobody'", "DELETE FROM admin_audit", "TRUNCATE admin_audit"] {
+    for statement in ["UPDATE admin_audit SET actor = 'user:nobody'", "DELETE FROM admin_audit", "TRUNCATE admin_audit"]
+    {
         let error = sqlx::query(statement).execute(&app.db.pool).await.expect_err(statement);
         assert!(error.to_string().contains("append-only"), "{statement}: {error}");
     }
@@ -208,7 +233,10 @@ async fn a_token_minted_before_a_policy_change_is_refused_on_every_replica_at_on
 
     // The change is made through one replica; the other refuses the token on its next use.
     let admin_on_second = admin_session(&second).await;
-    assert_eq!(set_tools(&second, &admin_on_second, "demo-agent", "approval-required-tools", &["write_file"]).await.status(), 200);
+    assert_eq!(
+        set_tools(&second, &admin_on_second, "demo-agent", "approval-required-tools", &["write_file"]).await.status(),
+        200
+    );
     for replica in [&first, &second] {
         let (status, _, message) = error_of(get_with(replica, "/auth/me", &token).await).await;
         assert_eq!((status, message.as_str()), (401, "agent policy changed; mint a new token"));

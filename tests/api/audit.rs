@@ -101,11 +101,8 @@ async fn the_cli_exports_and_replays_with_a_summary() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "clap refuses a malformed id");
 
-    let status = Command::new(binary)
-        .args(["projections", "status", "--json"])
-        .env("DATABASE_URL", db.url())
-        .output()
-        .unwrap();
+    let status =
+        Command::new(binary).args(["projections", "status", "--json"]).env("DATABASE_URL", db.url()).output().unwrap();
     assert!(status.status.success());
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status[0]["name"], "permission_requests");
@@ -119,11 +116,8 @@ async fn the_cli_exports_and_replays_with_a_summary() {
     let stderr = String::from_utf8_lossy(&rebuilt.stderr);
     assert!(rebuilt.status.success(), "{stderr}");
     assert!(stderr.contains("rebuilt permission_requests: 2 events -> 1 rows"), "{stderr}");
-    let unknown = Command::new(binary)
-        .args(["projections", "rebuild", "nope"])
-        .env("DATABASE_URL", db.url())
-        .output()
-        .unwrap();
+    let unknown =
+        Command::new(binary).args(["projections", "rebuild", "nope"]).env("DATABASE_URL", db.url()).output().unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no projection named \"nope\""));
 }

@@ -77,7 +77,8 @@ async fn without_a_configured_password_the_first_start_writes_one_to_a_private_f
 
     // A restart finds users and leaves the password (and the file) alone, even when a
     // password is configured by then.
-    let restarted_settings = alexandria::startup::Settings { admin_password: Some("a password set later on".into()), ..settings };
+    let restarted_settings =
+        alexandria::startup::Settings { admin_password: Some("a password set later on".into()), ..settings };
     let restarted = spawn_app_on(db, restarted_settings).await;
     assert_eq!(std::fs::read_to_string(&file).unwrap(), password);
     login_ok(&restarted, "admin", &password).await;
@@ -107,7 +108,8 @@ async fn deleting_admin_after_appointing_another_super_admin_is_not_undone_by_a_
     let admin = admin_session(&app).await;
     create_user(&app, &admin, "carol", "super_admin").await;
     let carol = login_ok(&app, "carol", PASSWORD).await;
-    let deleted = app.client.delete(app.url("/admin/users/admin")).bearer_auth(&carol.access_token).send().await.unwrap();
+    let deleted =
+        app.client.delete(app.url("/admin/users/admin")).bearer_auth(&carol.access_token).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
     let restarted = spawn_app_on(db, test_settings()).await;
     assert_eq!(login(&restarted, "admin", TEST_ADMIN_PASSWORD).await.status(), 401);
@@ -118,14 +120,16 @@ async fn unacceptable_secrets_stop_the_start_with_a_clear_message() {
     let db = fresh_database().await;
     let mut short_password = test_settings();
     short_password.admin_password = Some("short".into());
-    let error = Application::build(short_password, db.pool.clone(), CancellationToken::new()).await.err().expect("refused");
+    let error =
+        Application::build(short_password, db.pool.clone(), CancellationToken::new()).await.err().expect("refused");
     let message = format!("{error:#}");
     assert!(message.contains("ALEXANDRIA_ADMIN_PASSWORD") && message.contains("at least 12"), "{message}");
     assert!(!message.contains("short\""), "the message does not echo the password: {message}");
 
     let mut short_secret = test_settings();
     short_secret.jwt_secret = Some("too short".into());
-    let error = Application::build(short_secret, db.pool.clone(), CancellationToken::new()).await.err().expect("refused");
+    let error =
+        Application::build(short_secret, db.pool.clone(), CancellationToken::new()).await.err().expect("refused");
     assert!(format!("{error:#}").contains("at least 32 bytes"), "{error:#}");
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&db.pool).await.unwrap();
     assert_eq!(users, 0, "nothing was created by the refused starts");
@@ -147,7 +151,8 @@ async fn replicas_starting_together_share_one_admin_and_one_generated_jwt_secret
     // A session started on one replica is good on the other: same secret, same database.
     let session = login_ok(&first, "admin", &password).await;
     assert_eq!(get_with(&second, "/auth/me", &session.access_token).await.status(), 200);
-    let secrets: i64 = sqlx::query_scalar("SELECT count(*) FROM generated_secrets").fetch_one(&first.db.pool).await.unwrap();
+    let secrets: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM generated_secrets").fetch_one(&first.db.pool).await.unwrap();
     assert_eq!(secrets, 1);
     for dir in dirs {
         std::fs::remove_dir_all(dir).ok();
@@ -163,7 +168,8 @@ async fn a_configured_jwt_secret_signs_every_token_and_nothing_is_generated() {
     let admin = admin_session(&app).await;
     let forged_with_configured = sign(secret.as_bytes(), Algorithm::HS256, &access_claims(&admin, "super_admin", 600));
     assert_eq!(get_with(&app, "/auth/me", &forged_with_configured).await.status(), 200);
-    let generated: i64 = sqlx::query_scalar("SELECT count(*) FROM generated_secrets").fetch_one(&app.db.pool).await.unwrap();
+    let generated: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM generated_secrets").fetch_one(&app.db.pool).await.unwrap();
     assert_eq!(generated, 0);
 }
 

@@ -37,8 +37,20 @@ enum Credential {
 
 use Credential::*;
 
-const CREDENTIALS: [Credential; 12] =
-    [NoHeader, MalformedHeader, GarbageToken, Expired, BadSignature, AlgNone, RefreshAsBearer, Viewer, Admin, SuperAdmin, Agent, StaleAgent];
+const CREDENTIALS: [Credential; 12] = [
+    NoHeader,
+    MalformedHeader,
+    GarbageToken,
+    Expired,
+    BadSignature,
+    AlgNone,
+    RefreshAsBearer,
+    Viewer,
+    Admin,
+    SuperAdmin,
+    Agent,
+    StaleAgent,
+];
 
 /// Who a route lets in, and the status it answers when it does.
 #[derive(Debug, Clone, Copy)]
@@ -190,8 +202,18 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
         route(Method::POST, "/admin/notifications/test", None, Users("super_admin", 200)),
         // The MCP endpoint: a user must name the agent it acts as; an agent only itself.
         route(Method::POST, "/mcp", Some(ping()), UsersOrAgent { min: "viewer", ok: 400, agent: 200 }),
-        route(Method::POST, "/mcp/agents/token-agent", Some(ping()), UsersOrAgent { min: "admin", ok: 200, agent: 200 }),
-        route(Method::POST, "/mcp/agents/policy-agent", Some(ping()), UsersOrAgent { min: "admin", ok: 200, agent: 403 }),
+        route(
+            Method::POST,
+            "/mcp/agents/token-agent",
+            Some(ping()),
+            UsersOrAgent { min: "admin", ok: 200, agent: 200 },
+        ),
+        route(
+            Method::POST,
+            "/mcp/agents/policy-agent",
+            Some(ping()),
+            UsersOrAgent { min: "admin", ok: 200, agent: 403 },
+        ),
         // Permission requests.
         route(Method::GET, "/admin/permissions", None, Users("admin", 200)),
         route(Method::GET, "/admin/permissions?status=pending&limit=5", None, Users("admin", 200)),
@@ -346,11 +368,15 @@ async fn every_route_admits_exactly_the_credentials_it_should() {
             let expected = row.access.expected(credential);
             let body = response.text().await.unwrap_or_default();
             if status != expected {
-                mismatches.push(format!("{} {path} with {credential:?}: got {status}, want {expected}: {body}", row.method));
+                mismatches
+                    .push(format!("{} {path} with {credential:?}: got {status}, want {expected}: {body}", row.method));
             } else if status >= 400 {
                 let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 if !error["error"]["code"].is_string() || !error["error"]["message"].is_string() {
-                    mismatches.push(format!("{} {path} with {credential:?}: {status} without the error envelope: {body}", row.method));
+                    mismatches.push(format!(
+                        "{} {path} with {credential:?}: {status} without the error envelope: {body}",
+                        row.method
+                    ));
                 }
             }
         }
@@ -362,7 +388,8 @@ async fn every_route_admits_exactly_the_credentials_it_should() {
         for (decision, event) in [("approve", "Approved"), ("reject", "Rejected")] {
             let id = decision_request(decision, credential);
             let history = crate::gateway_helpers::event_types(&app.db.pool, id).await;
-            let want: &[&str] = if matches!(credential, Admin | SuperAdmin) { &["Created", event] } else { &["Created"] };
+            let want: &[&str] =
+                if matches!(credential, Admin | SuperAdmin) { &["Created", event] } else { &["Created"] };
             assert_eq!(history, want, "{decision} by {credential:?}");
         }
     }

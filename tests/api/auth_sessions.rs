@@ -236,9 +236,13 @@ async fn only_hs256_tokens_of_a_known_type_with_every_claim_are_accepted() {
     no_session.as_object_mut().unwrap().remove("sid");
     let mut just_expired = good.clone();
     just_expired["exp"] = json!(now() - 30);
-    for (what, claims) in
-        [("unknown typ", unknown_type), ("no typ", no_type), ("no exp", no_exp), ("no sid", no_session), ("expired 30 s ago", just_expired)]
-    {
+    for (what, claims) in [
+        ("unknown typ", unknown_type),
+        ("no typ", no_type),
+        ("no exp", no_exp),
+        ("no sid", no_session),
+        ("expired 30 s ago", just_expired),
+    ] {
         let token = sign(&secret, Algorithm::HS256, &claims);
         assert_eq!(get_with(&app, "/auth/me", &token).await.status(), 401, "{what}");
     }
@@ -340,10 +344,12 @@ async fn bad_request_bodies_get_the_error_envelope_and_change_nothing() {
     let (status, code, message) = error_of(post(r#"{"description": "x"}"#, "application/json").await.unwrap()).await;
     assert_eq!((status, code.as_str()), (422, "unprocessable"));
     assert!(message.contains("missing field `name`"), "{message}");
-    let (status, _, message) = error_of(post(r#"{"name": "x", "alowed_tools": []}"#, "application/json").await.unwrap()).await;
+    let (status, _, message) =
+        error_of(post(r#"{"name": "x", "alowed_tools": []}"#, "application/json").await.unwrap()).await;
     assert_eq!(status, 422);
     assert!(message.contains("unknown field `alowed_tools`"), "{message}");
-    let (status, _, message) = error_of(post(r#"{"name": "x", "allowed_tools": "read_file"}"#, "application/json").await.unwrap()).await;
+    let (status, _, message) =
+        error_of(post(r#"{"name": "x", "allowed_tools": "read_file"}"#, "application/json").await.unwrap()).await;
     assert_eq!(status, 422);
     assert!(message.contains("invalid type"), "{message}");
     let login_without_password =
@@ -360,7 +366,8 @@ async fn bad_query_strings_get_the_error_envelope() {
     let app = spawn_app().await;
     let admin = admin_session(&app).await;
     for query in ["limit=lots", "limit=0", "limit=501", "colour=red"] {
-        let (status, code, message) = error_of(get_with(&app, &format!("/admin/audit?{query}"), &admin.access_token).await).await;
+        let (status, code, message) =
+            error_of(get_with(&app, &format!("/admin/audit?{query}"), &admin.access_token).await).await;
         assert_eq!((status, code.as_str()), (400, "bad_request"), "{query}: {message}");
     }
 }
@@ -375,7 +382,8 @@ async fn an_access_token_expires_after_its_lifetime() {
     let lifetime = 900;
     claims["iat"] = json!(now() - lifetime - 10);
     claims["exp"] = json!(now() - 10);
-    let (status, _, message) = error_of(get_with(&app, "/auth/me", &sign(&secret, Algorithm::HS256, &claims)).await).await;
+    let (status, _, message) =
+        error_of(get_with(&app, "/auth/me", &sign(&secret, Algorithm::HS256, &claims)).await).await;
     assert_eq!(status, 401);
     assert!(message.starts_with("token expired"), "{message}");
 }

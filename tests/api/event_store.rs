@@ -26,10 +26,8 @@ async fn two_appends_from_the_same_version_one_wins_the_other_conflicts() {
     let mut first = es.load_aggregate(&id.to_string()).await.unwrap();
     let mut second = es.load_aggregate(&id.to_string()).await.unwrap();
     let approve = first.aggregate().decide(C::Approve { by: "alice".into(), at: Utc::now() }).unwrap();
-    let reject = second
-        .aggregate()
-        .decide(C::Reject { by: "bob".into(), at: Utc::now(), reason: "no".into() })
-        .unwrap();
+    let reject =
+        second.aggregate().decide(C::Reject { by: "bob".into(), at: Utc::now(), reason: "no".into() }).unwrap();
     es.commit(approve, first, meta("user:alice").to_map()).await.expect("first commit wins");
     let lost = es.commit(reject, second, meta("user:bob").to_map()).await;
     assert!(matches!(lost, Err(AggregateError::AggregateConflict)), "second commit must conflict, got {lost:?}");
@@ -111,10 +109,8 @@ async fn every_event_carries_actor_replica_and_trace_metadata_and_log_columns() 
     .await
     .unwrap();
     assert_eq!(rows.len(), 2);
-    let actors: Vec<String> = rows
-        .iter()
-        .map(|r| r.get::<serde_json::Value, _>("metadata")["actor"].as_str().unwrap().to_owned())
-        .collect();
+    let actors: Vec<String> =
+        rows.iter().map(|r| r.get::<serde_json::Value, _>("metadata")["actor"].as_str().unwrap().to_owned()).collect();
     assert_eq!(actors, ["agent:agent-a", "user:admin"]);
     for row in &rows {
         let metadata: serde_json::Value = row.get("metadata");

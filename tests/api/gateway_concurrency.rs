@@ -182,7 +182,11 @@ async fn ten_times_pool_size_waiters_all_complete_after_approval_without_holding
                 let response = client
                     .post(url)
                     .bearer_auth(token)
-                    .json(&tool_call(n as i64, "write_file", json!({"path": format!("/w/{n}.txt"), "content": format!("waiter {n}")})))
+                    .json(&tool_call(
+                        n as i64,
+                        "write_file",
+                        json!({"path": format!("/w/{n}.txt"), "content": format!("waiter {n}")}),
+                    ))
                     .send()
                     .await
                     .expect("gated call");
@@ -194,10 +198,17 @@ async fn ten_times_pool_size_waiters_all_complete_after_approval_without_holding
 
     // All of them are waiting in-band once every request is pending in the read model.
     let pending = || async {
-        let page: Value = get_with(&app, "/admin/permissions?status=pending&limit=500", &admin.access_token).await.json().await.unwrap();
+        let page: Value = get_with(&app, "/admin/permissions?status=pending&limit=500", &admin.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
         page["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
     };
-    eventually(Duration::from_secs(30), &format!("{WAITERS} pending requests"), || async { pending().await.len() == WAITERS }).await;
+    eventually(Duration::from_secs(30), &format!("{WAITERS} pending requests"), || async {
+        pending().await.len() == WAITERS
+    })
+    .await;
     let pending_ids = pending().await;
     let gauge = |text: &str| metric(text, "alexandria_gate_waiters", &[]);
     assert_eq!(gauge(&scrape(&app).await), Some(WAITERS as f64), "every call is still waiting in-band");
@@ -237,7 +248,9 @@ async fn concurrent_first_calls_with_one_key_create_one_request() {
     let id = request_id("twin", "one-key");
     let calls = (0..20).map(|n| {
         let (app, token) = (&app, &token);
-        async move { call(app, "twin", token, Some("one-key"), n, "write_file", json!({"path": "/t", "content": "t"})).await }
+        async move {
+            call(app, "twin", token, Some("one-key"), n, "write_file", json!({"path": "/t", "content": "t"})).await
+        }
     });
     for (n, body) in join_all(calls).await.iter().enumerate() {
         assert_pending_envelope(body, n as i64, id, Some("one-key"), "pending");

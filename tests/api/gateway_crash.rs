@@ -82,8 +82,13 @@ async fn post_json(client: &reqwest::Client, url: String, token: Option<&str>, b
 }
 
 async fn login(client: &reqwest::Client, base: &str) -> String {
-    let (status, body) =
-        post_json(client, format!("{base}/auth/login"), None, &json!({"username": "admin", "password": TEST_ADMIN_PASSWORD})).await;
+    let (status, body) = post_json(
+        client,
+        format!("{base}/auth/login"),
+        None,
+        &json!({"username": "admin", "password": TEST_ADMIN_PASSWORD}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
@@ -107,7 +112,8 @@ async fn claimed_at(pool: &sqlx::PgPool, id: uuid::Uuid) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and_reports_the_outcome_unknown() {
-    let Some(peers) = peers("a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and_reports_the_outcome_unknown")
+    let Some(peers) =
+        peers("a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and_reports_the_outcome_unknown")
     else {
         return;
     };
@@ -136,7 +142,8 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = post_json(&client, format!("{base}/v1/agent-token"), Some(&admin), &json!({"agent": "sleeper"})).await;
+    let (status, body) =
+        post_json(&client, format!("{base}/v1/agent-token"), Some(&admin), &json!({"agent": "sleeper"})).await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().unwrap().to_owned();
 
@@ -147,13 +154,16 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
     let mcp = |base: String, n: i64| {
         let (client, token) = (client.clone(), token.clone());
         let body = call_body(n);
-        async move { post_raw_to(&client, &base, "/mcp/agents/sleeper", Some(&token), &[("x-idempotency-key", key)], body).await }
+        async move {
+            post_raw_to(&client, &base, "/mcp/agents/sleeper", Some(&token), &[("x-idempotency-key", key)], body).await
+        }
     };
 
     let pending = mcp(base.clone(), 1).await;
     assert_eq!(pending.status, 200, "{}", pending.text);
     assert_pending_envelope(&pending.body, 1, id, Some(key), "pending");
-    let (status, body) = post_json(&client, format!("{base}/admin/permissions/{id}/approve"), Some(&admin), &json!(null)).await;
+    let (status, body) =
+        post_json(&client, format!("{base}/admin/permissions/{id}/approve"), Some(&admin), &json!(null)).await;
     assert_eq!(status, 200, "{body}");
 
     // The retry claims the execution and calls upstream, where it sleeps.
@@ -231,8 +241,15 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
     // Never a second execution.
     assert_eq!(calls_logged(&upstream.call_log), ["logged_sleep"], "the upstream ran once");
     assert_eq!(event_types(&db.pool, id).await, ["Created", "Approved", "Executed"]);
-    let dto: Value =
-        client.get(format!("{base}/admin/permissions/{id}")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let dto: Value = client
+        .get(format!("{base}/admin/permissions/{id}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(dto["status"], "executing", "{dto}");
     assert_eq!(dto["has_result"], false, "{dto}");
     // The restarted gateway still serves other calls of the same upstream.

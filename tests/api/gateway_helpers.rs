@@ -123,7 +123,13 @@ pub struct Reply {
 }
 
 /// POSTs raw bytes with the given headers (Content-Type is application/json unless given).
-pub async fn post_raw(app: &TestApp, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+pub async fn post_raw(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Reply {
     post_raw_to(&app.client, &app.address, path, token, headers, body).await
 }
 
@@ -163,7 +169,15 @@ pub async fn post_mcp(app: &TestApp, path: &str, token: &str, key: Option<&str>,
 }
 
 /// A `tools/call` through `/mcp/agents/{agent}` that must get HTTP 200; the JSON-RPC body.
-pub async fn call(app: &TestApp, agent: &str, token: &str, key: Option<&str>, id: i64, tool: &str, arguments: Value) -> Value {
+pub async fn call(
+    app: &TestApp,
+    agent: &str,
+    token: &str,
+    key: Option<&str>,
+    id: i64,
+    tool: &str,
+    arguments: Value,
+) -> Value {
     let reply = post_mcp(app, &format!("/mcp/agents/{agent}"), token, key, &tool_call(id, tool, arguments)).await;
     assert_eq!(reply.status, 200, "tools/call {tool}: {}", reply.text);
     reply.body

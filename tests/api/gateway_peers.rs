@@ -33,7 +33,14 @@ async fn next_step(lines: &mut Lines<BufReader<ChildStdout>>, want: &str) -> Val
 
 /// Runs `tests/peers/python_client.py` in `mode` as `agent` against the gateway: list,
 /// plain call, gated call (pending), approval from here, retry (the real result).
-async fn python_client_walk(app: &TestApp, admin: &Session, fs: &FsUpstream, agent: &str, mode: &str, peers: &std::path::Path) {
+async fn python_client_walk(
+    app: &TestApp,
+    admin: &Session,
+    fs: &FsUpstream,
+    agent: &str,
+    mode: &str,
+    peers: &std::path::Path,
+) {
     let token = agent_token(app, admin, agent, &["echo", "read_file", "write_file"], &["write_file"]).await;
     let mut child = Command::new(python(peers))
         .arg(repo().join("tests/peers/python_client.py"))
@@ -87,7 +94,11 @@ async fn python_client_walk(app: &TestApp, admin: &Session, fs: &FsUpstream, age
     stdin.flush().await.unwrap();
 
     let last = next_step(&mut lines, "final").await;
-    assert_eq!(last["result"]["content"], json!([{"type": "text", "text": "wrote 29 bytes to /py/hello.txt"}]), "{last}");
+    assert_eq!(
+        last["result"]["content"],
+        json!([{"type": "text", "text": "wrote 29 bytes to /py/hello.txt"}]),
+        "{last}"
+    );
     assert_eq!(last["result"]["isError"], false, "{last}");
     assert!(last["result"].get("_meta").is_none(), "the real result, not an envelope: {last}");
     assert_eq!(fs.file("/py/hello.txt").as_deref(), Some("written via the python client"));
@@ -99,7 +110,8 @@ async fn python_client_walk(app: &TestApp, admin: &Session, fs: &FsUpstream, age
 
 #[tokio::test]
 async fn the_python_mcp_client_lists_calls_waits_for_approval_and_gets_the_result_in_both_modes() {
-    let Some(peers) = peers("the_python_mcp_client_lists_calls_waits_for_approval_and_gets_the_result_in_both_modes") else {
+    let Some(peers) = peers("the_python_mcp_client_lists_calls_waits_for_approval_and_gets_the_result_in_both_modes")
+    else {
         return;
     };
     let app = spawn_gateway(Duration::from_millis(500)).await;
@@ -131,10 +143,12 @@ async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
         &json!({"name": "npm-fs", "transport": "stdio", "command": "node", "args": [server_js, root], "cwd": root}),
     )
     .await;
-    let offered: Vec<&str> = registered["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    let offered: Vec<&str> =
+        registered["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     assert!(offered.contains(&"write_file"), "{offered:?}");
 
-    let token = agent_token(&app, &admin, "npm-agent", &["write_file", "list_allowed_directories"], &["write_file"]).await;
+    let token =
+        agent_token(&app, &admin, "npm-agent", &["write_file", "list_allowed_directories"], &["write_file"]).await;
     let target = root.join("gated.txt").to_str().unwrap().to_owned();
     let arguments = json!({"path": target, "content": "written by the npm server after approval"});
     let key = Uuid::new_v4().to_string();
@@ -169,7 +183,8 @@ async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     assert!(text_of(&refused["result"]).contains("Access denied"), "{refused}");
     assert!(!std::path::Path::new("/etc/alexandria-must-not-exist").exists());
     eventually(Duration::from_secs(10), "both requests executed in the read model", || async {
-        let page: Value = get_with(&app, "/admin/permissions?status=executed", &admin.access_token).await.json().await.unwrap();
+        let page: Value =
+            get_with(&app, "/admin/permissions?status=executed", &admin.access_token).await.json().await.unwrap();
         page["items"].as_array().map_or(0, Vec::len) == 2
     })
     .await;
@@ -186,7 +201,8 @@ async fn python_upstream_gateway(
     let app = spawn_gateway(wait).await;
     let admin = admin_session(&app).await;
     register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": upstream.url})).await;
-    let token = agent_token(&app, &admin, "py-agent", &["add", "reject", "logged_sleep"], &["reject", "logged_sleep"]).await;
+    let token =
+        agent_token(&app, &admin, "py-agent", &["add", "reject", "logged_sleep"], &["reject", "logged_sleep"]).await;
     (app, admin, upstream, token)
 }
 
@@ -235,7 +251,8 @@ async fn a_client_that_hangs_up_does_not_cancel_the_approved_upstream_call() {
 
     // The retry claims the call; its client leaves while the upstream sleeps.
     let retry = {
-        let (client, url, token, arguments) = (app.client.clone(), app.url("/mcp/agents/py-agent"), token.clone(), arguments.clone());
+        let (client, url, token, arguments) =
+            (app.client.clone(), app.url("/mcp/agents/py-agent"), token.clone(), arguments.clone());
         tokio::spawn(async move {
             client
                 .post(url)

@@ -87,7 +87,11 @@ async fn listing_filters_and_pages_newest_first_without_duplicates() {
     let rejected = list(&app, &admin, "?status=rejected").await;
     let want: Vec<String> = [5, 2].iter().map(|n| all[*n].to_string()).collect();
     assert_eq!(ids(&rejected), want);
-    assert!(rejected["items"].as_array().unwrap().iter().all(|i| i["reason"].as_str().unwrap().starts_with("no to a-")));
+    assert!(rejected["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["reason"].as_str().unwrap().starts_with("no to a-")));
     let approved = list(&app, &admin, "?status=approved&agent=agent-a").await;
     assert_eq!(ids(&approved), [all[4].to_string(), all[1].to_string()]);
     let agent_b = list(&app, &admin, "?agent=agent-b").await;
@@ -201,11 +205,21 @@ async fn decisions_refuse_bad_reasons_and_decided_requests() {
     let store = &app.state.store;
     let open = requests::request_through(store, "agent-a", "open", &[]).await;
     let post_reject = |body: Value| {
-        app.client.post(app.url(&format!("/admin/permissions/{open}/reject"))).bearer_auth(&admin.access_token).json(&body).send()
+        app.client
+            .post(app.url(&format!("/admin/permissions/{open}/reject")))
+            .bearer_auth(&admin.access_token)
+            .json(&body)
+            .send()
     };
 
     // Reject needs a reason of 1 to 1,000 characters: 422 otherwise, and nothing changes.
-    for body in [json!({}), json!({"reason": ""}), json!({"reason": "   "}), json!({"reason": "x".repeat(1001)}), json!({"reason": 5})] {
+    for body in [
+        json!({}),
+        json!({"reason": ""}),
+        json!({"reason": "   "}),
+        json!({"reason": "x".repeat(1001)}),
+        json!({"reason": 5}),
+    ] {
         let (status, code, message) = error_of(post_reject(body.clone()).await.unwrap()).await;
         assert_eq!(status, 422, "{body}: {message}");
         assert_eq!(code, "unprocessable", "{body}");
@@ -228,7 +242,9 @@ async fn decisions_refuse_bad_reasons_and_decided_requests() {
     let executing = requests::request_through(store, "agent-a", "executing", &["approve", "claim"]).await;
     let executed = requests::request_through(store, "agent-a", "executed", &["approve", "claim", "cache"]).await;
     for (id, status) in [(open, "rejected"), (approved, "approved"), (executing, "executing"), (executed, "executed")] {
-        for response in [approve(&app, &admin, &id.to_string()).await, reject(&app, &admin, &id.to_string(), "late").await] {
+        for response in
+            [approve(&app, &admin, &id.to_string()).await, reject(&app, &admin, &id.to_string(), "late").await]
+        {
             let (http, code, message) = error_of(response).await;
             assert_eq!((http, code.as_str()), (409, "conflict"), "{id}: {message}");
             assert_eq!(message, format!("permission request is {status}, not pending"));

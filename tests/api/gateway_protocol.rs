@@ -25,7 +25,8 @@ async fn edge() -> Edge {
     let admin = admin_session(&app).await;
     let fs = register_fs(&app, &admin, "fs", None).await;
     let token =
-        agent_token(&app, &admin, "edge-agent", &["echo", "read_file", "write_file", "ghost_tool"], &["write_file"]).await;
+        agent_token(&app, &admin, "edge-agent", &["echo", "read_file", "write_file", "ghost_tool"], &["write_file"])
+            .await;
     Edge { app, admin, fs, token }
 }
 
@@ -69,11 +70,13 @@ async fn framing_errors_get_their_json_rpc_codes() {
     let unknown = e.send(&request(3, "resources/list", json!({}))).await;
     assert_rpc_error(&unknown, 200, METHOD_NOT_FOUND, json!(3), "resources/list");
 
-    let bad_params = e.raw(PATH, &[], r#"{"jsonrpc": "2.0", "id": "s-1", "method": "tools/list", "params": [1]}"#).await;
+    let bad_params =
+        e.raw(PATH, &[], r#"{"jsonrpc": "2.0", "id": "s-1", "method": "tools/list", "params": [1]}"#).await;
     assert_rpc_error(&bad_params, 200, INVALID_PARAMS, json!("s-1"), "params must be an object");
 
     // Over 4 MiB: 413, as a JSON-RPC error body.
-    let oversized = format!(r#"{{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {{"pad": "{}"}}}}"#, "x".repeat(5 << 20));
+    let oversized =
+        format!(r#"{{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {{"pad": "{}"}}}}"#, "x".repeat(5 << 20));
     let too_big = e.raw(PATH, &[], &oversized).await;
     assert_eq!(too_big.status, 413, "{}", too_big.text);
     assert_eq!(rpc_error(&too_big.body).0, INVALID_REQUEST);
@@ -87,8 +90,9 @@ async fn framing_errors_get_their_json_rpc_codes() {
     // A notification, and a response to a server request: 202, no body.
     let notified = e.raw(PATH, &[], r#"{"jsonrpc": "2.0", "method": "notifications/initialized"}"#).await;
     assert_eq!((notified.status, notified.text.as_str()), (202, ""));
-    let cancelled =
-        e.raw(PATH, &[], r#"{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}"#).await;
+    let cancelled = e
+        .raw(PATH, &[], r#"{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}"#)
+        .await;
     assert_eq!((cancelled.status, cancelled.text.as_str()), (202, ""));
     let response = e.raw(PATH, &[], r#"{"jsonrpc": "2.0", "id": 5, "result": {}}"#).await;
     assert_eq!((response.status, response.text.as_str()), (202, ""));
@@ -102,11 +106,15 @@ async fn lifecycle_methods_negotiate_the_protocol_version() {
     let e = edge().await;
     for version in ["2025-06-18", "2025-11-25"] {
         let reply = e
-            .send(&request(1, "initialize", json!({
-                "protocolVersion": version,
-                "capabilities": {},
-                "clientInfo": {"name": "edge-test", "version": "1"},
-            })))
+            .send(&request(
+                1,
+                "initialize",
+                json!({
+                    "protocolVersion": version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "edge-test", "version": "1"},
+                }),
+            ))
             .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         let session = reply.headers.get("mcp-session-id").expect("Mcp-Session-Id on initialize").to_str().unwrap();
@@ -130,7 +138,9 @@ async fn lifecycle_methods_negotiate_the_protocol_version() {
     assert_rpc_error(&missing, 200, INVALID_PARAMS, json!(3), "protocolVersion");
 
     // server/discover (2026-07-28): stateless, no session.
-    let discover = e.raw(PATH, &[("mcp-protocol-version", "2026-07-28")], &request(4, "server/discover", json!({})).to_string()).await;
+    let discover = e
+        .raw(PATH, &[("mcp-protocol-version", "2026-07-28")], &request(4, "server/discover", json!({})).to_string())
+        .await;
     assert_eq!(discover.status, 200, "{}", discover.text);
     assert!(discover.headers.get("mcp-session-id").is_none());
     let result = &discover.body["result"];
@@ -141,12 +151,14 @@ async fn lifecycle_methods_negotiate_the_protocol_version() {
     assert!(result["instructions"].is_string());
 
     // Modern requests: resultType on tools/list, with its cache hints.
-    let listed = e.raw(PATH, &[("mcp-protocol-version", "2026-07-28")], &request(5, "tools/list", json!({})).to_string()).await;
+    let listed =
+        e.raw(PATH, &[("mcp-protocol-version", "2026-07-28")], &request(5, "tools/list", json!({})).to_string()).await;
     assert_eq!(listed.body["result"]["resultType"], "complete", "{}", listed.text);
     assert_eq!(listed.body["result"]["cacheScope"], "private");
 
     // An unsupported version header: 400, -32022, naming what is supported.
-    let unsupported = e.raw(PATH, &[("mcp-protocol-version", "1999-01-01")], &request(6, "ping", json!({})).to_string()).await;
+    let unsupported =
+        e.raw(PATH, &[("mcp-protocol-version", "1999-01-01")], &request(6, "ping", json!({})).to_string()).await;
     assert_rpc_error(&unsupported, 400, UNSUPPORTED_PROTOCOL_VERSION, json!(6), "1999-01-01");
     let data = &unsupported.body["error"]["data"];
     assert_eq!(data["requested"], "1999-01-01");
@@ -156,7 +168,8 @@ async fn lifecycle_methods_negotiate_the_protocol_version() {
         .raw(
             PATH,
             &[("mcp-protocol-version", "2026-07-28")],
-            &request(7, "ping", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18"}})).to_string(),
+            &request(7, "ping", json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18"}}))
+                .to_string(),
         )
         .await;
     assert_rpc_error(&mismatch, 400, -32020, json!(7), "does not match");
@@ -190,9 +203,21 @@ async fn refused_tool_calls_never_reach_the_upstream() {
     let call = |id: i64, tool: &str, arguments: Value| tool_call(id, tool, arguments);
 
     let not_allowed = e.send(&call(1, "list_directory", json!({"path": "/"}))).await;
-    assert_rpc_error(&not_allowed, 200, INVALID_PARAMS, json!(1), "\"list_directory\" is not available to agent \"edge-agent\"");
+    assert_rpc_error(
+        &not_allowed,
+        200,
+        INVALID_PARAMS,
+        json!(1),
+        "\"list_directory\" is not available to agent \"edge-agent\"",
+    );
     let not_offered = e.send(&call(2, "ghost_tool", json!({}))).await;
-    assert_rpc_error(&not_offered, 200, INVALID_PARAMS, json!(2), "no connected upstream server offers tool \"ghost_tool\"");
+    assert_rpc_error(
+        &not_offered,
+        200,
+        INVALID_PARAMS,
+        json!(2),
+        "no connected upstream server offers tool \"ghost_tool\"",
+    );
     let unknown = e.send(&call(3, "no_such_tool", json!({}))).await;
     assert_rpc_error(&unknown, 200, INVALID_PARAMS, json!(3), "not available");
     let nameless = e.send(&request(4, "tools/call", json!({"arguments": {}}))).await;
@@ -231,7 +256,8 @@ async fn who_may_call_through_which_path() {
     // On its own path and on /mcp it is itself.
     for path in ["/mcp/agents/other-agent", "/mcp"] {
         let own = post_mcp(&e.app, path, &other, None, &list).await;
-        let names: Vec<&str> = own.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            own.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["echo"], "{path}: {}", own.text);
     }
 
@@ -244,10 +270,12 @@ async fn who_may_call_through_which_path() {
     // A user (admin or higher) acts through an agent's path with the agent's stored policy.
     let as_admin = post_mcp(&e.app, PATH, &e.admin.access_token, None, &list).await;
     assert_eq!(as_admin.status, 200, "{}", as_admin.text);
-    let names: Vec<&str> = as_admin.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        as_admin.body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["echo", "read_file", "write_file"]);
     let echoed =
-        post_mcp(&e.app, PATH, &e.admin.access_token, None, &tool_call(2, "echo", json!({"message": "by a person"}))).await;
+        post_mcp(&e.app, PATH, &e.admin.access_token, None, &tool_call(2, "echo", json!({"message": "by a person"})))
+            .await;
     assert_eq!(echoed.body["result"]["content"][0]["text"], "by a person", "{}", echoed.text);
     let refused = post_mcp(&e.app, PATH, &e.admin.access_token, None, &tool_call(3, "list_directory", json!({}))).await;
     assert_eq!(rpc_error(&refused.body).0, INVALID_PARAMS, "the agent's policy applies to the person too");

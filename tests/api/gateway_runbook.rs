@@ -18,20 +18,27 @@ const PATH: &str = "/mcp/agents/demo-agent";
 const PROJECTION_DEADLINE: Duration = Duration::from_secs(10);
 
 fn timestamp(value: &Value) -> DateTime<Utc> {
-    value.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).unwrap_or_else(|| panic!("a timestamp: {value}")).into()
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .unwrap_or_else(|| panic!("a timestamp: {value}"))
+        .into()
 }
 
 /// Waits for the pending gauge (computed from the read model) to show `want`.
 async fn pending_becomes(app: &TestApp, want: f64) {
-    eventually(PROJECTION_DEADLINE, &format!("alexandria_permission_request_pending{{tool=write_file}} = {want}"), || async {
-        pending_gauge(&scrape(app).await, "write_file").unwrap_or(0.0) == want
-    })
+    eventually(
+        PROJECTION_DEADLINE,
+        &format!("alexandria_permission_request_pending{{tool=write_file}} = {want}"),
+        || async { pending_gauge(&scrape(app).await, "write_file").unwrap_or(0.0) == want },
+    )
     .await;
 }
 
 async fn counters(app: &TestApp) -> [f64; 4] {
     let text = scrape(app).await;
-    ["created", "approved", "rejected", "executed"].map(|event| events_counter(&text, "write_file", event).unwrap_or(0.0))
+    ["created", "approved", "rejected", "executed"]
+        .map(|event| events_counter(&text, "write_file", event).unwrap_or(0.0))
 }
 
 #[tokio::test]
@@ -72,7 +79,8 @@ async fn runbook_steps_2_to_8_through_http_field_by_field() {
     let minted: Value = response.json().await.unwrap();
     assert_eq!(minted["agent"], AGENT);
     assert_eq!(minted["expires_in"], 3600);
-    let mut effective: Vec<&str> = minted["effective_tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let mut effective: Vec<&str> =
+        minted["effective_tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     effective.sort();
     assert_eq!(effective, ["echo", "list_directory", "read_file", "write_file"]);
     let token = minted["token"].as_str().expect("token").to_owned();
@@ -96,7 +104,8 @@ async fn runbook_steps_2_to_8_through_http_field_by_field() {
     pending_becomes(&app, 1.0).await;
     assert_eq!(counters(&app).await, [1.0, 0.0, 0.0, 0.0]);
     // The request as the admin API shows it, before the decision.
-    let shown: Value = get_with(&app, &format!("/admin/permissions/{id}"), &admin.access_token).await.json().await.unwrap();
+    let shown: Value =
+        get_with(&app, &format!("/admin/permissions/{id}"), &admin.access_token).await.json().await.unwrap();
     assert_eq!(shown["status"], "pending", "{shown}");
 
     // ---- Step 5: approve; the DTO reflects the decision.
@@ -141,7 +150,8 @@ async fn runbook_steps_2_to_8_through_http_field_by_field() {
     let again = call(&app, AGENT, &token, Some(&key), 5, "write_file", arguments.clone()).await;
     assert_eq!(again["result"], resp2["result"]);
     assert_eq!(fs.calls(), ["write_file"]);
-    let shown: Value = get_with(&app, &format!("/admin/permissions/{id}"), &admin.access_token).await.json().await.unwrap();
+    let shown: Value =
+        get_with(&app, &format!("/admin/permissions/{id}"), &admin.access_token).await.json().await.unwrap();
     assert_eq!(shown["status"], "executed", "{shown}");
     assert_eq!(shown["has_result"], true, "{shown}");
     assert!(timestamp(&shown["executed_at"]) >= reviewed_at);
@@ -150,7 +160,9 @@ async fn runbook_steps_2_to_8_through_http_field_by_field() {
     // ---- Step 7: metrics after one full create → approve → execute cycle.
     let text = scrape(&app).await;
     assert_eq!(pending_gauge(&text, "write_file"), Some(0.0), "{text}");
-    assert!(text.lines().any(|l| l == r#"alexandria_permission_request_pending{request_type="tool_call",tool="write_file"} 0"#));
+    assert!(text
+        .lines()
+        .any(|l| l == r#"alexandria_permission_request_pending{request_type="tool_call",tool="write_file"} 0"#));
     assert_eq!(counters(&app).await, [1.0, 1.0, 0.0, 1.0]);
 
     // ---- Step 8: the reject path, with a fresh key.
@@ -193,10 +205,15 @@ async fn runbook_steps_2_to_8_through_http_field_by_field() {
     pending_becomes(&app, 1.0).await;
 
     // ---- The Step 4 key reused with other arguments: -32602, nothing changes.
-    let conflict = call(&app, AGENT, &token, Some(&key), 8, "write_file", json!({"path": "/tmp/smoke.txt", "content": "other"})).await;
+    let conflict =
+        call(&app, AGENT, &token, Some(&key), 8, "write_file", json!({"path": "/tmp/smoke.txt", "content": "other"}))
+            .await;
     let (code, message) = rpc_error(&conflict);
     assert_eq!(code, INVALID_PARAMS, "{conflict}");
-    assert!(message.contains(&key) && message.contains("other arguments") && message.contains("write_file"), "{message}");
+    assert!(
+        message.contains(&key) && message.contains("other arguments") && message.contains("write_file"),
+        "{message}"
+    );
     assert_eq!(conflict["id"], 8);
     // ... and with another tool.
     let other_tool = call(&app, AGENT, &token, Some(&key), 9, "echo", json!({"message": "hi"})).await;
@@ -216,7 +233,8 @@ async fn a_key_reused_for_another_gated_tool_is_refused() {
     let fs = register_fs(&app, &admin, "fs", None).await;
     let token = agent_token(&app, &admin, "both-gated", &["write_file", "echo"], &["write_file", "echo"]).await;
     let key = "shared-key";
-    let first = call(&app, "both-gated", &token, Some(key), 1, "write_file", json!({"path": "/a", "content": "a"})).await;
+    let first =
+        call(&app, "both-gated", &token, Some(key), 1, "write_file", json!({"path": "/a", "content": "a"})).await;
     assert_pending_envelope(&first, 1, request_id("both-gated", key), Some(key), "pending");
     let other = call(&app, "both-gated", &token, Some(key), 2, "echo", json!({"message": "a"})).await;
     let (code, message) = rpc_error(&other);
@@ -262,13 +280,17 @@ async fn an_approval_within_the_in_band_wait_returns_the_real_result_in_the_same
     // The request's HTTP duration ends with its (deferred) body, so it covers the wait:
     // while the call is parked it has not been counted.
     let mcp_requests = r#"alexandria_http_request_duration_seconds_count{method="POST",route="/mcp/agents/{name}",status_class="2xx"} "#;
-    let counted = |text: &str| text.lines().find_map(|l| l.strip_prefix(mcp_requests)?.parse::<u64>().ok()).unwrap_or(0);
+    let counted =
+        |text: &str| text.lines().find_map(|l| l.strip_prefix(mcp_requests)?.parse::<u64>().ok()).unwrap_or(0);
     assert_eq!(counted(&scrape(&app).await), 0, "a parked call is still in progress");
     approve_ok(&app, &admin, id).await;
 
     let body = caller.await.expect("the call task");
     let waited = started.elapsed();
-    eventually(Duration::from_secs(5), "the finished call to be counted", || async { counted(&scrape(&app).await) == 1 }).await;
+    eventually(Duration::from_secs(5), "the finished call to be counted", || async {
+        counted(&scrape(&app).await) == 1
+    })
+    .await;
     assert_eq!(
         body,
         json!({"jsonrpc": "2.0", "id": 1, "result": {
@@ -324,19 +346,24 @@ async fn without_an_idempotency_key_the_key_is_derived_from_the_tool_and_canonic
     let fs = register_fs(&app, &admin, "fs", None).await;
     let token = agent_token(&app, &admin, AGENT, &["write_file"], &["write_file"]).await;
 
-    let first = call(&app, AGENT, &token, None, 1, "write_file", json!({"path": "/derived.txt", "content": "same call"})).await;
+    let first =
+        call(&app, AGENT, &token, None, 1, "write_file", json!({"path": "/derived.txt", "content": "same call"})).await;
     let id: Uuid = first["result"]["request_id"].as_str().expect("request_id").parse().unwrap();
     assert_pending_envelope(&first, 1, id, None, "pending");
     // The same arguments in another order are the same call.
-    let reordered = call(&app, AGENT, &token, None, 2, "write_file", json!({"content": "same call", "path": "/derived.txt"})).await;
+    let reordered =
+        call(&app, AGENT, &token, None, 2, "write_file", json!({"content": "same call", "path": "/derived.txt"})).await;
     assert_pending_envelope(&reordered, 2, id, None, "pending");
     // Other arguments are another request.
-    let other = call(&app, AGENT, &token, None, 3, "write_file", json!({"path": "/derived.txt", "content": "another call"})).await;
+    let other =
+        call(&app, AGENT, &token, None, 3, "write_file", json!({"path": "/derived.txt", "content": "another call"}))
+            .await;
     assert_ne!(other["result"]["request_id"], first["result"]["request_id"], "{other}");
     assert_eq!(event_types(&app.db.pool, id).await, ["Created"]);
 
     approve_ok(&app, &admin, id).await;
-    let done = call(&app, AGENT, &token, None, 4, "write_file", json!({"content": "same call", "path": "/derived.txt"})).await;
+    let done =
+        call(&app, AGENT, &token, None, 4, "write_file", json!({"content": "same call", "path": "/derived.txt"})).await;
     assert_eq!(done["result"]["content"][0]["text"], "wrote 9 bytes to /derived.txt", "{done}");
     assert_eq!(fs.file("/derived.txt").as_deref(), Some("same call"));
     assert_eq!(fs.calls(), ["write_file"]);

@@ -19,7 +19,7 @@ mod managed_pg;
 mod metrics;
 mod notifications;
 mod projections;
-mod upstream;
 mod runbook_auth;
 mod serve_config;
+mod upstream;
 mod users_admin;

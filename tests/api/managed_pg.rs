@@ -48,7 +48,8 @@ async fn wait_ready(port: u16) {
 }
 
 fn stop(mut server: Server) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.0.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
     let status = server.0.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }

@@ -15,7 +15,9 @@ fn sample(exposition: &str, series: &str) -> Option<f64> {
 const PENDING: &str = r#"alexandria_permission_request_pending{request_type="tool_call",tool="write_file"}"#;
 
 fn events_total(event: &str) -> String {
-    format!(r#"alexandria_permission_request_events_total{{event="{event}",request_type="tool_call",tool="write_file"}}"#)
+    format!(
+        r#"alexandria_permission_request_events_total{{event="{event}",request_type="tool_call",tool="write_file"}}"#
+    )
 }
 
 #[tokio::test]
@@ -57,7 +59,11 @@ async fn request_through_decide(app: &crate::helpers::TestApp, id: uuid::Uuid) {
     use alexandria_domain::PermissionRequestCommand as C;
     app.state
         .store
-        .execute(id, C::Reject { by: "admin".into(), at: chrono::Utc::now(), reason: "no".into() }, &crate::helpers::requests::meta("user:admin"))
+        .execute(
+            id,
+            C::Reject { by: "admin".into(), at: chrono::Utc::now(), reason: "no".into() },
+            &crate::helpers::requests::meta("user:admin"),
+        )
         .await
         .unwrap();
 }
@@ -67,12 +73,18 @@ async fn http_durations_are_labelled_by_route_template() {
     let app = spawn_app().await;
     app.client.get(app.url("/healthz")).send().await.unwrap();
     let text = scrape(&app).await;
-    assert!(text.contains(r#"alexandria_http_request_duration_seconds_count{method="GET",route="/healthz",status_class="2xx"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"alexandria_http_request_duration_seconds_count{method="GET",route="/healthz",status_class="2xx"} 1"#
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn the_exposition_passes_promtool() {
-    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let promtool =
+        ["/usr/bin/promtool", "/usr/local/bin/promtool"].into_iter().find(|p| std::path::Path::new(p).exists());
     let Some(promtool) = promtool else {
         assert!(std::env::var_os("CI").is_none(), "promtool is missing; .ci/run installs the prometheus package");
         eprintln!("SKIPPED: promtool not installed (apt-get install prometheus)");

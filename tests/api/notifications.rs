@@ -62,8 +62,11 @@ impl Alertmanager {
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("alertmanager.yml"), "route:\n  receiver: default\nreceivers:\n  - name: default\n")
-            .expect("write config");
+        std::fs::write(
+            dir.path().join("alertmanager.yml"),
+            "route:\n  receiver: default\nreceivers:\n  - name: default\n",
+        )
+        .expect("write config");
         let mut alertmanager = Alertmanager {
             binary: binary.to_owned(),
             port: free_port(),
@@ -200,7 +203,11 @@ struct Receiver {
     client: reqwest::Client,
 }
 
-async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
     if verify_delivery(WEBHOOK_SECRET, &headers, &body).is_err() {
         state.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::UNAUTHORIZED, "signature check failed");
@@ -263,7 +270,8 @@ async fn delivery(app: &TestApp, id: Uuid, channel: &str, kind: &str) -> Option<
 /// Like `delivery`, once the request is in the read model (which its own projector fills,
 /// independently of the outbox).
 async fn delivery_shown(app: &TestApp, id: Uuid, channel: &str, kind: &str) -> Value {
-    eventually(WAIT, "the request in the read model", || async { delivery(app, id, channel, kind).await.is_some() }).await;
+    eventually(WAIT, "the request in the read model", || async { delivery(app, id, channel, kind).await.is_some() })
+        .await;
     delivery(app, id, channel, kind).await.unwrap_or_default()
 }
 
@@ -538,7 +546,8 @@ async fn a_request_past_its_deadline_is_expired_and_its_alert_resolved() {
     configure(&app, json!({"alertmanager_url": alertmanager.url()})).await;
 
     let id = alexandria_domain::request_id("agent-x", "short-lived");
-    let C::Create { agent, tool, arguments, idempotency_key, requested_by, at, .. } = create_cmd("agent-x", "short-lived")
+    let C::Create { agent, tool, arguments, idempotency_key, requested_by, at, .. } =
+        create_cmd("agent-x", "short-lived")
     else {
         unreachable!()
     };

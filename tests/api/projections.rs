@@ -19,10 +19,7 @@ use crate::helpers::{eventually, fresh_database};
 
 /// The read model as comparable JSON, ordered by id.
 async fn read_model(pool: &PgPool, table: &str) -> Vec<Value> {
-    sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {table} t ORDER BY id"))
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(&format!("SELECT to_jsonb(t) FROM {table} t ORDER BY id")).fetch_all(pool).await.unwrap()
 }
 
 async fn status_of(pool: &PgPool, id: uuid::Uuid) -> Option<String> {
@@ -164,9 +161,9 @@ async fn only_one_process_runs_a_projection_at_a_time() {
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
-            .fetch_one(&db.pool)
-            .await
-            .unwrap()
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
     };
     eventually(Duration::from_secs(10), "one runner to take the lead", || async { lock_holders().await == 1 }).await;
     // The stand-by keeps trying every few seconds; the count must stay at one.
@@ -200,9 +197,11 @@ async fn catch_up_all(pool: &PgPool, expected: u64) -> u64 {
 }
 
 async fn varied_history(store: &PermissionStore, n: usize) {
-    let lifecycles: [&[&str]; 5] = [&[], &["approve"], &["reject"], &["approve", "claim"], &["approve", "claim", "cache"]];
+    let lifecycles: [&[&str]; 5] =
+        [&[], &["approve"], &["reject"], &["approve", "claim"], &["approve", "claim", "cache"]];
     for i in 0..n {
-        request_through(store, &format!("agent-{}", i % 3), &format!("key-{i}"), lifecycles[i % lifecycles.len()]).await;
+        request_through(store, &format!("agent-{}", i % 3), &format!("key-{i}"), lifecycles[i % lifecycles.len()])
+            .await;
     }
 }
 

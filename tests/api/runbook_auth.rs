@@ -53,7 +53,15 @@ async fn runbook_steps_1_to_3_login_gate_a_tool_and_mint_an_agent_token() {
     let step2: Value = response.json().await.unwrap();
     assert_eq!(
         keys_of(&step2),
-        ["allowed_tools", "approval_required_tools", "created_at", "description", "name", "permissions_version", "updated_at"]
+        [
+            "allowed_tools",
+            "approval_required_tools",
+            "created_at",
+            "description",
+            "name",
+            "permissions_version",
+            "updated_at"
+        ]
     );
     assert_eq!(step2["name"], "demo-agent");
     assert_eq!(step2["description"], before["description"]);
@@ -96,13 +104,16 @@ async fn runbook_steps_1_to_3_login_gate_a_tool_and_mint_an_agent_token() {
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
     assert!(claims["jti"].as_str().is_some());
     let me: Value = get_with(&app, "/auth/me", token).await.json().await.unwrap();
-    assert_eq!(me, json!({
-        "type": "agent",
-        "agent": "demo-agent",
-        "effective_tools": ["read_file", "write_file"],
-        "approval_required_tools": ["write_file"],
-        "permissions_version": step2["permissions_version"],
-    }));
+    assert_eq!(
+        me,
+        json!({
+            "type": "agent",
+            "agent": "demo-agent",
+            "effective_tools": ["read_file", "write_file"],
+            "approval_required_tools": ["write_file"],
+            "permissions_version": step2["permissions_version"],
+        })
+    );
 
     // Cleanup: reset the list; the token minted in Step 3 is now stale.
     let cleanup = set_tools(&app, &setup, "demo-agent", "approval-required-tools", &[]).await;

@@ -149,13 +149,12 @@ async fn python_server_on(peers: &Path, port: u16, required_authorization: Optio
     let mut child = command.spawn().expect("start the Python MCP server");
     let stdout = child.stdout.take().expect("piped stdout");
     // The server prints `LISTENING <port>` once its socket accepts connections.
-    let first_line = tokio::time::timeout(Duration::from_secs(60), async {
-        BufReader::new(stdout).lines().next_line().await
-    })
-    .await
-    .expect("the Python MCP server did not start within 60 s")
-    .expect("read its stdout")
-    .expect("it exited before listening");
+    let first_line =
+        tokio::time::timeout(Duration::from_secs(60), async { BufReader::new(stdout).lines().next_line().await })
+            .await
+            .expect("the Python MCP server did not start within 60 s")
+            .expect("read its stdout")
+            .expect("it exited before listening");
     let port: u16 = first_line
         .strip_prefix("LISTENING ")
         .and_then(|p| p.trim().parse().ok())
@@ -335,7 +334,9 @@ async fn a_tools_list_changed_notification_refreshes_the_catalog() {
     let db = fresh_database().await;
     let registry = registry_on(&db, UpstreamSettings::default()).await;
     registry
-        .register(config(json!({"name": "py", "transport": "streamable_http", "url": server.url, "tool_prefix": "py_"})))
+        .register(config(
+            json!({"name": "py", "transport": "streamable_http", "url": server.url, "tool_prefix": "py_"}),
+        ))
         .await
         .expect("register");
     assert!(!registry.tools().contains_key("py_grown"));
@@ -389,7 +390,10 @@ async fn a_tool_name_offered_twice_is_refused_naming_both_servers_unless_prefixe
         other => panic!("expected DuplicateTool, got {other:?}"),
     }
     let message = refused.to_string();
-    assert!(message.contains("\"fs-a\"") && message.contains("\"fs-b\"") && message.contains("tool_prefix"), "{message}");
+    assert!(
+        message.contains("\"fs-a\"") && message.contains("\"fs-b\"") && message.contains("tool_prefix"),
+        "{message}"
+    );
     assert_eq!(stored_names(&db).await, ["fs-a"], "a refused server is not stored");
     assert!(registry.get("fs-b").is_err());
 
@@ -486,7 +490,10 @@ async fn an_http_upstream_that_goes_away_is_reconnected_when_it_is_back() {
     assert!(down.last_error.is_some(), "{down:?}");
     assert!(registry.tools().contains_key("add"), "last known tools stay listed while reconnecting");
     let unavailable = registry.call_tool("add", args(json!({"a": 1, "b": 2}))).await;
-    assert!(matches!(&unavailable, Err(UpstreamError::Unavailable { .. } | UpstreamError::Transport { .. })), "{unavailable:?}");
+    assert!(
+        matches!(&unavailable, Err(UpstreamError::Unavailable { .. } | UpstreamError::Transport { .. })),
+        "{unavailable:?}"
+    );
 
     let _restarted = python_server_on(&peers, server.port, None).await;
     eventually(CONNECT_DEADLINE, "py reconnected", || async {

@@ -41,7 +41,8 @@ async fn a_super_admin_creates_lists_promotes_resets_and_deletes_users() {
     assert_eq!(created["role"], "viewer", "least privilege when no role is given");
 
     let listed: Value = get_with(&app, "/admin/users", &admin.access_token).await.json().await.unwrap();
-    let names: Vec<&str> = listed["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        listed["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!(names, ["admin", "bob"]);
 
     let bob = login_ok(&app, "bob", PASSWORD).await;
@@ -76,10 +77,11 @@ async fn a_super_admin_creates_lists_promotes_resets_and_deletes_users() {
     let rows = audit_rows(&app, "bob").await;
     assert_eq!(rows[1].2, Some(json!({"role": "viewer"})));
     assert_eq!(rows[1].3, Some(json!({"role": "admin"})));
-    let all: Vec<String> = sqlx::query_scalar("SELECT coalesce(before::text, '') || coalesce(after::text, '') FROM admin_audit")
-        .fetch_all(&app.db.pool)
-        .await
-        .unwrap();
+    let all: Vec<String> =
+        sqlx::query_scalar("SELECT coalesce(before::text, '') || coalesce(after::text, '') FROM admin_audit")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
     assert!(all.iter().all(|row| !row.contains("password\":") && !row.contains("argon2")), "{all:?}");
 }
 
@@ -123,16 +125,19 @@ async fn two_super_admins_demoting_each_other_at_once_leave_one() {
 async fn user_input_is_validated_before_anything_changes() {
     let app = spawn_app().await;
     let admin = admin_session(&app).await;
-    let create = |body: Value| app.client.post(app.url("/admin/users")).bearer_auth(&admin.access_token).json(&body).send();
+    let create =
+        |body: Value| app.client.post(app.url("/admin/users")).bearer_auth(&admin.access_token).json(&body).send();
 
-    let (status, _, message) = error_of(create(json!({"username": "Bad Name", "password": "short"})).await.unwrap()).await;
+    let (status, _, message) =
+        error_of(create(json!({"username": "Bad Name", "password": "short"})).await.unwrap()).await;
     assert_eq!(status, 422);
     assert!(message.contains("\"Bad Name\"") && message.contains("at least 12"), "both problems named: {message}");
     let (status, _, message) =
         error_of(create(json!({"username": "dave", "password": PASSWORD, "role": "root"})).await.unwrap()).await;
     assert_eq!(status, 422);
     assert!(message.contains("unknown variant `root`"), "{message}");
-    let (status, _, message) = error_of(create(json!({"username": "admin", "password": PASSWORD})).await.unwrap()).await;
+    let (status, _, message) =
+        error_of(create(json!({"username": "admin", "password": PASSWORD})).await.unwrap()).await;
     assert_eq!((status, message.as_str()), (409, "a user named \"admin\" already exists"));
     assert_eq!(error_of(patch_role(&app, &admin, "nobody", "admin").await).await.0, 404);
     let (status, _, _) = error_of(patch_role(&app, &admin, "admin", "emperor").await).await;

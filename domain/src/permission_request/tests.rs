@@ -125,7 +125,10 @@ fn create_again_with_another_tool_is_a_conflict() {
 
 #[test]
 fn create_after_a_decision_with_the_same_call_is_still_a_no_op() {
-    Framework::with(()).given(vec![created(), approved(), executed(), result_cached()]).when(create_cmd()).then_expect_events(vec![]);
+    Framework::with(())
+        .given(vec![created(), approved(), executed(), result_cached()])
+        .when(create_cmd())
+        .then_expect_events(vec![]);
 }
 
 #[test]
@@ -155,37 +158,42 @@ fn approve_a_pending_request() {
 
 #[test]
 fn approve_twice_is_refused() {
-    Framework::with(()).given(vec![created(), approved()]).when(approve()).then_expect_error(
-        PermissionRequestError::NotPending { status: RequestStatus::Approved },
-    );
+    Framework::with(())
+        .given(vec![created(), approved()])
+        .when(approve())
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Approved });
 }
 
 #[test]
 fn approve_after_reject_is_refused() {
-    Framework::with(()).given(vec![created(), rejected()]).when(approve()).then_expect_error(
-        PermissionRequestError::NotPending { status: RequestStatus::Rejected },
-    );
+    Framework::with(())
+        .given(vec![created(), rejected()])
+        .when(approve())
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Rejected });
 }
 
 #[test]
 fn approve_after_expiry_is_refused() {
-    Framework::with(()).given(vec![created(), expired()]).when(approve()).then_expect_error(
-        PermissionRequestError::NotPending { status: RequestStatus::Expired },
-    );
+    Framework::with(())
+        .given(vec![created(), expired()])
+        .when(approve())
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Expired });
 }
 
 #[test]
 fn approve_past_the_deadline_is_refused_even_before_expire_is_recorded() {
-    Framework::with(()).given(vec![created()])
+    Framework::with(())
+        .given(vec![created()])
         .when(PermissionRequestCommand::Approve { by: "admin".into(), at: expires() })
         .then_expect_error(PermissionRequestError::ApprovalWindowClosed { expires_at: expires() });
 }
 
 #[test]
 fn approve_after_execution_is_refused() {
-    Framework::with(()).given(vec![created(), approved(), executed()]).when(approve()).then_expect_error(
-        PermissionRequestError::NotPending { status: RequestStatus::Executing },
-    );
+    Framework::with(())
+        .given(vec![created(), approved(), executed()])
+        .when(approve())
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Executing });
 }
 
 // ---- Reject ----
@@ -202,13 +210,19 @@ fn reject_trims_its_reason() {
 
 #[test]
 fn reject_without_a_reason_is_refused() {
-    Framework::with(()).given(vec![created()]).when(reject("   ")).then_expect_error(PermissionRequestError::InvalidReason);
+    Framework::with(())
+        .given(vec![created()])
+        .when(reject("   "))
+        .then_expect_error(PermissionRequestError::InvalidReason);
 }
 
 #[test]
 fn reject_with_an_overlong_reason_is_refused() {
     let long = "x".repeat(MAX_REASON_CHARS + 1);
-    Framework::with(()).given(vec![created()]).when(reject(&long)).then_expect_error(PermissionRequestError::InvalidReason);
+    Framework::with(())
+        .given(vec![created()])
+        .when(reject(&long))
+        .then_expect_error(PermissionRequestError::InvalidReason);
     let exact = "é".repeat(MAX_REASON_CHARS);
     let events = Framework::with(()).given(vec![created()]).when(reject(&exact)).inspect_result().unwrap();
     assert_eq!(events.len(), 1);
@@ -216,37 +230,42 @@ fn reject_with_an_overlong_reason_is_refused() {
 
 #[test]
 fn reject_after_approve_is_refused() {
-    Framework::with(()).given(vec![created(), approved()]).when(reject("no")).then_expect_error(
-        PermissionRequestError::NotPending { status: RequestStatus::Approved },
-    );
+    Framework::with(())
+        .given(vec![created(), approved()])
+        .when(reject("no"))
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Approved });
 }
 
 #[test]
 fn reject_twice_is_refused() {
-    Framework::with(()).given(vec![created(), rejected()]).when(reject("again")).then_expect_error(
-        PermissionRequestError::NotPending { status: RequestStatus::Rejected },
-    );
+    Framework::with(())
+        .given(vec![created(), rejected()])
+        .when(reject("again"))
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Rejected });
 }
 
 #[test]
 fn reject_after_expiry_is_refused() {
-    Framework::with(()).given(vec![created(), expired()]).when(reject("no")).then_expect_error(
-        PermissionRequestError::NotPending { status: RequestStatus::Expired },
-    );
+    Framework::with(())
+        .given(vec![created(), expired()])
+        .when(reject("no"))
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Expired });
 }
 
 // ---- Expire ----
 
 #[test]
 fn expire_a_pending_request_past_its_deadline() {
-    Framework::with(()).given(vec![created()])
+    Framework::with(())
+        .given(vec![created()])
         .when(PermissionRequestCommand::Expire { at: later(3600) })
         .then_expect_events(vec![expired()]);
 }
 
 #[test]
 fn expire_before_the_deadline_is_refused() {
-    Framework::with(()).given(vec![created()])
+    Framework::with(())
+        .given(vec![created()])
         .when(PermissionRequestCommand::Expire { at: later(3599) })
         .then_expect_error(PermissionRequestError::NotYetExpired { expires_at: expires() });
 }
@@ -259,7 +278,8 @@ fn expire_a_decided_request_is_refused() {
         (vec![created(), expired()], RequestStatus::Expired),
         (vec![created(), approved(), executed(), result_cached()], RequestStatus::Executed),
     ] {
-        Framework::with(()).given(given)
+        Framework::with(())
+            .given(given)
             .when(PermissionRequestCommand::Expire { at: later(99_999) })
             .then_expect_error(PermissionRequestError::NotPending { status });
     }
@@ -274,51 +294,70 @@ fn claim_an_approved_request() {
 
 #[test]
 fn claim_before_approval_is_refused() {
-    Framework::with(()).given(vec![created()]).when(claim()).then_expect_error(
-        PermissionRequestError::NotApproved { status: RequestStatus::Pending },
-    );
+    Framework::with(())
+        .given(vec![created()])
+        .when(claim())
+        .then_expect_error(PermissionRequestError::NotApproved { status: RequestStatus::Pending });
 }
 
 #[test]
 fn claim_a_rejected_or_expired_request_is_refused() {
-    Framework::with(()).given(vec![created(), rejected()]).when(claim()).then_expect_error(
-        PermissionRequestError::NotApproved { status: RequestStatus::Rejected },
-    );
-    Framework::with(()).given(vec![created(), expired()]).when(claim()).then_expect_error(
-        PermissionRequestError::NotApproved { status: RequestStatus::Expired },
-    );
+    Framework::with(())
+        .given(vec![created(), rejected()])
+        .when(claim())
+        .then_expect_error(PermissionRequestError::NotApproved { status: RequestStatus::Rejected });
+    Framework::with(())
+        .given(vec![created(), expired()])
+        .when(claim())
+        .then_expect_error(PermissionRequestError::NotApproved { status: RequestStatus::Expired });
 }
 
 #[test]
 fn claim_twice_is_refused() {
-    Framework::with(()).given(vec![created(), approved(), executed()]).when(claim()).then_expect_error(PermissionRequestError::AlreadyClaimed);
-    Framework::with(()).given(vec![created(), approved(), executed(), result_cached()]).when(claim()).then_expect_error(PermissionRequestError::AlreadyClaimed);
+    Framework::with(())
+        .given(vec![created(), approved(), executed()])
+        .when(claim())
+        .then_expect_error(PermissionRequestError::AlreadyClaimed);
+    Framework::with(())
+        .given(vec![created(), approved(), executed(), result_cached()])
+        .when(claim())
+        .then_expect_error(PermissionRequestError::AlreadyClaimed);
 }
 
 // ---- CacheResult ----
 
 #[test]
 fn cache_the_result_of_a_claimed_request() {
-    Framework::with(()).given(vec![created(), approved(), executed()]).when(cache()).then_expect_events(vec![result_cached()]);
+    Framework::with(())
+        .given(vec![created(), approved(), executed()])
+        .when(cache())
+        .then_expect_events(vec![result_cached()]);
 }
 
 #[test]
 fn cache_a_jsonrpc_error_outcome() {
     let outcome = CallOutcome::Error { code: -32603, message: "boom".into(), data: None };
-    Framework::with(()).given(vec![created(), approved(), executed()])
+    Framework::with(())
+        .given(vec![created(), approved(), executed()])
         .when(PermissionRequestCommand::CacheResult { outcome: outcome.clone(), at: later(21) })
         .then_expect_events(vec![PermissionRequestEvent::ResultCached { outcome, at: later(21) }]);
 }
 
 #[test]
 fn cache_before_claim_is_refused() {
-    Framework::with(()).given(vec![created(), approved()]).when(cache()).then_expect_error(PermissionRequestError::NotClaimed);
+    Framework::with(())
+        .given(vec![created(), approved()])
+        .when(cache())
+        .then_expect_error(PermissionRequestError::NotClaimed);
     Framework::with(()).given(vec![created()]).when(cache()).then_expect_error(PermissionRequestError::NotClaimed);
 }
 
 #[test]
 fn cache_twice_is_refused() {
-    Framework::with(()).given(vec![created(), approved(), executed(), result_cached()]).when(cache()).then_expect_error(PermissionRequestError::ResultAlreadyCached);
+    Framework::with(())
+        .given(vec![created(), approved(), executed(), result_cached()])
+        .when(cache())
+        .then_expect_error(PermissionRequestError::ResultAlreadyCached);
 }
 
 // ---- state ----

@@ -37,14 +37,12 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
     let args = Args::parse();
-    let sandbox = Sandbox::open(&args.root)
-        .with_context(|| format!("cannot use {} as root directory", args.root.display()))?;
+    let sandbox =
+        Sandbox::open(&args.root).with_context(|| format!("cannot use {} as root directory", args.root.display()))?;
     tracing::info!(root = %sandbox.root().display(), call_log = ?args.call_log, "serving MCP on stdio");
 
     let service = match FsServer::new(sandbox, args.call_log).serve(stdio()).await {

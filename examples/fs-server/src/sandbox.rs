@@ -38,11 +38,7 @@ pub enum ToolError {
     #[error("{path:?} is {size} bytes, more than the {MAX_READ_BYTES}-byte read limit")]
     TooLarge { path: String, size: u64 },
     #[error("{op} {path:?} failed: {source}")]
-    Io {
-        op: &'static str,
-        path: String,
-        source: io::Error,
-    },
+    Io { op: &'static str, path: String, source: io::Error },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -75,10 +71,7 @@ impl Sandbox {
         fs::create_dir_all(root)?;
         let root = fs::canonicalize(root)?;
         if !root.is_dir() {
-            return Err(io::Error::new(
-                ErrorKind::NotADirectory,
-                format!("{} is not a directory", root.display()),
-            ));
+            return Err(io::Error::new(ErrorKind::NotADirectory, format!("{} is not a directory", root.display())));
         }
         Ok(Self { root })
     }
@@ -108,10 +101,7 @@ impl Sandbox {
             return Err(ToolError::IsADirectory(path.to_owned()));
         }
         if meta.len() > MAX_READ_BYTES {
-            return Err(ToolError::TooLarge {
-                path: path.to_owned(),
-                size: meta.len(),
-            });
+            return Err(ToolError::TooLarge { path: path.to_owned(), size: meta.len() });
         }
         let bytes = fs::read(&target).map_err(|e| ToolError::io("read", path, e))?;
         String::from_utf8(bytes).map_err(|_| ToolError::NotText(path.to_owned()))
@@ -126,10 +116,7 @@ impl Sandbox {
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| ToolError::io("list", path, e))?;
-            let is_dir = entry
-                .file_type()
-                .map_err(|e| ToolError::io("list", path, e))?
-                .is_dir();
+            let is_dir = entry.file_type().map_err(|e| ToolError::io("list", path, e))?.is_dir();
             let mut name = entry.file_name().to_string_lossy().into_owned();
             if is_dir {
                 name.push('/');
@@ -180,10 +167,7 @@ impl Sandbox {
 /// Turns a client path into a relative path of plain names, treating the client's `/` as
 /// the root. `..` is applied lexically and may not climb above the root.
 fn relative_to_root(requested: &str) -> Result<PathBuf, ToolError> {
-    let invalid = |reason| ToolError::InvalidPath {
-        path: requested.to_owned(),
-        reason,
-    };
+    let invalid = |reason| ToolError::InvalidPath { path: requested.to_owned(), reason };
     if requested.contains('\0') {
         return Err(invalid("contains a NUL byte"));
     }
@@ -218,10 +202,7 @@ mod tests {
         let (_dir, sb) = sandbox();
         let msg = sb.write_file("/tmp/smoke.txt", "hello").unwrap();
         assert_eq!(msg, "wrote 5 bytes to /tmp/smoke.txt");
-        assert_eq!(
-            fs::read_to_string(sb.root().join("tmp/smoke.txt")).unwrap(),
-            "hello"
-        );
+        assert_eq!(fs::read_to_string(sb.root().join("tmp/smoke.txt")).unwrap(), "hello");
         assert_eq!(sb.read_file("tmp/smoke.txt").unwrap(), "hello");
         assert_eq!(sb.read_file("./tmp/../tmp/smoke.txt").unwrap(), "hello");
     }
@@ -247,27 +228,12 @@ mod tests {
         symlink(outside.join("secret"), sb.root().join("secret-link")).unwrap();
         symlink(outside.join("missing"), sb.root().join("dangling")).unwrap();
 
-        assert!(matches!(
-            sb.read_file("out/secret"),
-            Err(ToolError::Escape(_))
-        ));
-        assert!(matches!(
-            sb.write_file("out/new", "x"),
-            Err(ToolError::Escape(_))
-        ));
-        assert!(matches!(
-            sb.list_directory("/out"),
-            Err(ToolError::Escape(_))
-        ));
-        assert!(matches!(
-            sb.read_file("secret-link"),
-            Err(ToolError::Escape(_))
-        ));
+        assert!(matches!(sb.read_file("out/secret"), Err(ToolError::Escape(_))));
+        assert!(matches!(sb.write_file("out/new", "x"), Err(ToolError::Escape(_))));
+        assert!(matches!(sb.list_directory("/out"), Err(ToolError::Escape(_))));
+        assert!(matches!(sb.read_file("secret-link"), Err(ToolError::Escape(_))));
         // Writing through a dangling link would create a file wherever it points.
-        assert!(matches!(
-            sb.write_file("dangling", "x"),
-            Err(ToolError::BrokenLink(_))
-        ));
+        assert!(matches!(sb.write_file("dangling", "x"), Err(ToolError::BrokenLink(_))));
         assert!(!outside.join("missing").exists());
     }
 
@@ -299,22 +265,10 @@ mod tests {
         fs::write(sb.root().join("bin"), [0xff, 0xfe]).unwrap();
         assert!(matches!(sb.read_file("nope"), Err(ToolError::NotFound(_))));
         assert!(matches!(sb.read_file("/"), Err(ToolError::IsADirectory(_))));
-        assert!(matches!(
-            sb.write_file("/", "x"),
-            Err(ToolError::IsADirectory(_))
-        ));
-        assert!(matches!(
-            sb.list_directory("f.txt"),
-            Err(ToolError::NotADirectory(_))
-        ));
+        assert!(matches!(sb.write_file("/", "x"), Err(ToolError::IsADirectory(_))));
+        assert!(matches!(sb.list_directory("f.txt"), Err(ToolError::NotADirectory(_))));
         assert!(matches!(sb.read_file("bin"), Err(ToolError::NotText(_))));
-        assert!(matches!(
-            sb.read_file("a\0b"),
-            Err(ToolError::InvalidPath { .. })
-        ));
-        assert_eq!(
-            sb.read_file("nope").unwrap_err().to_string(),
-            "\"nope\" does not exist"
-        );
+        assert!(matches!(sb.read_file("a\0b"), Err(ToolError::InvalidPath { .. })));
+        assert_eq!(sb.read_file("nope").unwrap_err().to_string(), "\"nope\" does not exist");
     }
 }

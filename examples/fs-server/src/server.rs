@@ -54,11 +54,7 @@ pub struct FsServer {
 
 impl FsServer {
     pub fn new(sandbox: Sandbox, call_log: Option<PathBuf>) -> Self {
-        Self {
-            sandbox: Arc::new(sandbox),
-            call_log: call_log.map(Arc::new),
-            tool_router: Self::tool_router(),
-        }
+        Self { sandbox: Arc::new(sandbox), call_log: call_log.map(Arc::new), tool_router: Self::tool_router() }
     }
 
     /// Runs a blocking file operation off the async runtime's worker threads.
@@ -83,11 +79,7 @@ impl FsServer {
         let written = tokio::task::spawn_blocking(move || {
             // O_APPEND plus a single small write keeps lines whole when several server
             // processes share one log file.
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path.as_path())?
-                .write_all(line.as_bytes())
+            std::fs::OpenOptions::new().create(true).append(true).open(path.as_path())?.write_all(line.as_bytes())
         })
         .await;
         match written {
@@ -118,8 +110,7 @@ impl FsServer {
         &self,
         Parameters(WriteFileArgs { path, content }): Parameters<WriteFileArgs>,
     ) -> Result<String, ToolError> {
-        self.blocking(move |sb| sb.write_file(&path, &content))
-            .await
+        self.blocking(move |sb| sb.write_file(&path, &content)).await
     }
 
     #[tool(
@@ -127,26 +118,16 @@ impl FsServer {
                        content.",
         annotations(title = "Read file", read_only_hint = true, open_world_hint = false)
     )]
-    async fn read_file(
-        &self,
-        Parameters(PathArgs { path }): Parameters<PathArgs>,
-    ) -> Result<String, ToolError> {
+    async fn read_file(&self, Parameters(PathArgs { path }): Parameters<PathArgs>) -> Result<String, ToolError> {
         self.blocking(move |sb| sb.read_file(&path)).await
     }
 
     #[tool(
         description = "List a directory inside the server's root: one entry per line, sorted \
                        by name, subdirectories marked with a trailing \"/\". \"/\" is the root.",
-        annotations(
-            title = "List directory",
-            read_only_hint = true,
-            open_world_hint = false
-        )
+        annotations(title = "List directory", read_only_hint = true, open_world_hint = false)
     )]
-    async fn list_directory(
-        &self,
-        Parameters(PathArgs { path }): Parameters<PathArgs>,
-    ) -> Result<String, ToolError> {
+    async fn list_directory(&self, Parameters(PathArgs { path }): Parameters<PathArgs>) -> Result<String, ToolError> {
         self.blocking(move |sb| sb.list_directory(&path)).await
     }
 
@@ -177,8 +158,6 @@ impl ServerHandler for FsServer {
         if self.tool_router.has_route(&request.name) {
             self.record_call(&request.name).await;
         }
-        self.tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .await
+        self.tool_router.call(ToolCallContext::new(self, request, context)).await
     }
 }

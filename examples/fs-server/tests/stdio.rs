@@ -84,18 +84,10 @@ async fn file_tools_work_inside_the_root_and_refuse_escapes() {
     let client = connect(&root, Some(&log)).await;
 
     // The runbook's absolute path lands inside the root.
-    let wrote = call(
-        &client,
-        "write_file",
-        json!({"path": "/tmp/smoke.txt", "content": "hello"}),
-    )
-    .await;
+    let wrote = call(&client, "write_file", json!({"path": "/tmp/smoke.txt", "content": "hello"})).await;
     assert_eq!(wrote.is_error, Some(false));
     assert_eq!(text(&wrote), "wrote 5 bytes to /tmp/smoke.txt");
-    assert_eq!(
-        std::fs::read_to_string(root.join("tmp/smoke.txt")).unwrap(),
-        "hello"
-    );
+    assert_eq!(std::fs::read_to_string(root.join("tmp/smoke.txt")).unwrap(), "hello");
 
     let read = call(&client, "read_file", json!({"path": "/tmp/smoke.txt"})).await;
     assert_eq!(read.is_error, Some(false));
@@ -113,11 +105,7 @@ async fn file_tools_work_inside_the_root_and_refuse_escapes() {
     // Failures are tool results with isError, not protocol errors.
     let escaped = call(&client, "read_file", json!({"path": "../secret.txt"})).await;
     assert_eq!(escaped.is_error, Some(true));
-    assert!(
-        text(&escaped).contains("outside the server's root"),
-        "{}",
-        text(&escaped)
-    );
+    assert!(text(&escaped).contains("outside the server's root"), "{}", text(&escaped));
 
     #[cfg(unix)]
     {
@@ -136,29 +124,17 @@ async fn file_tools_work_inside_the_root_and_refuse_escapes() {
     assert!(text(&bad_input).contains("content"), "{}", text(&bad_input));
 
     // An unknown tool is a protocol error (-32602) and executes nothing.
-    let unknown = client
-        .call_tool(CallToolRequestParams::new("no_such_tool"))
-        .await;
+    let unknown = client.call_tool(CallToolRequestParams::new("no_such_tool")).await;
     assert!(unknown.is_err(), "{unknown:?}");
 
     client.cancel().await.unwrap();
 
     let logged = std::fs::read_to_string(&log).unwrap();
-    let expected = [
-        "write_file",
-        "read_file",
-        "list_directory",
-        "list_directory",
-        "echo",
-        "read_file",
-    ]
-    .into_iter()
-    .chain(cfg!(unix).then_some("read_file"))
-    .chain(["read_file", "write_file"]);
-    assert_eq!(
-        logged.lines().collect::<Vec<_>>(),
-        expected.collect::<Vec<_>>()
-    );
+    let expected = ["write_file", "read_file", "list_directory", "list_directory", "echo", "read_file"]
+        .into_iter()
+        .chain(cfg!(unix).then_some("read_file"))
+        .chain(["read_file", "write_file"]);
+    assert_eq!(logged.lines().collect::<Vec<_>>(), expected.collect::<Vec<_>>());
 }
 
 #[tokio::test]
