@@ -1,29 +1,23 @@
 //! Alexandria: an MCP gateway that puts a human approval gate in front of chosen tool
-//! calls. This crate is the binary's library: HTTP routes, the event-store adapter,
-//! configuration, the managed PostgreSQL, background workers and the operator CLI.
+//! calls. This crate is the binary's library, in layers (ARCHITECTURE.md has the map):
+//!
+//! - services, which know nothing of HTTP: `approval` (the permission-request store, the
+//!   gate, queries), `mcp` (the MCP endpoint's logic), `upstream` (the servers we call),
+//!   `admin` (agents, users, the audit trail), `auth`, `notify`, `event_export`, plus
+//!   the plumbing they share (`db`, `metrics`, `validation`);
+//! - `http`, the only module that knows axum: routes, extractors, the one `ApiError`;
+//! - `cli` and `startup`, which compose the rest into the `alexandria` command.
 
-pub mod admin_audit;
-pub mod agents;
-pub mod audit;
+pub mod admin;
+pub mod approval;
 pub mod auth;
 pub mod cli;
-pub mod config;
 pub mod db;
-pub mod demo;
-pub mod error;
-pub mod event_store;
-pub mod extract;
-pub mod gate;
-pub mod http_server;
-pub mod managed_pg;
+pub mod event_export;
+pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod notify;
-pub mod permissions;
-pub mod routes;
-pub mod shutdown;
 pub mod startup;
-pub mod telemetry;
 pub mod upstream;
-pub mod users;
 pub mod validation;

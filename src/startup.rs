@@ -1,4 +1,5 @@
-//! Building and running the HTTP server and its background workers.
+//! Composition: builds the services from the settings and a database, hands them to the
+//! HTTP layer, and runs the server and its background workers until shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,25 +8,20 @@ use std::time::Duration;
 
 use alexandria_projections::{EventListener, ProjectionRunner};
 use anyhow::Context;
-use axum::routing::get;
-use axum::Router;
+use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::trace::TraceLayer;
 
+use crate::approval::{Gate, GateSettings, PermissionStore};
 use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
-use crate::config::Secret;
-use crate::event_store::PermissionStore;
-use crate::gate::{Gate, GateSettings};
+use crate::http::{AppState, HttpSettings};
 use crate::mcp::McpService;
 use crate::metrics::Metrics;
 use crate::notify::{Reconciler, ReconcilerOptions};
-use crate::routes;
-use crate::upstream::UpstreamTools;
-use crate::upstream::{UpstreamRegistry, UpstreamSettings};
+use crate::upstream::{UpstreamRegistry, UpstreamSettings, UpstreamTools};
 
 /// The retry hint in the pending envelope (the runbook shows 2000).
 const RETRY_AFTER: Duration = Duration::from_millis(2000);
@@ -44,53 +40,22 @@ pub struct Settings {
     /// Where the generated admin password is written on first start.
     pub data_dir: PathBuf,
     /// The bootstrap admin's password (first start only); generated when `None`.
-    pub admin_password: Option<Secret>,
+    pub admin_password: Option<SecretString>,
     /// The JWT signing secret; generated once and stored in the database when `None`.
-    pub jwt_secret: Option<Secret>,
+    pub jwt_secret: Option<SecretString>,
     /// Login throttling limits (defaults; tests tighten them).
     pub login_throttle: LoginThrottlePolicy,
     /// Timings of the notification reconciler (retries, alert re-sends, polling).
     pub notifier: ReconcilerOptions,
 }
 
-impl Settings {
-    pub fn from_args(args: &crate::config::ServeArgs) -> Self {
-        Settings {
-            listen: args.listen,
-            public_url: args.public_url(),
-            approval_wait: Duration::from_secs(args.approval_wait_secs),
-            approval_ttl: Duration::from_secs(args.approval_ttl_secs),
-            replica_id: args.replica_id.clone().unwrap_or_else(crate::config::default_replica_id),
-            upstream_call_timeout: Duration::from_secs(args.upstream_call_timeout_secs),
-            data_dir: args.database.data_dir.clone(),
-            admin_password: args.admin_password.clone().map(Secret::from),
-            jwt_secret: args.jwt_secret.clone().map(Secret::from),
-            login_throttle: LoginThrottlePolicy::default(),
-            notifier: ReconcilerOptions::default(),
-        }
-    }
-}
-
-/// Shared by every handler. Holds nothing that would be wrong with several replicas:
-/// all state that matters is in PostgreSQL.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub store: PermissionStore,
-    pub listener: Arc<EventListener>,
-    pub settings: Arc<Settings>,
-    pub metrics: Metrics,
-    /// Upstream MCP servers: connections (per process) to the servers in `mcp_servers`.
-    pub upstreams: UpstreamRegistry,
-    /// The MCP endpoint's logic: policy, routing, the approval gate.
-    pub mcp: McpService,
-    /// Signs and verifies every token; one secret for all replicas.
-    pub jwt: Arc<JwtKeys>,
-}
 
 pub struct Application {
     tcp: TcpListener,
     state: AppState,
+    /// Wakes projectors, the reconciler and parked gated calls (NOTIFY on every append).
+    listener: Arc<EventListener>,
+    settings: Settings,
     shutdown: CancellationToken,
 }
 
@@ -125,6 +90,12 @@ impl Application {
             metrics.clone(),
             shutdown.clone(),
         );
+        let http_settings = HttpSettings {
+            public_url: settings.public_url.clone(),
+            replica_id: settings.replica_id.clone(),
+            login_throttle: settings.login_throttle.clone(),
+            notifier: settings.notifier.clone(),
+        };
         let state = AppState {
             mcp: McpService::new(tools.clone(), tools, gate),
             upstreams,
@@ -132,14 +103,13 @@ impl Application {
             store,
             metrics,
             pool,
-            listener,
-            settings: Arc::new(settings),
+            settings: Arc::new(http_settings),
         };
-        Ok(Self { tcp, state, shutdown })
+        Ok(Self { tcp, state, listener, settings, shutdown })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.tcp.local_addr().unwrap_or(self.state.settings.listen)
+        self.tcp.local_addr().unwrap_or(self.settings.listen)
     }
 
     pub fn state(&self) -> &AppState {
@@ -149,22 +119,31 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then lets in-flight requests and
     /// workers finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { tcp, state, shutdown } = self;
+        let Application { tcp, state, listener, settings, shutdown } = self;
         let workers = TaskTracker::new();
-        workers.spawn(Arc::clone(&state.listener).run(state.pool.clone(), shutdown.clone()));
+        workers.spawn(Arc::clone(&listener).run(state.pool.clone(), shutdown.clone()));
         for projection in alexandria_projections::all() {
-            let runner = ProjectionRunner::new(state.pool.clone(), projection, Arc::clone(&state.listener));
+            let runner = ProjectionRunner::new(state.pool.clone(), projection, Arc::clone(&listener));
             workers.spawn(runner.run(shutdown.clone()));
         }
-        workers.spawn(Reconciler::from_state(&state).run(shutdown.clone()));
+        let reconciler = Reconciler::new(
+            state.pool.clone(),
+            state.store.clone(),
+            listener,
+            state.metrics.clone(),
+            &settings.public_url,
+            &settings.replica_id,
+            settings.notifier.clone(),
+        );
+        workers.spawn(reconciler.run(shutdown.clone()));
         workers.close();
         state.upstreams.start();
         let upstreams = state.upstreams.clone();
 
-        tracing::info!(address = %tcp.local_addr()?, replica = %state.settings.replica_id, "listening");
-        let app = router(state);
+        tracing::info!(address = %tcp.local_addr()?, replica = %settings.replica_id, "listening");
+        let app = crate::http::router(state);
         let stop = shutdown.clone();
-        crate::http_server::serve(tcp, app, stop).await;
+        crate::http::server::serve(tcp, app, stop).await;
         shutdown.cancel();
         workers.wait().await;
         // Last: in-flight requests (which may be calling upstream) have finished above.
@@ -190,22 +169,4 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
     socket.listen(LISTEN_BACKLOG)
-}
-
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .merge(routes::auth::router())
-        .merge(routes::users::router())
-        .merge(routes::agents::router())
-        .merge(routes::admin_audit::router())
-        .merge(routes::permissions::router())
-        .merge(routes::mcp_servers::router())
-        .merge(routes::mcp::router())
-        .merge(routes::notifications::router())
-        .route("/metrics", get(crate::metrics::metrics_handler))
-        .route_layer(crate::metrics::HttpMetricsLayer::new(state.metrics.clone()))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }

@@ -13,6 +13,8 @@ use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+
 pub const EVENTS_CHANNEL: &str = "alexandria_events";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +109,7 @@ impl EventListener {
 
     /// Listens until `shutdown`, reconnecting with backoff.
     pub async fn run(self: Arc<Self>, pool: PgPool, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut failures = Backoff::new(Duration::from_millis(100), Duration::from_secs(5)).retries();
         loop {
             let connected = async {
                 let mut listener = PgListener::connect_with(&pool).await?;
@@ -122,14 +124,13 @@ impl EventListener {
                         tracing::warn!(%error, "event listener cannot connect; retrying");
                         tokio::select! {
                             _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(failures.next_delay()) => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 }
             };
-            backoff = Duration::from_millis(100);
+            failures.reset();
             // Anything committed while we were not listening was missed.
             self.publish(LogChange::Resync);
             loop {

@@ -2,8 +2,16 @@
 //! own (outside the pool, so leadership never costs the request path a connection). The
 //! lock lives exactly as long as that session: if the leader dies or its connection
 //! drops, PostgreSQL releases it and a stand-by takes over.
+//!
+//! [`Leadership::run_while_leading`] is the one leader/stand-by loop: every single-leader
+//! worker (each projection runner, the notification reconciler) is that loop around its
+//! own `lead` function.
+
+use std::future::Future;
+use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 
 pub struct Leadership {
     conn: PgConnection,
@@ -22,6 +30,42 @@ impl Leadership {
         } else {
             conn.close().await.ok();
             Ok(None)
+        }
+    }
+
+    /// Until `shutdown`: takes the lock named `key` whenever it is free and runs `lead`
+    /// while holding it; stands by (retrying every `standby`) while another process
+    /// leads. `lead` returns when it has lost the lock (see [`is_held`](Self::is_held)) or
+    /// on shutdown; the lock is released after it returns.
+    pub async fn run_while_leading<F, Fut>(
+        pool: &PgPool,
+        key: &str,
+        standby: Duration,
+        shutdown: &CancellationToken,
+        mut lead: F,
+    ) where
+        F: FnMut(Leadership) -> Fut,
+        Fut: Future<Output = Leadership>,
+    {
+        loop {
+            let acquired = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                acquired = Leadership::try_acquire(pool, key) => acquired,
+            };
+            match acquired {
+                Ok(Some(leadership)) => {
+                    tracing::info!(worker = key, "leading");
+                    lead(leadership).await.release().await;
+                    // Lost the lock or shutting down: either way, look again at once.
+                    continue;
+                }
+                Ok(None) => tracing::debug!(worker = key, "another process leads; standing by"),
+                Err(error) => tracing::warn!(worker = key, %error, "cannot take the lead"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(standby) => {}
+            }
         }
     }
 

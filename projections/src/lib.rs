@@ -5,6 +5,7 @@
 //! `events` table itself, in `(tx_id, global_position)` order, bounded by the oldest
 //! running transaction, and stores its checkpoint in the same transaction as its rows.
 
+pub mod backoff;
 pub mod changes;
 pub mod leadership;
 pub mod log;
@@ -14,6 +15,7 @@ pub mod rebuild;
 pub mod runner;
 pub mod status;
 
+pub use backoff::{Backoff, Retries};
 pub use changes::{EventListener, LogChange};
 pub use leadership::Leadership;
 pub use log::{LogPosition, StoredEvent};

@@ -6,12 +6,15 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::changes::EventListener;
 use crate::leadership::Leadership;
 use crate::log::{read_settled_batch, LogPosition};
 use crate::projection::Projection;
 
 pub const DEFAULT_BATCH_SIZE: i64 = 1000;
+/// Longest wait between retries of a failing batch.
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Makes sure the projection has a checkpoint row.
 pub async fn register(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
@@ -64,14 +67,15 @@ pub async fn apply_next_batch(pool: &PgPool, projection: &dyn Projection, batch_
     Ok(events.len())
 }
 
-/// Applies batches until nothing settled is left. Returns the number applied.
+/// Applies batches until nothing settled is left (a batch comes back short). Returns the
+/// number applied.
 pub async fn catch_up(pool: &PgPool, projection: &dyn Projection, batch_size: i64) -> anyhow::Result<u64> {
     register(pool, projection.name()).await?;
     let mut total = 0u64;
     loop {
         let applied = apply_next_batch(pool, projection, batch_size).await?;
         total += applied as u64;
-        if applied == 0 {
+        if (applied as i64) < batch_size {
             return Ok(total);
         }
     }
@@ -113,62 +117,43 @@ impl ProjectionRunner {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
+        let standby = self.poll_interval * 5;
+        Leadership::run_while_leading(&self.pool, &self.lock_key(), standby, &shutdown, |leadership| {
+            self.lead(leadership, &shutdown)
+        })
+        .await
+    }
+
+    /// Applies batches while this process holds the projection's lock: woken by NOTIFY,
+    /// polling as a fallback, backing off while batches fail.
+    async fn lead(&self, mut leadership: Leadership, shutdown: &CancellationToken) -> Leadership {
         let name = self.projection.name();
-        let lock_key = self.lock_key();
+        if let Err(error) = register(&self.pool, name).await {
+            tracing::warn!(projection = name, %error, "cannot register projection");
+        }
+        let mut changes = self.listener.subscribe();
+        let mut failures = Backoff::new(self.poll_interval, MAX_ERROR_BACKOFF).retries();
         loop {
-            let lead = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                lead = Leadership::try_acquire(&self.pool, &lock_key) => lead,
-            };
-            let mut leadership = match lead {
-                Ok(Some(leadership)) => leadership,
-                Ok(None) => {
-                    tracing::debug!(projection = name, "another process runs this projection; standing by");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(self.poll_interval * 5) => continue,
-                    }
+            let nap = match apply_next_batch(&self.pool, self.projection.as_ref(), self.batch_size).await {
+                Ok(applied) if applied as i64 == self.batch_size => continue, // more is waiting
+                Ok(_) => {
+                    failures.reset();
+                    self.poll_interval
                 }
                 Err(error) => {
-                    tracing::warn!(projection = name, error = format!("{error:#}"), "cannot take projection lead");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(self.poll_interval * 5) => continue,
-                    }
+                    tracing::error!(projection = name, error = format!("{error:#}"), "projection batch failed");
+                    record_error(&self.pool, name, &error).await;
+                    failures.next_delay()
                 }
             };
-            tracing::info!(projection = name, "running projection");
-            if let Err(error) = register(&self.pool, name).await {
-                tracing::warn!(projection = name, %error, "cannot register projection");
-            }
-            let mut changes = self.listener.subscribe();
-            let mut backoff = self.poll_interval;
-            loop {
-                match apply_next_batch(&self.pool, self.projection.as_ref(), self.batch_size).await {
-                    Ok(applied) => {
-                        backoff = self.poll_interval;
-                        if applied as i64 == self.batch_size {
-                            continue; // more is waiting
-                        }
-                    }
-                    Err(error) => {
-                        tracing::error!(projection = name, error = format!("{error:#}"), "projection batch failed");
-                        record_error(&self.pool, name, &error).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                    }
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        leadership.release().await;
-                        return;
-                    }
-                    _ = changes.recv() => {}
-                    _ = tokio::time::sleep(backoff) => {
-                        // Still the leader? A dead lock connection means the lock is gone.
-                        if !leadership.is_held().await {
-                            tracing::warn!(projection = name, "lost the projection lock connection");
-                            break;
-                        }
+            tokio::select! {
+                _ = shutdown.cancelled() => return leadership,
+                _ = changes.recv() => {}
+                _ = tokio::time::sleep(nap) => {
+                    // Still the leader? A dead lock connection means the lock is gone.
+                    if !leadership.is_held().await {
+                        tracing::warn!(projection = name, "lost the projection lock connection");
+                        return leadership;
                     }
                 }
             }

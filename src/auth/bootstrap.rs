@@ -15,12 +15,12 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{password, Role};
-use crate::config::Secret;
+use secrecy::{ExposeSecret, SecretString};
 
 pub const ADMIN_USERNAME: &str = "admin";
 pub const PASSWORD_FILE_NAME: &str = "admin-password";
 
-pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: Option<&Secret>) -> anyhow::Result<()> {
+pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: Option<&SecretString>) -> anyhow::Result<()> {
     // The usual case, every start but the first: nothing to do, and no slow hashing.
     if users_exist(pool).await? {
         if configured_password.is_some() {
@@ -30,10 +30,10 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
     }
     let (password, generated) = match configured_password {
         Some(configured) => {
-            if let Some(problem) = password::policy_violation(configured.expose()) {
+            if let Some(problem) = password::policy_violation(configured.expose_secret()) {
                 anyhow::bail!("ALEXANDRIA_ADMIN_PASSWORD is not acceptable: {problem}");
             }
-            (configured.expose().to_owned(), false)
+            (configured.expose_secret().to_owned(), false)
         }
         None => (password::generate(), true),
     };
@@ -56,7 +56,7 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
     if created.is_none() {
         return Ok(());
     }
-    crate::admin_audit::record(
+    crate::admin::audit_trail::record(
         &mut tx,
         "system:bootstrap",
         "user.create",

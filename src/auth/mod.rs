@@ -6,7 +6,8 @@
 //! - Agents are `agents` rows with a tool policy and a `permissions_version`; an admin
 //!   mints them 1-hour tokens carrying that version (`routes::agents`).
 //! - Every token is an HS256 JWT with a `typ` claim (`jwt`); `principal` turns a bearer
-//!   token into the caller, checking the database on every request.
+//!   token into the caller, checking the database on every request (the HTTP layer's
+//!   extractors, `http::auth`, wrap it).
 //! - Failed logins are throttled in the database (`throttle`); the first user is created
 //!   on first start (`bootstrap`).
 //!
@@ -20,6 +21,22 @@ pub mod sessions;
 pub mod throttle;
 
 pub use jwt::JwtKeys;
-pub use principal::{
-    Admin, AuthenticatedAgent, AuthenticatedUser, MinimumRole, Principal, Role, SuperAdmin, UserAtLeast, Viewer,
-};
+
+/// Why a caller was not let in.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials, bad ones, or ones that no longer count (expired, revoked, a
+    /// changed agent policy); the message says which and what to do.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many failed logins; try again later")]
+    Throttled { retry_after_secs: u64 },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+pub use principal::{authenticate, AuthenticatedAgent, AuthenticatedUser, Principal, Role};

@@ -1,29 +1,16 @@
-//! The one place a bearer token becomes a caller. `Principal` accepts a user's access
-//! token or an agent token; `UserAtLeast<R>` accepts only users whose role is at least `R`.
-//! A route states the least it accepts by the extractor it takes:
-//!
-//! ```ignore
-//! async fn list_agents(caller: UserAtLeast<Admin>, ...)   // admin or super_admin
-//! async fn mcp(caller: Principal, ...)                    // any user, or an agent
-//! ```
+//! The one place a token becomes a caller: [`authenticate`] turns a user's access token or
+//! an agent token into a [`Principal`], and [`Principal::user_at_least`] checks a role.
+//! The HTTP layer's extractors (`http::auth`) are thin wrappers around these two.
 //!
 //! Both look at the database on every request (no cache): a deleted user, a revoked
 //! session or a changed agent policy takes effect the moment it commits, on every replica.
 
-use std::marker::PhantomData;
-use std::ops::Deref;
-
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::jwt::{AccessClaims, AgentClaims, Claims, TokenError};
-use crate::error::ApiError;
-use crate::startup::AppState;
+use super::jwt::{AccessClaims, AgentClaims, Claims, JwtKeys, TokenError};
+use super::AuthError;
 
 /// What a user may do. Ordered: each role may do everything the ones before it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -109,54 +96,38 @@ impl AuthenticatedUser {
 
 const AGENT_POLICY_CHANGED: &str = "agent policy changed; mint a new token";
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
+/// The caller a bearer token stands for, checked against the database.
+pub async fn authenticate(pool: &PgPool, keys: &JwtKeys, token: &str) -> Result<Principal, AuthError> {
+    let claims = keys.verify(token).map_err(|error| match error {
+        TokenError::Expired => AuthError::Unauthenticated("token expired; refresh it or log in again".to_owned()),
+        TokenError::Invalid => AuthError::Unauthenticated("invalid token".to_owned()),
+    })?;
+    match claims {
+        Claims::Access(claims) => authenticate_user(pool, claims).await.map(Principal::User),
+        Claims::Agent(claims) => authenticate_agent(pool, claims).await.map(Principal::Agent),
+        Claims::Refresh(_) => Err(AuthError::Unauthenticated(
+            "a refresh token is only accepted by POST /auth/refresh; send an access token".to_owned(),
+        )),
+    }
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        // Boxed: the database lookup's future would otherwise sit inline in every
-        // handler future for the whole request, which for a parked in-band waiter is
-        // the whole approval wait.
-        Box::pin(async move {
-            let token = bearer_token(&parts.headers)?;
-            let claims = state.jwt.verify(token).map_err(|error| match error {
-                TokenError::Expired => ApiError::Unauthorized("token expired; refresh it or log in again".to_owned()),
-                TokenError::Invalid => ApiError::Unauthorized("invalid token".to_owned()),
-            })?;
-            match claims {
-                Claims::Access(claims) => authenticate_user(&state.pool, claims).await.map(Principal::User),
-                Claims::Agent(claims) => authenticate_agent(&state.pool, claims).await.map(Principal::Agent),
-                Claims::Refresh(_) => Err(ApiError::Unauthorized(
-                    "a refresh token is only accepted by POST /auth/refresh; send an access token".to_owned(),
-                )),
+impl Principal {
+    /// The user, if this is a user whose role is at least `role`. Agent tokens are refused:
+    /// agents never administer anything.
+    pub fn user_at_least(self, role: Role) -> Result<AuthenticatedUser, AuthError> {
+        match self {
+            Principal::Agent(_) => {
+                Err(AuthError::Forbidden("agent tokens are not accepted here; use a user's access token".to_owned()))
             }
-        })
-        .await
+            Principal::User(user) if user.role >= role => Ok(user),
+            Principal::User(user) => {
+                Err(AuthError::Forbidden(format!("this needs role {role} or higher; you are {}", user.role)))
+            }
+        }
     }
 }
 
-/// The token of `Authorization: Bearer <token>`.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let malformed =
-        || ApiError::Unauthorized("malformed Authorization header; send `Authorization: Bearer <token>`".to_owned());
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Err(ApiError::Unauthorized(
-            "missing Authorization header; send `Authorization: Bearer <token>`".to_owned(),
-        ));
-    };
-    if values.next().is_some() {
-        return Err(malformed());
-    }
-    let value = value.to_str().map_err(|_| malformed())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(malformed());
-    }
-    Ok(token)
-}
-
-async fn authenticate_user(pool: &PgPool, claims: AccessClaims) -> Result<AuthenticatedUser, ApiError> {
+async fn authenticate_user(pool: &PgPool, claims: AccessClaims) -> Result<AuthenticatedUser, AuthError> {
     let role: Option<String> = sqlx::query_scalar(
         "SELECT u.role FROM sessions s JOIN users u ON u.name = s.username
          WHERE s.id = $1 AND s.username = $2 AND s.revoked_at IS NULL",
@@ -166,20 +137,20 @@ async fn authenticate_user(pool: &PgPool, claims: AccessClaims) -> Result<Authen
     .fetch_optional(pool)
     .await?;
     let Some(role) = role else {
-        return Err(ApiError::Unauthorized("session ended; log in again".to_owned()));
+        return Err(AuthError::Unauthenticated("session ended; log in again".to_owned()));
     };
-    let role = Role::try_from(role).map_err(|error| ApiError::Internal(anyhow::anyhow!(error)))?;
+    let role = Role::try_from(role).map_err(|error| AuthError::Internal(anyhow::anyhow!(error)))?;
     Ok(AuthenticatedUser { name: claims.sub, role, session_id: claims.sid })
 }
 
-async fn authenticate_agent(pool: &PgPool, claims: AgentClaims) -> Result<AuthenticatedAgent, ApiError> {
+async fn authenticate_agent(pool: &PgPool, claims: AgentClaims) -> Result<AuthenticatedAgent, AuthError> {
     let current: Option<i64> = sqlx::query_scalar("SELECT permissions_version FROM agents WHERE name = $1")
         .bind(&claims.agent)
         .fetch_optional(pool)
         .await?;
     match current {
-        None => Err(ApiError::Unauthorized(format!("agent {:?} no longer exists", claims.agent))),
-        Some(version) if version != claims.pv => Err(ApiError::Unauthorized(AGENT_POLICY_CHANGED.to_owned())),
+        None => Err(AuthError::Unauthenticated(format!("agent {:?} no longer exists", claims.agent))),
+        Some(version) if version != claims.pv => Err(AuthError::Unauthenticated(AGENT_POLICY_CHANGED.to_owned())),
         Some(_) => Ok(AuthenticatedAgent {
             name: claims.agent,
             effective_tools: claims.effective_tools,
@@ -190,91 +161,12 @@ async fn authenticate_agent(pool: &PgPool, claims: AgentClaims) -> Result<Authen
     }
 }
 
-/// The least role a route accepts; see `UserAtLeast`.
-pub trait MinimumRole: Send + Sync {
-    const ROLE: Role;
-}
-
-/// Any user (role `viewer` or higher).
-pub struct Viewer;
-/// Role `admin` or higher.
-pub struct Admin;
-/// Role `super_admin`.
-pub struct SuperAdmin;
-
-impl MinimumRole for Viewer {
-    const ROLE: Role = Role::Viewer;
-}
-impl MinimumRole for Admin {
-    const ROLE: Role = Role::Admin;
-}
-impl MinimumRole for SuperAdmin {
-    const ROLE: Role = Role::SuperAdmin;
-}
-
-/// A user whose role is at least `R`. Agent tokens are refused (403): agents never
-/// administer anything.
-pub struct UserAtLeast<R: MinimumRole> {
-    user: AuthenticatedUser,
-    role: PhantomData<R>,
-}
-
-impl<R: MinimumRole> UserAtLeast<R> {
-    pub fn into_inner(self) -> AuthenticatedUser {
-        self.user
-    }
-}
-
-impl<R: MinimumRole> Deref for UserAtLeast<R> {
-    type Target = AuthenticatedUser;
-
-    fn deref(&self) -> &AuthenticatedUser {
-        &self.user
-    }
-}
-
-impl<R: MinimumRole> FromRequestParts<AppState> for UserAtLeast<R> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            Principal::Agent(_) => {
-                Err(ApiError::Forbidden("agent tokens are not accepted here; use a user's access token".to_owned()))
-            }
-            Principal::User(user) if user.role >= R::ROLE => Ok(UserAtLeast { user, role: PhantomData }),
-            Principal::User(user) => {
-                Err(ApiError::Forbidden(format!("this needs role {} or higher; you are {}", R::ROLE, user.role)))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
-        }
-        headers
-    }
 
     #[test]
     fn roles_are_ordered_from_least_to_most_powerful() {
         assert!(Role::Viewer < Role::Admin && Role::Admin < Role::SuperAdmin);
-    }
-
-    #[test]
-    fn only_a_single_bearer_header_yields_a_token() {
-        assert_eq!(bearer_token(&headers(&["Bearer abc"])).unwrap(), "abc");
-        assert_eq!(bearer_token(&headers(&["bearer abc"])).unwrap(), "abc");
-        for bad in [&["Basic abc"][..], &["Bearer"], &["Bearer "], &["Bearer a b"], &["abc"], &["Bearer a", "Bearer b"]]
-        {
-            assert!(bearer_token(&headers(bad)).is_err(), "{bad:?}");
-        }
-        assert!(bearer_token(&HeaderMap::new()).is_err());
     }
 }

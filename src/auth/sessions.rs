@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::jwt::{AccessClaims, Claims, JwtKeys, RefreshClaims, TokenError, ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL};
 use super::Role;
-use crate::error::ApiError;
+use super::AuthError;
 
 /// The body of a successful login or refresh: exactly the runbook's Step 1 shape.
 #[derive(Debug, Serialize)]
@@ -27,7 +27,7 @@ pub struct TokenResponse {
 const SESSION_ENDED: &str = "session ended; log in again";
 
 /// Starts a session for a user whose password was just checked.
-pub async fn start(pool: &PgPool, keys: &JwtKeys, username: &str, role: Role) -> Result<TokenResponse, ApiError> {
+pub async fn start(pool: &PgPool, keys: &JwtKeys, username: &str, role: Role) -> Result<TokenResponse, AuthError> {
     let mut tx = pool.begin().await?;
     // Sessions nobody can use any more (revoked, or idle past the refresh lifetime) go
     // when their user next logs in, so the table does not grow without bound.
@@ -51,14 +51,14 @@ pub async fn start(pool: &PgPool, keys: &JwtKeys, username: &str, role: Role) ->
 }
 
 /// Exchanges a refresh token for a new pair, or detects its reuse and revokes the session.
-pub async fn refresh(pool: &PgPool, keys: &JwtKeys, refresh_token: &str) -> Result<TokenResponse, ApiError> {
+pub async fn refresh(pool: &PgPool, keys: &JwtKeys, refresh_token: &str) -> Result<TokenResponse, AuthError> {
     let claims: RefreshClaims = match keys.verify(refresh_token) {
         Ok(Claims::Refresh(claims)) => claims,
-        Ok(_) => return Err(ApiError::Unauthorized("that is not a refresh token".to_owned())),
+        Ok(_) => return Err(AuthError::Unauthenticated("that is not a refresh token".to_owned())),
         Err(TokenError::Expired) => {
-            return Err(ApiError::Unauthorized("refresh token expired; log in again".to_owned()))
+            return Err(AuthError::Unauthenticated("refresh token expired; log in again".to_owned()))
         }
-        Err(TokenError::Invalid) => return Err(ApiError::Unauthorized("invalid refresh token".to_owned())),
+        Err(TokenError::Invalid) => return Err(AuthError::Unauthenticated("invalid refresh token".to_owned())),
     };
     let mut tx = pool.begin().await?;
     // Locking the session row makes refreshes of one family take turns: of two racing
@@ -71,7 +71,7 @@ pub async fn refresh(pool: &PgPool, keys: &JwtKeys, refresh_token: &str) -> Resu
     .fetch_optional(&mut *tx)
     .await?;
     let Some((username, None, role)) = session else {
-        return Err(ApiError::Unauthorized(SESSION_ENDED.to_owned()));
+        return Err(AuthError::Unauthenticated(SESSION_ENDED.to_owned()));
     };
     let used_at: Option<Option<DateTime<Utc>>> =
         sqlx::query_scalar("SELECT used_at FROM refresh_tokens WHERE id = $1 AND session_id = $2")
@@ -80,12 +80,12 @@ pub async fn refresh(pool: &PgPool, keys: &JwtKeys, refresh_token: &str) -> Resu
             .fetch_optional(&mut *tx)
             .await?;
     match used_at {
-        None => Err(ApiError::Unauthorized("invalid refresh token".to_owned())),
+        None => Err(AuthError::Unauthenticated("invalid refresh token".to_owned())),
         Some(Some(_)) => {
             revoke_session(&mut tx, claims.sid, "refresh token reused").await?;
             tx.commit().await?;
             tracing::warn!(user = %username, session = %claims.sid, "a used refresh token was presented again; session revoked");
-            Err(ApiError::Unauthorized(
+            Err(AuthError::Unauthenticated(
                 "this refresh token was already used; the session has been revoked, log in again".to_owned(),
             ))
         }
@@ -98,7 +98,7 @@ pub async fn refresh(pool: &PgPool, keys: &JwtKeys, refresh_token: &str) -> Resu
                 .bind(claims.sid)
                 .execute(&mut *tx)
                 .await?;
-            let role = Role::try_from(role).map_err(|error| ApiError::Internal(anyhow::anyhow!(error)))?;
+            let role = Role::try_from(role).map_err(|error| AuthError::Internal(anyhow::anyhow!(error)))?;
             let tokens = issue_pair(&mut tx, keys, &username, role, claims.sid).await?;
             tx.commit().await?;
             Ok(tokens)
@@ -142,7 +142,7 @@ async fn issue_pair(
     username: &str,
     role: Role,
     session_id: Uuid,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, AuthError> {
     let now = Utc::now();
     let refresh_id = Uuid::new_v4();
     let refresh_expires = now + REFRESH_TOKEN_TTL;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::error::ApiError;
+use super::AuthError;
 use crate::validation::is_principal_name;
 
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl Subjects {
 }
 
 /// 429 with `Retry-After` while any subject is locked.
-pub async fn check(pool: &PgPool, subjects: &Subjects) -> Result<(), ApiError> {
+pub async fn check(pool: &PgPool, subjects: &Subjects) -> Result<(), AuthError> {
     let remaining_secs: Option<i64> = sqlx::query_scalar(
         "SELECT ceil(extract(epoch FROM max(locked_until) - now()))::bigint
          FROM login_throttle WHERE subject = ANY($1) AND locked_until > now()",
@@ -71,15 +71,12 @@ pub async fn check(pool: &PgPool, subjects: &Subjects) -> Result<(), ApiError> {
     .fetch_one(pool)
     .await?;
     match remaining_secs {
-        Some(secs) => Err(ApiError::TooManyRequests {
-            message: "too many failed logins; try again later".to_owned(),
-            retry_after_secs: secs.max(1).unsigned_abs(),
-        }),
+        Some(secs) => Err(AuthError::Throttled { retry_after_secs: secs.max(1).unsigned_abs() }),
         None => Ok(()),
     }
 }
 
-pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), ApiError> {
+pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), AuthError> {
     let limited =
         [(&subjects.username, policy.max_failures_per_username), (&subjects.address, policy.max_failures_per_address)];
     for (subject, limit) in limited {
@@ -123,7 +120,7 @@ pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subject
 }
 
 /// Forgets the username's failures after a successful login.
-pub async fn record_success(pool: &PgPool, subjects: &Subjects) -> Result<(), ApiError> {
+pub async fn record_success(pool: &PgPool, subjects: &Subjects) -> Result<(), AuthError> {
     if let Some(subject) = &subjects.username {
         sqlx::query("DELETE FROM login_throttle WHERE subject = $1").bind(subject).execute(pool).await?;
     }

@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use super::Database;
-use crate::audit::{self, ExportFilter};
-use crate::config::DatabaseArgs;
+use crate::event_export::{self, ExportFilter};
+use crate::cli::args::DatabaseArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -48,7 +48,7 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
             let db = Database::open(&database).await?;
             let filter = ExportFilter { request, since };
             let result = async {
-                let total = audit::count_for_export(&db.pool, &filter).await?;
+                let total = event_export::count_for_export(&db.pool, &filter).await?;
                 let bar = ProgressBar::new(total.max(0) as u64).with_style(
                     ProgressStyle::with_template("exporting [{bar:40}] {pos}/{len} events ({per_sec})")
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -61,7 +61,7 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
                     None => Box::new(BufWriter::new(std::io::stdout().lock())),
                 };
                 let started = Instant::now();
-                let summary = audit::export_events(&db.pool, &filter, &mut sink, |n| bar.set_position(n)).await?;
+                let summary = event_export::export_events(&db.pool, &filter, &mut sink, |n| bar.set_position(n)).await?;
                 bar.finish_and_clear();
                 let range = match (summary.first_position, summary.last_position) {
                     (Some(a), Some(b)) => format!("positions {a}..={b}"),
@@ -76,7 +76,7 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
         }
         EventsCommand::Replay { database, request, json } => {
             let db = Database::open(&database).await?;
-            let steps = audit::replay(&db.pool, request).await;
+            let steps = event_export::replay(&db.pool, request).await;
             db.close().await?;
             let steps = steps?;
             if steps.is_empty() {
@@ -85,7 +85,7 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&steps)?);
             } else {
-                print!("{}", audit::render_replay(request, &steps));
+                print!("{}", event_export::render_replay(request, &steps));
             }
             Ok(())
         }

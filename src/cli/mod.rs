@@ -1,14 +1,18 @@
 //! The `alexandria` command line: the server and the operator and auditor commands.
 
+pub mod args;
+pub mod demo;
 mod events;
 mod projections;
 mod serve;
+pub mod shutdown;
+pub mod telemetry;
 
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
 
-use crate::config::{DatabaseArgs, ServeArgs};
-use crate::managed_pg::ManagedPostgres;
+use crate::cli::args::{DatabaseArgs, ServeArgs};
+use crate::db::managed::ManagedPostgres;
 
 #[derive(Debug, Parser)]
 #[command(name = "alexandria", version, about = "MCP gateway with per-call human approval")]

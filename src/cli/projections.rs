@@ -2,7 +2,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Database;
-use crate::config::DatabaseArgs;
+use crate::cli::args::DatabaseArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {

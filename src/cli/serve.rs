@@ -1,15 +1,15 @@
 use tokio_util::sync::CancellationToken;
 
 use super::Database;
-use crate::config::ServeArgs;
-use crate::startup::{Application, Settings};
+use crate::cli::args::ServeArgs;
+use crate::startup::Application;
 
 /// The fewest pooled connections `serve` runs with: one is the shared LISTEN session.
 const MIN_REQUEST_POOL: u32 = 2;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(shutdown.clone());
+    crate::cli::shutdown::cancel_on_signal(shutdown.clone());
     // ALEXANDRIA_DB_POOL_SIZE bounds every connection the process opens: the pool gets
     // what the leadership locks of the background workers do not hold.
     let locks = crate::startup::leadership_connections();
@@ -24,9 +24,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let database = Database::open_with_pool_size(&args.database, pool_size).await?;
     let result = async {
         crate::db::migrate(&database.pool).await?;
-        let app = Application::build(Settings::from_args(&args), database.pool.clone(), shutdown.clone()).await?;
+        let app = Application::build(args.settings(), database.pool.clone(), shutdown.clone()).await?;
         if args.demo {
-            crate::demo::set_up(app.state(), &args.database.data_dir).await?;
+            let state = app.state();
+            let public_url = &state.settings.public_url;
+            super::demo::set_up(&state.upstreams, &state.pool, public_url, &args.database.data_dir).await?;
         }
         app.run_until_stopped().await
     }

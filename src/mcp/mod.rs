@@ -1,12 +1,23 @@
-//! The downstream MCP endpoint: JSON-RPC over Streamable HTTP (JSON responses only).
+//! The downstream MCP endpoint's logic: JSON-RPC over Streamable HTTP, with no HTTP in it.
+//! The HTTP layer parses a posted body with [`jsonrpc::parse`], passes the typed message
+//! with the [`Caller`] and [`RequestContext`] to [`McpService::handle`], and turns the
+//! [`McpReply`] into a response.
 //!
-//! `protocol` parses and answers messages; `dispatch` decides what a `tools/*` request
-//! does for a given caller (routing, policy, the approval gate). Sessions are stateless:
-//! `Mcp-Session-Id` is issued on `initialize` but nothing is kept per session, so any
-//! replica answers any request and the runbook's bare `curl` calls need no handshake.
+//! Modules, each depending only on those listed before it: `exchange` (the values in and
+//! out), `jsonrpc` (framing, typed messages, the protocol era), `lifecycle` (versions,
+//! `initialize`, `server/discover`), `tools` (policy, routing, the approval gate),
+//! `service` (dispatch).
+//!
+//! Sessions are stateless: `Mcp-Session-Id` is issued on `initialize` but nothing is
+//! kept per session, so any replica answers any request and the runbook's bare `curl`
+//! calls need no handshake.
 
-pub mod dispatch;
-pub mod protocol;
+mod exchange;
+pub mod jsonrpc;
+pub mod lifecycle;
+mod service;
+mod tools;
 
-pub use dispatch::{Caller, McpService, ToolDirectory};
-pub use protocol::{handle_message, McpReply};
+pub use exchange::{Caller, DeferredResponse, McpReply, RequestContext};
+pub use service::McpService;
+pub use tools::{ToolDirectory, APPROVAL_META_KEY, IDEMPOTENCY_KEY_HEADER};

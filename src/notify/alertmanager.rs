@@ -11,15 +11,46 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::notice::{Links, RequestNotice};
-use super::settings::Severity;
 use super::{Channel, DeliveryError, Notifier};
 
 pub const ALERT_NAME: &str = "AlexandriaPermissionRequestPending";
 /// Arguments shown in an alert's description, in characters.
 const ARGUMENTS_PREVIEW_CHARS: usize = 500;
+
+/// The `severity` label of the alerts sent (a setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    Critical,
+    #[default]
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Critical, Severity::Warning, Severity::Info];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 pub struct AlertmanagerNotifier {
     alerts_url: String,

@@ -26,7 +26,8 @@ pub use composite::{send_test_notifications, ChannelFailure, TestReport};
 pub use notice::{Links, RequestNotice};
 pub use outbox::{delivery_state, NotificationOutboxProjection};
 pub use reconciler::{Reconciler, ReconcilerOptions};
-pub use settings::{NotificationSettings, SettingsChange, SettingsPatch, SettingsView, Severity};
+pub use alertmanager::Severity;
+pub use settings::{NotificationSettings, SettingsChange, SettingsPatch, SettingsView};
 
 /// Where notices go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

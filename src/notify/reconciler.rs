@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alexandria_domain::{EventMetadata, PermissionRequestCommand};
-use alexandria_projections::runner::{apply_next_batch, record_error, register, DEFAULT_BATCH_SIZE};
-use alexandria_projections::{EventListener, Leadership, Projection};
+use alexandria_projections::runner::{catch_up, record_error, DEFAULT_BATCH_SIZE};
+use alexandria_projections::{Backoff, EventListener, Leadership, Projection};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sqlx::PgPool;
@@ -27,9 +27,8 @@ use uuid::Uuid;
 use super::outbox::{self, ClaimedNotice, NotificationOutboxProjection};
 use super::settings::NotificationSettings;
 use super::{Channel, DeliveryContext, NoticeKind, Notifier, DEFAULT_DELIVERY_TIMEOUT};
-use crate::event_store::{CommandError, PermissionStore};
+use crate::approval::store::{CommandError, PermissionStore};
 use crate::metrics::Metrics;
-use crate::startup::AppState;
 
 const LOCK_KEY: &str = "alexandria.notification_reconciler";
 /// The actor recorded on the `Expired` events the reconciler appends.
@@ -80,10 +79,8 @@ impl ReconcilerOptions {
     /// capped, with "equal jitter" (half fixed, half random) so that many notices failing
     /// together do not retry together.
     pub fn retry_delay(&self, consecutive_failures: i32) -> Duration {
-        let exponent = (consecutive_failures.max(1) - 1).min(30) as u32;
-        let delay = self.retry_base.saturating_mul(2u32.saturating_pow(exponent)).min(self.retry_max);
-        let half = delay / 2;
-        half + half.mul_f64(rand::random::<f64>())
+        let failures = u32::try_from(consecutive_failures).unwrap_or(0);
+        Backoff::new(self.retry_base, self.retry_max).with_jitter().delay(failures)
     }
 
     /// How long a claimed notice is reserved for its sender: the send's bound plus a
@@ -124,19 +121,6 @@ impl Reconciler {
         }
     }
 
-    /// The reconciler of a running server, with the server's timings.
-    pub fn from_state(state: &AppState) -> Self {
-        Reconciler::new(
-            state.pool.clone(),
-            state.store.clone(),
-            Arc::clone(&state.listener),
-            state.metrics.clone(),
-            &state.settings.public_url,
-            &state.settings.replica_id,
-            state.settings.notifier.clone(),
-        )
-    }
-
     /// Runs until `shutdown`: leads when it can, stands by while another replica leads.
     pub async fn run(self, shutdown: CancellationToken) {
         let context =
@@ -148,25 +132,18 @@ impl Reconciler {
                 }
             };
         let standby = self.options.poll_interval * 5;
-        loop {
-            let lead = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                lead = Leadership::try_acquire(&self.pool, LOCK_KEY) => lead,
-            };
-            match lead {
-                Ok(Some(leadership)) => self.lead(leadership, &context, &shutdown).await,
-                Ok(None) => tracing::debug!("another replica sends notifications; standing by"),
-                Err(error) => tracing::warn!(%error, "cannot take the notification reconciler lead"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(standby) => {}
-            }
-        }
+        Leadership::run_while_leading(&self.pool, LOCK_KEY, standby, &shutdown, |leadership| {
+            self.lead(leadership, &context, &shutdown)
+        })
+        .await
     }
 
-    async fn lead(&self, mut leadership: Leadership, context: &DeliveryContext, shutdown: &CancellationToken) {
-        tracing::info!("running the notification reconciler");
+    async fn lead(
+        &self,
+        mut leadership: Leadership,
+        context: &DeliveryContext,
+        shutdown: &CancellationToken,
+    ) -> Leadership {
         // Cancelled on shutdown or when the lock is lost; the lanes finish the sends in
         // flight and stop.
         let leading = shutdown.child_token();
@@ -175,20 +152,17 @@ impl Reconciler {
             Channel::ALL.map(|channel| self.lane(channel, context, lanes_woken.clone(), &leading)),
         );
         tokio::join!(self.feed(&mut leadership, &wake_lanes, &leading), lanes);
-        leadership.release().await;
+        leadership
     }
 
     /// Keeps the outbox projection caught up and expires overdue requests.
     async fn feed(&self, leadership: &mut Leadership, wake_lanes: &watch::Sender<u64>, leading: &CancellationToken) {
         let projection = NotificationOutboxProjection;
-        if let Err(error) = register(&self.pool, projection.name()).await {
-            tracing::warn!(%error, "cannot register the notification outbox projection");
-        }
         // Subscribe before the first catch-up so no append in between goes unnoticed.
         let mut changes = self.listener.subscribe();
         let mut lock_checked = Instant::now();
         loop {
-            match self.catch_up(&projection).await {
+            match catch_up(&self.pool, &projection, DEFAULT_BATCH_SIZE).await {
                 Ok(0) => {}
                 Ok(_) => wake_lanes.send_modify(|round| *round += 1),
                 Err(error) => {
@@ -222,18 +196,6 @@ impl Reconciler {
                     }
                 }
                 _ = tokio::time::sleep_until(wake_at) => {}
-            }
-        }
-    }
-
-    /// Applies every settled event to the outbox. Returns how many were applied.
-    async fn catch_up(&self, projection: &NotificationOutboxProjection) -> anyhow::Result<usize> {
-        let mut total = 0;
-        loop {
-            let applied = apply_next_batch(&self.pool, projection, DEFAULT_BATCH_SIZE).await?;
-            total += applied;
-            if (applied as i64) < DEFAULT_BATCH_SIZE {
-                return Ok(total);
             }
         }
     }

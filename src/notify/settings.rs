@@ -5,50 +5,20 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgConnection, Row};
 
-use super::alertmanager::AlertmanagerNotifier;
-use super::webhook::{WebhookNotifier, WebhookSecret};
+use super::alertmanager::{AlertmanagerNotifier, Severity};
+use super::webhook::WebhookNotifier;
 use super::{Channel, DeliveryContext, Notifier};
-use crate::error::ApiError;
 use crate::validation::check_http_url;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Severity {
-    Critical,
-    #[default]
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub const ALL: [Severity; 3] = [Severity::Critical, Severity::Warning, Severity::Info];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Severity> {
-        Severity::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-impl Serialize for Severity {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
 
 /// The stored settings, secret included. Only the reconciler and the test send use the
 /// secret; everything shown to people goes through [`SettingsView`].
 #[derive(Debug, Clone)]
 pub struct NotificationSettings {
     pub webhook_url: Option<String>,
-    pub webhook_secret: Option<WebhookSecret>,
+    pub webhook_secret: Option<SecretString>,
     pub alertmanager_url: Option<String>,
     pub alertmanager_severity: Severity,
     pub updated_at: DateTime<Utc>,
@@ -62,7 +32,7 @@ impl NotificationSettings {
         let severity: String = row.try_get("alertmanager_severity")?;
         Ok(NotificationSettings {
             webhook_url: row.try_get("webhook_url")?,
-            webhook_secret: row.try_get::<Option<String>, _>("webhook_secret")?.map(WebhookSecret::new),
+            webhook_secret: row.try_get::<Option<String>, _>("webhook_secret")?.map(SecretString::from),
             alertmanager_url: row.try_get("alertmanager_url")?,
             // The column's CHECK allows only known names.
             alertmanager_severity: Severity::parse(&severity).unwrap_or_default(),
@@ -151,34 +121,22 @@ impl SettingsView {
 
 /// `PATCH /admin/notifications/config`: a field that is absent stays as it is; `null` or
 /// `""` clears it (a cleared severity is back to `warning`). Its `Debug` hides the secret.
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     #[serde(default, deserialize_with = "present")]
     pub webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    pub webhook_secret: Option<Option<String>>,
+    pub webhook_secret: Option<Option<SecretString>>,
     #[serde(default, deserialize_with = "present")]
     pub alertmanager_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub alertmanager_severity: Option<Option<String>>,
 }
 
-impl std::fmt::Debug for SettingsPatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = self.webhook_secret.as_ref().map(|s| if s.is_some() { "<redacted>" } else { "<clear>" });
-        f.debug_struct("SettingsPatch")
-            .field("webhook_url", &self.webhook_url)
-            .field("webhook_secret", &secret)
-            .field("alertmanager_url", &self.alertmanager_url)
-            .field("alertmanager_severity", &self.alertmanager_severity)
-            .finish()
-    }
-}
-
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, by `default`).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(deserializer).map(Some)
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// What a patch changed, for the response and the admin audit trail.
@@ -202,6 +160,16 @@ impl SettingsChange {
         after["webhook_secret_replaced"] = json!(self.secret_replaced);
         after
     }
+}
+
+/// Why a settings change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Every problem with the patch, joined.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 /// `admin_audit.action` and `.target` of a settings change.
@@ -235,10 +203,10 @@ impl SettingsPatch {
         }
         if let Some(value) = self.webhook_secret {
             // Secrets are taken as given (no trimming): they are compared byte for byte.
-            match value.filter(|s| !s.is_empty()) {
+            match value.filter(|s| !s.expose_secret().is_empty()) {
                 None => next.webhook_secret = None,
-                Some(secret) if (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&secret.chars().count()) => {
-                    next.webhook_secret = Some(WebhookSecret::new(secret))
+                Some(secret) if (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&secret.expose_secret().chars().count()) => {
+                    next.webhook_secret = Some(secret)
                 }
                 Some(_) => errors
                     .push(format!("webhook_secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters long")),
@@ -269,27 +237,28 @@ impl SettingsPatch {
     /// Applies the patch and appends its `admin_audit` record, both inside the caller's
     /// transaction: a change is never without its record. A refused patch changes
     /// nothing: 422 listing every problem.
-    pub async fn apply(self, conn: &mut PgConnection, actor: &str) -> Result<SettingsChange, ApiError> {
+    pub async fn apply(self, conn: &mut PgConnection, actor: &str) -> Result<SettingsChange, SettingsError> {
         let current = NotificationSettings::load_for_update(conn).await?;
-        let next = self.apply_to(&current).map_err(|errors| ApiError::Unprocessable(errors.join("; ")))?;
+        let next = self.apply_to(&current).map_err(|errors| SettingsError::Invalid(errors.join("; ")))?;
         let row = sqlx::query(&format!(
             "UPDATE notification_settings SET webhook_url = $1, webhook_secret = $2, alertmanager_url = $3, \
                alertmanager_severity = $4, updated_at = now(), updated_by = $5 \
              RETURNING {COLUMNS}"
         ))
         .bind(&next.webhook_url)
-        .bind(next.webhook_secret.as_ref().map(WebhookSecret::expose))
+        .bind(next.webhook_secret.as_ref().map(ExposeSecret::expose_secret))
         .bind(&next.alertmanager_url)
         .bind(next.alertmanager_severity.as_str())
         .bind(actor)
         .fetch_one(&mut *conn)
         .await?;
         let stored = NotificationSettings::from_row(&row)?;
-        let secret_replaced = current.webhook_secret.is_some()
-            && stored.webhook_secret.is_some()
-            && current.webhook_secret != stored.webhook_secret;
+        let secret_replaced = match (&current.webhook_secret, &stored.webhook_secret) {
+            (Some(before), Some(after)) => before.expose_secret() != after.expose_secret(),
+            _ => false,
+        };
         let change = SettingsChange { before: current.view(), after: stored.view(), secret_replaced };
-        crate::admin_audit::record(
+        crate::admin::audit_trail::record(
             conn,
             actor,
             AUDIT_ACTION,
@@ -370,7 +339,7 @@ mod tests {
     #[test]
     fn the_view_shows_whether_a_secret_is_set_but_never_the_secret() {
         let mut with_secret = settings();
-        with_secret.webhook_secret = Some(WebhookSecret::new("0123456789abcdef-secret".into()));
+        with_secret.webhook_secret = Some(SecretString::from("0123456789abcdef-secret"));
         let shown = serde_json::to_string(&with_secret.view()).unwrap();
         assert!(shown.contains(r#""webhook_secret":"set""#), "{shown}");
         assert!(!shown.contains("0123456789abcdef-secret"));

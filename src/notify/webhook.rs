@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -25,30 +26,10 @@ pub const EVENT_HEADER: &str = "X-Alexandria-Event";
 /// `<request id>/<kind>`: the same on every retry of one notice, so receivers can dedupe.
 pub const DELIVERY_HEADER: &str = "X-Alexandria-Delivery";
 
-/// The secret that signs deliveries. Its `Debug` does not show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct WebhookSecret(String);
-
-impl WebhookSecret {
-    pub fn new(secret: String) -> Self {
-        WebhookSecret(secret)
-    }
-
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret(<redacted>)")
-    }
-}
-
 /// `sha256=<hex>` for a body sent at `timestamp`.
-pub fn signature(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
+pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
     };
@@ -90,14 +71,14 @@ pub fn payload(kind: NoticeKind, notice: &RequestNotice, links: &Links) -> Value
 
 pub struct WebhookNotifier {
     url: String,
-    secret: WebhookSecret,
+    secret: SecretString,
     client: reqwest::Client,
     links: Links,
     timeout: Duration,
 }
 
 impl WebhookNotifier {
-    pub fn new(url: String, secret: WebhookSecret, client: reqwest::Client, links: Links, timeout: Duration) -> Self {
+    pub fn new(url: String, secret: SecretString, client: reqwest::Client, links: Links, timeout: Duration) -> Self {
         Self { url, secret, client, links, timeout }
     }
 
@@ -142,7 +123,7 @@ mod tests {
     #[test]
     fn signature_matches_a_known_vector() {
         // printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac 'topsecret-0123456789'
-        let secret = WebhookSecret::new("topsecret-0123456789".to_owned());
+        let secret = SecretString::from("topsecret-0123456789".to_owned());
         assert_eq!(
             signature(&secret, 1_700_000_000, br#"{"a":1}"#),
             "sha256=626e5ba229f6bb6d3f4106bca9a65587340c1de8729475535aca9ac9323003ff"
@@ -151,7 +132,7 @@ mod tests {
 
     #[test]
     fn the_secret_does_not_debug_print() {
-        let secret = WebhookSecret::new("topsecret-0123456789".to_owned());
+        let secret = SecretString::from("topsecret-0123456789".to_owned());
         assert!(!format!("{secret:?}").contains("topsecret"));
     }
 }

@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use super::config::InvalidConfig;
 use super::ConnectionStatus;
-use crate::error::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -68,25 +67,4 @@ pub enum UpstreamError {
 
     #[error("database error")]
     Database(#[from] sqlx::Error),
-}
-
-impl From<UpstreamError> for ApiError {
-    fn from(error: UpstreamError) -> Self {
-        match error {
-            UpstreamError::InvalidConfig(_) | UpstreamError::DuplicateTool { .. } | UpstreamError::Connect { .. } => {
-                ApiError::Unprocessable(error.to_string())
-            }
-            UpstreamError::AlreadyRegistered { .. } => ApiError::Conflict(error.to_string()),
-            UpstreamError::ServerNotFound { .. } | UpstreamError::ToolNotFound { .. } => {
-                ApiError::NotFound(error.to_string())
-            }
-            UpstreamError::Unavailable { .. }
-            | UpstreamError::Rpc { .. }
-            | UpstreamError::Transport { .. }
-            | UpstreamError::Timeout { .. }
-            | UpstreamError::Unsupported { .. }
-            | UpstreamError::ShuttingDown => ApiError::Unavailable(error.to_string()),
-            UpstreamError::Database(db) => ApiError::from(db),
-        }
-    }
 }

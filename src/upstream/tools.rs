@@ -7,8 +7,8 @@ use alexandria_domain::CallOutcome;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::gate::ToolExecutor;
-use crate::mcp::protocol::INTERNAL_ERROR;
+use crate::approval::gate::ToolExecutor;
+use crate::mcp::jsonrpc::INTERNAL_ERROR;
 use crate::mcp::ToolDirectory;
 use crate::metrics::Metrics;
 use crate::upstream::{UpstreamError, UpstreamRegistry};

@@ -1,7 +1,7 @@
 //! The write side against real PostgreSQL: appends, optimistic concurrency, metadata,
 //! the append-only log and its notifications.
 
-use alexandria::event_store::{CommandError, PermissionStore};
+use alexandria::approval::store::{CommandError, PermissionStore};
 use alexandria_domain::{PermissionRequest, PermissionRequestCommand as C, PermissionRequestError, RequestStatus};
 use chrono::Utc;
 use cqrs_es::persist::PersistedEventStore;

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use alexandria::notify::ReconcilerOptions;
-use alexandria::startup::{AppState, Application, Settings};
+use alexandria::http::AppState;
+use alexandria::startup::{Application, Settings};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::task::JoinHandle;
@@ -169,7 +170,7 @@ where
 pub mod requests {
     //! Building permission requests through the real event store.
 
-    use alexandria::event_store::PermissionStore;
+    use alexandria::approval::store::PermissionStore;
     use alexandria_domain::{CallOutcome, EventMetadata, PermissionRequestCommand as C};
     use chrono::{Duration, Utc};
     use serde_json::json;

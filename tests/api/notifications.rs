@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alexandria::admin_audit::AuditFilter;
+use alexandria::admin::audit_trail::AuditFilter;
 use alexandria::notify::{SettingsPatch, TestReport};
-use alexandria::permissions::{list, ListFilter, PermissionDto};
-use alexandria::routes::notifications::{get_config, patch_config, test_notifications};
+use alexandria::approval::queries::{list, ListFilter, PermissionDto};
+use alexandria::http::routes::notifications::{get_config, patch_config, test_notifications};
 use alexandria_domain::{PermissionRequestCommand as C, RequestStatus};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -490,7 +490,7 @@ async fn webhook_deliveries_are_signed_retried_and_tampering_is_refused() {
     let mut replayed = captured.headers.clone();
     replayed.insert("x-alexandria-timestamp", stale.to_string().parse().unwrap());
     let resigned = alexandria::notify::webhook::signature(
-        &alexandria::notify::webhook::WebhookSecret::new(WEBHOOK_SECRET.into()),
+        &secrecy::SecretString::from(WEBHOOK_SECRET),
         stale,
         &captured.body,
     );
@@ -607,7 +607,7 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
     }))
     .unwrap();
     match patch_config(&app.state, ADMIN, bad).await {
-        Err(alexandria::error::ApiError::Unprocessable(message)) => {
+        Err(alexandria::http::ApiError::Unprocessable(message)) => {
             assert!(message.contains("alertmanager_url must be an http or https URL"), "{message}");
             assert!(message.contains("alertmanager_severity must be one of critical, warning, info"), "{message}");
         }
@@ -641,7 +641,7 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
     // secret shows as replaced, never as itself.
     configure(&app, json!({"webhook_secret": "another-long-webhook-secret"})).await;
     let filter = AuditFilter { target: Some("notification_settings".into()), ..Default::default() };
-    let entries = alexandria::admin_audit::page(&app.state.pool, &filter, 50).await.unwrap();
+    let entries = alexandria::admin::audit_trail::page(&app.state.pool, &filter, 50).await.unwrap();
     assert_eq!(entries.len(), 4, "{entries:?}");
     assert!(entries.iter().all(|e| e.actor == ADMIN && e.action == "notification_settings.update"));
     let rotation = &entries[0];
@@ -655,6 +655,6 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
     let unsigned: SettingsPatch = serde_json::from_value(json!({"webhook_secret": ""})).unwrap();
     assert!(matches!(
         patch_config(&app.state, ADMIN, unsigned).await,
-        Err(alexandria::error::ApiError::Unprocessable(message)) if message.contains("webhook_secret is required")
+        Err(alexandria::http::ApiError::Unprocessable(message)) if message.contains("webhook_secret is required")
     ));
 }

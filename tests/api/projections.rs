@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alexandria::event_store::PermissionStore;
+use alexandria::approval::store::PermissionStore;
 use alexandria_domain::PermissionRequestEvent;
 use alexandria_projections::runner::{catch_up, DEFAULT_BATCH_SIZE};
 use alexandria_projections::{

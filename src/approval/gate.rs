@@ -16,14 +16,14 @@ use alexandria_domain::{
     derived_idempotency_key, request_id, CallOutcome, EventMetadata, PermissionRequest,
     PermissionRequestCommand as Command, PermissionRequestError, RequestStatus,
 };
-use alexandria_projections::EventListener;
+use alexandria_projections::{Backoff, EventListener};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::event_store::{CommandError, PermissionStore};
+use crate::approval::store::{CommandError, PermissionStore};
 use crate::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +92,9 @@ enum Step {
 }
 
 pub const APPROVAL_EXPIRED_REASON: &str = "approval expired";
+/// Tries to record an executed call's outcome, and the waits between them.
+const CACHE_ATTEMPTS: u32 = 3;
+const CACHE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
 /// Grace beyond the call timeout before a claim without result counts as abandoned.
 const ABANDONED_CLAIM_GRACE: Duration = Duration::from_secs(5);
 
@@ -289,12 +292,14 @@ impl Gate {
         let cache = Command::CacheResult { outcome: outcome.clone(), at: Utc::now() };
         // The upstream call happened; failing to record it must not turn into a second
         // execution. Retry the append a few times, then report what we have.
-        for attempt in 0..3u32 {
+        let mut failures = CACHE_RETRY.retries();
+        while failures.failures() < CACHE_ATTEMPTS {
             match self.store.execute(id, cache.clone(), metadata).await {
                 Ok(_) => break,
                 Err(error) => {
+                    let attempt = failures.failures();
                     tracing::error!(request_id = %id, attempt, %error, "cannot cache the result of an executed call");
-                    tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
+                    tokio::time::sleep(failures.next_delay()).await;
                 }
             }
         }

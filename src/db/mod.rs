@@ -1,4 +1,7 @@
-//! Connecting to PostgreSQL and applying migrations.
+//! Connecting to PostgreSQL and applying migrations; `managed` runs a private PostgreSQL
+//! when no `DATABASE_URL` is given.
+
+pub mod managed;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A JSON request body. Bad JSON is 400, a wrong or missing `Content-Type` 415, a body of
 /// the wrong shape (missing or unknown field, wrong type) 422 with serde's message, which

@@ -7,9 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::admin_audit;
+use crate::admin::audit_trail;
 use crate::auth::{password, sessions, Role};
-use crate::error::{ApiError, ApiResult};
 use crate::validation::check_principal_name;
 
 /// The user DTO. Never carries the password hash.
@@ -25,27 +24,49 @@ pub struct User {
 
 const USER_COLUMNS: &str = "name, role, created_at, updated_at";
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::NotFound(format!("no user named {name:?}"))
+/// Why a user change or lookup was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// Every problem with the input, joined.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no user named {0:?}")]
+    NotFound(String),
+    #[error("a user named {0:?} already exists")]
+    AlreadyExists(String),
+    /// The change would leave no super_admin.
+    #[error("cannot {action} {user:?}: they are the last super_admin; make another user super_admin first")]
+    LastSuperAdmin { action: &'static str, user: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Hashing failed, or a stored role is unreadable.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+type Result<T, E = UserError> = std::result::Result<T, E>;
+
+fn not_found(name: &str) -> UserError {
+    UserError::NotFound(name.to_owned())
 }
 
 /// The stored hash and role of `name`, for checking a login.
-pub async fn credentials(pool: &PgPool, name: &str) -> ApiResult<Option<(String, Role)>> {
+pub async fn credentials(pool: &PgPool, name: &str) -> Result<Option<(String, Role)>> {
     let row: Option<(String, String)> =
         sqlx::query_as("SELECT password_hash, role FROM users WHERE name = $1").bind(name).fetch_optional(pool).await?;
     row.map(|(hash, role)| Role::try_from(role).map(|role| (hash, role)))
         .transpose()
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!(error)))
+        .map_err(|error| UserError::Internal(anyhow::anyhow!(error)))
 }
 
-pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: String, role: Role) -> ApiResult<User> {
+pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: String, role: Role) -> Result<User> {
     let problems: Vec<String> =
         [check_principal_name("user", username).err(), password::policy_violation(&new_password)]
             .into_iter()
             .flatten()
             .collect();
     if !problems.is_empty() {
-        return Err(ApiError::Unprocessable(problems.join("; ")));
+        return Err(UserError::Invalid(problems.join("; ")));
     }
     let hash = password::hash(new_password).await?;
     let mut tx = pool.begin().await?;
@@ -59,9 +80,9 @@ pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: St
     .fetch_optional(&mut *tx)
     .await?;
     let Some(created) = created else {
-        return Err(ApiError::Conflict(format!("a user named {username:?} already exists")));
+        return Err(UserError::AlreadyExists(username.to_owned()));
     };
-    admin_audit::record(
+    audit_trail::record(
         &mut tx,
         actor,
         "user.create",
@@ -74,11 +95,11 @@ pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: St
     Ok(created)
 }
 
-pub async fn list(pool: &PgPool) -> ApiResult<Vec<User>> {
+pub async fn list(pool: &PgPool) -> Result<Vec<User>> {
     Ok(sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name")).fetch_all(pool).await?)
 }
 
-async fn lock(conn: &mut PgConnection, name: &str) -> ApiResult<User> {
+async fn lock(conn: &mut PgConnection, name: &str) -> Result<User> {
     sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1 FOR UPDATE"))
         .bind(name)
         .fetch_optional(conn)
@@ -89,23 +110,20 @@ async fn lock(conn: &mut PgConnection, name: &str) -> ApiResult<User> {
 /// Locks every super_admin row, in name order. Done first by any change that could take
 /// away a super_admin, so two super_admins demoting each other at once take turns (in the
 /// same lock order, so they cannot deadlock) and the second sees that one is left.
-async fn lock_super_admins(conn: &mut PgConnection) -> ApiResult<Vec<String>> {
+async fn lock_super_admins(conn: &mut PgConnection) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar("SELECT name FROM users WHERE role = 'super_admin' ORDER BY name FOR UPDATE")
         .fetch_all(conn)
         .await?)
 }
 
-fn last_super_admin(user: &User, super_admins: &[String], what: &str) -> ApiResult<()> {
+fn last_super_admin(user: &User, super_admins: &[String], action: &'static str) -> Result<()> {
     if user.role == Role::SuperAdmin && super_admins.len() <= 1 {
-        return Err(ApiError::Conflict(format!(
-            "cannot {what} {:?}: they are the last super_admin; make another user super_admin first",
-            user.username
-        )));
+        return Err(UserError::LastSuperAdmin { action, user: user.username.clone() });
     }
     Ok(())
 }
 
-pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> ApiResult<User> {
+pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> Result<User> {
     let mut tx = pool.begin().await?;
     let super_admins = lock_super_admins(&mut tx).await?;
     let before = lock(&mut tx, name).await?;
@@ -119,7 +137,7 @@ pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> Api
     .bind(role.as_str())
     .fetch_one(&mut *tx)
     .await?;
-    admin_audit::record(
+    audit_trail::record(
         &mut tx,
         actor,
         "user.role.set",
@@ -132,14 +150,14 @@ pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> Api
     Ok(after)
 }
 
-pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> ApiResult<()> {
+pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
     let super_admins = lock_super_admins(&mut tx).await?;
     let before = lock(&mut tx, name).await?;
     last_super_admin(&before, &super_admins, "delete")?;
     // Sessions and refresh tokens go with the user (ON DELETE CASCADE).
     sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *tx).await?;
-    admin_audit::record(
+    audit_trail::record(
         &mut tx,
         actor,
         "user.delete",
@@ -161,9 +179,9 @@ pub async fn set_password(
     name: &str,
     new_password: String,
     keep_session: Option<uuid::Uuid>,
-) -> ApiResult<()> {
+) -> Result<()> {
     if let Some(problem) = password::policy_violation(&new_password) {
-        return Err(ApiError::Unprocessable(problem));
+        return Err(UserError::Invalid(problem));
     }
     let hash = password::hash(new_password).await?;
     let mut tx = pool.begin().await?;
@@ -174,7 +192,7 @@ pub async fn set_password(
         .execute(&mut *tx)
         .await?;
     let ended = sessions::revoke_user_sessions(&mut tx, name, keep_session, "password changed").await?;
-    admin_audit::record(&mut tx, actor, action, name, None, Some(json!({"sessions_revoked": ended}))).await?;
+    audit_trail::record(&mut tx, actor, action, name, None, Some(json!({"sessions_revoked": ended}))).await?;
     tx.commit().await?;
     Ok(())
 }

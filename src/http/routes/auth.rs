@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::throttle::{self, Subjects};
-use crate::auth::{password, sessions, Principal, UserAtLeast, Viewer};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ClientAddress};
-use crate::startup::AppState;
-use crate::users;
+use crate::auth::{password, sessions, Principal};
+use crate::http::auth::{UserAtLeast, Viewer};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ClientAddress};
+use crate::http::AppState;
+use crate::admin::users;
 
 pub fn router() -> Router<AppState> {
     Router::new()

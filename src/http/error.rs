@@ -1,10 +1,20 @@
 //! One error type for every HTTP route: a status, a stable machine code and a message a
 //! person can act on. Internal details are logged, never sent.
+//!
+//! Services return errors of their own, which say what went wrong in their terms; the
+//! `From` impls below are the one place those become HTTP statuses.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+use crate::admin::agents::AgentError;
+use crate::admin::users::UserError;
+use crate::approval::queries::QueryError;
+use crate::auth::AuthError;
+use crate::notify::settings::SettingsError;
+use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -81,6 +91,82 @@ impl From<sqlx::Error> for ApiError {
             }
         }
         ApiError::Internal(error.into())
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Invalid(_) => ApiError::Unprocessable(error.to_string()),
+            AgentError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            AgentError::AlreadyExists(_) => ApiError::Conflict(error.to_string()),
+            AgentError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::Invalid(_) => ApiError::Unprocessable(error.to_string()),
+            UserError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            UserError::AlreadyExists(_) | UserError::LastSuperAdmin { .. } => ApiError::Conflict(error.to_string()),
+            UserError::Database(error) => error.into(),
+            UserError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::InvalidFilter(message) => ApiError::BadRequest(message),
+            QueryError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated(message) => ApiError::Unauthorized(message),
+            AuthError::Forbidden(message) => ApiError::Forbidden(message),
+            AuthError::Throttled { retry_after_secs } => {
+                ApiError::TooManyRequests { message: error.to_string(), retry_after_secs }
+            }
+            AuthError::Database(error) => error.into(),
+            AuthError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(error: SettingsError) -> Self {
+        match error {
+            SettingsError::Invalid(_) => ApiError::Unprocessable(error.to_string()),
+            SettingsError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(error: UpstreamError) -> Self {
+        match error {
+            UpstreamError::InvalidConfig(_) | UpstreamError::DuplicateTool { .. } | UpstreamError::Connect { .. } => {
+                ApiError::Unprocessable(error.to_string())
+            }
+            UpstreamError::AlreadyRegistered { .. } => ApiError::Conflict(error.to_string()),
+            UpstreamError::ServerNotFound { .. } | UpstreamError::ToolNotFound { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            UpstreamError::Unavailable { .. }
+            | UpstreamError::Rpc { .. }
+            | UpstreamError::Transport { .. }
+            | UpstreamError::Timeout { .. }
+            | UpstreamError::Unsupported { .. }
+            | UpstreamError::ShuttingDown => ApiError::Unavailable(error.to_string()),
+            UpstreamError::Database(db) => ApiError::from(db),
+        }
     }
 }
 

@@ -7,11 +7,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::admin_audit::{self, AuditEntry, AuditFilter};
-use crate::auth::{SuperAdmin, UserAtLeast};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiQuery;
-use crate::startup::AppState;
+use crate::admin::audit_trail::{self, AuditEntry, AuditFilter};
+use crate::http::auth::{SuperAdmin, UserAtLeast};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::ApiQuery;
+use crate::http::AppState;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
@@ -46,7 +46,7 @@ async fn page(
         return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let filter = AuditFilter { before: query.before, target: query.target, action: query.action };
-    let entries = admin_audit::page(&state.pool, &filter, limit).await?;
+    let entries = audit_trail::page(&state.pool, &filter, limit).await?;
     let next_before = if entries.len() as i64 == limit { entries.last().map(|entry| entry.id) } else { None };
     Ok(Json(AuditPage { entries, next_before }))
 }

@@ -1,31 +1,14 @@
-//! What `tools/list` and `tools/call` do for one caller: the caller's policy, routing to
+//! `tools/list` and `tools/call` for one caller: the caller's policy, routing to
 //! upstreams, and the approval gate.
 
 use std::sync::Arc;
 
 use alexandria_domain::{CallOutcome, RequestStatus};
-use axum::http::HeaderMap;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::protocol::{Era, McpReply, Request, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, OUTCOME_UNKNOWN};
-use crate::gate::{Gate, GateResponse, GatedCall, ToolExecutor};
-
-/// Who is calling, with the policy that applies: an agent's token policy, or a user
-/// acting through an agent's path with that agent's stored policy.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub agent: String,
-    pub effective_tools: Vec<String>,
-    pub approval_required_tools: Vec<String>,
-    /// `agent:<name>` or `user:<name>`, recorded in event metadata.
-    pub actor: String,
-}
-
-impl Caller {
-    fn needs_approval(&self, tool: &str) -> bool {
-        self.approval_required_tools.iter().any(|t| t == tool)
-    }
-}
+use super::exchange::{Caller, McpReply, RequestContext};
+use super::jsonrpc::{CallToolParams, Era, Responder, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, OUTCOME_UNKNOWN};
+use crate::approval::{Gate, GateResponse, GatedCall, ToolExecutor};
 
 /// The merged catalog of upstream tools.
 pub trait ToolDirectory: Send + Sync {
@@ -34,28 +17,21 @@ pub trait ToolDirectory: Send + Sync {
     fn tool(&self, name: &str) -> Option<Value>;
 }
 
+/// The header that names a call's idempotency key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "x-idempotency-key";
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 /// Where the pending envelope's details live in `_meta`.
 pub const APPROVAL_META_KEY: &str = "alexandria/approval";
 
 #[derive(Clone)]
-pub struct McpService {
-    directory: Arc<dyn ToolDirectory>,
-    executor: Arc<dyn ToolExecutor>,
-    gate: Gate,
+pub(super) struct Tools {
+    pub(super) directory: Arc<dyn ToolDirectory>,
+    pub(super) executor: Arc<dyn ToolExecutor>,
+    pub(super) gate: Gate,
 }
 
-impl McpService {
-    pub fn new(directory: Arc<dyn ToolDirectory>, executor: Arc<dyn ToolExecutor>, gate: Gate) -> Self {
-        Self { directory, executor, gate }
-    }
-
-    pub fn gate(&self) -> &Gate {
-        &self.gate
-    }
-
-    pub async fn list_tools(&self, caller: &Caller, request: &Request) -> Value {
+impl Tools {
+    pub(super) fn list(&self, caller: &Caller, responder: &Responder) -> Value {
         let tools: Vec<Value> = caller
             .effective_tools
             .iter()
@@ -69,78 +45,66 @@ impl McpService {
             })
             .collect();
         let mut result = json!({"tools": tools});
-        if request.era == Era::Modern {
+        if responder.era == Era::Modern {
             result["ttlMs"] = json!(0);
             result["cacheScope"] = json!("private");
         }
-        request.result(result)
+        responder.result(result)
     }
 
-    /// Takes the request and headers by value: a gated call may wait a long time, and
-    /// holds neither while it does.
-    ///
     /// A gated call answers with a deferred reply: the gate runs in its own task (a
     /// client that hangs up must not cancel an upstream call mid-way, nor the recording
-    /// of its outcome), and the reply holds just that task's handle while it waits.
-    pub async fn call_tool(&self, caller: &Caller, headers: HeaderMap, request: Request) -> McpReply {
-        let Request { id, method, mut params, era } = request;
-        let request = Request { id, method, params: Map::new(), era };
-        let name = match params.remove("name") {
-            Some(Value::String(name)) => name,
-            _ => return McpReply::ok(request.error(INVALID_PARAMS, "tools/call needs params.name (a string)", None)),
-        };
-        let name = name.as_str();
-        let arguments = match params.remove("arguments") {
-            None | Some(Value::Null) => json!({}),
-            Some(arguments @ Value::Object(_)) => arguments,
-            Some(_) => return McpReply::ok(request.error(INVALID_PARAMS, "params.arguments must be an object", None)),
-        };
-        drop(params);
-        if !caller.effective_tools.iter().any(|t| t == name) {
-            return McpReply::ok(request.error(
+    /// of its outcome), and the reply holds just that task's handle and the responder
+    /// while it waits.
+    pub(super) async fn call(
+        &self,
+        caller: &Caller,
+        params: CallToolParams,
+        context: RequestContext,
+        request: Responder,
+    ) -> McpReply {
+        let CallToolParams { name, arguments } = params;
+        if !caller.may_call(&name) {
+            return McpReply::response(request.error(
                 INVALID_PARAMS,
                 format!("tool {name:?} is not available to agent {:?}", caller.agent),
                 None,
             ));
         }
-        let offered = self.directory.tool(name).is_some();
+        let offered = self.directory.tool(&name).is_some();
         let not_offered = || {
-            McpReply::ok(request.error(
+            McpReply::response(request.error(
                 INVALID_PARAMS,
                 format!("no connected upstream server offers tool {name:?}"),
                 None,
             ))
         };
-        let idempotency_key = match idempotency_key(&headers) {
+        let idempotency_key = match check_idempotency_key(context.idempotency_key) {
             Ok(key) => key,
-            Err(message) => return McpReply::ok(request.error(INVALID_PARAMS, message, None)),
+            Err(message) => return McpReply::response(request.error(INVALID_PARAMS, message, None)),
         };
-        let trace_id = trace_id(&headers);
-        drop(headers);
+        let arguments = Value::Object(arguments);
 
         // Both branches run in their own task: a client that hangs up must not cancel
         // an upstream call mid-way, nor the recording of its outcome.
-        if !caller.needs_approval(name) {
+        if !caller.needs_approval(&name) {
             if !offered {
                 return not_offered();
             }
             let executor = Arc::clone(&self.executor);
-            let tool = name.to_owned();
-            let task = tokio::spawn(async move { executor.execute(&tool, &arguments).await });
-            return McpReply::ok(match task.await {
+            let task = tokio::spawn(async move { executor.execute(&name, &arguments).await });
+            return McpReply::response(match task.await {
                 Ok(outcome) => outcome_response(&request, outcome),
-                Err(error) => {
-                    request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None)
-                }
+                Err(error) => request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None),
             });
         }
         let call = GatedCall {
             agent: caller.agent.clone(),
-            tool: name.to_owned(),
+            tool: name.clone(),
             arguments,
             idempotency_key,
             actor: caller.actor.clone(),
-            trace_id,
+            trace_id: context.trace_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         };
         // A request that already has its answer (a cached outcome, a decision against it,
         // or a claim whose outcome is unknown) gives it without the upstream; only one
@@ -151,12 +115,7 @@ impl McpService {
             let existing = Box::pin(self.gate.existing_status(&call));
             let answered = matches!(
                 existing.await,
-                Some(
-                    RequestStatus::Executing
-                        | RequestStatus::Executed
-                        | RequestStatus::Rejected
-                        | RequestStatus::Expired
-                )
+                Some(RequestStatus::Executing | RequestStatus::Executed | RequestStatus::Rejected | RequestStatus::Expired)
             );
             if !answered {
                 return not_offered();
@@ -175,37 +134,24 @@ impl McpService {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else { return Ok(None) };
-    let invalid = || format!("X-Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters");
-    let key = value.to_str().map_err(|_| invalid())?.trim();
+/// `X-Idempotency-Key` as sent: 1 to 200 visible ASCII characters, or absent.
+fn check_idempotency_key(raw: Option<String>) -> Result<Option<String>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    let key = raw.trim();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(invalid());
+        return Err(format!("X-Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"));
     }
     Ok(Some(key.to_owned()))
 }
 
-/// The caller's trace id (W3C `traceparent` or `X-Request-Id`), else a new one.
-fn trace_id(headers: &HeaderMap) -> String {
-    if let Some(trace) = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(|v| v.split('-').nth(1)) {
-        return trace.to_owned();
-    }
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
-fn outcome_response(request: &Request, outcome: CallOutcome) -> Value {
+fn outcome_response(request: &Responder, outcome: CallOutcome) -> Value {
     match outcome {
         CallOutcome::Result(result) => request.result(result),
         CallOutcome::Error { code, message, data } => request.error(code, message, data),
     }
 }
 
-fn gate_response(request: &Request, response: GateResponse, idempotency_key: Option<String>) -> Value {
+fn gate_response(request: &Responder, response: GateResponse, idempotency_key: Option<String>) -> Value {
     match response {
         GateResponse::Completed(outcome) => outcome_response(request, outcome),
         GateResponse::Pending { request_id, status, expires_at, retry_after } => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use alexandria_domain::{
     EventMetadata, PermissionRequest, PermissionRequestCommand, PermissionRequestError, PermissionRequestEvent,
 };
+use alexandria_projections::Backoff;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateContext, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
@@ -108,15 +109,15 @@ impl PermissionStore {
         command: PermissionRequestCommand,
         metadata: &EventMetadata,
     ) -> Result<Applied, CommandError> {
+        // Jitter keeps a herd of losers from colliding again.
+        let mut races = Backoff::new(Duration::from_millis(2), Duration::from_millis(16)).with_jitter().retries();
         for attempt in 0..=CONFLICT_RETRIES {
             match self.execute_once(id, command.clone(), metadata).await {
                 Ok(applied) => return Ok(applied),
                 Err(AggregateError::UserError(error)) => return Err(CommandError::Domain(error)),
                 Err(AggregateError::AggregateConflict) => {
                     tracing::debug!(%id, attempt, "lost an append race; re-running the command");
-                    // A little jitter keeps a herd of losers from colliding again.
-                    let jitter = rand::random::<u64>() % (2 + attempt as u64 * 3);
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    tokio::time::sleep(races.next_delay()).await;
                 }
                 Err(other) => return Err(CommandError::Store(other.to_string())),
             }

@@ -7,11 +7,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::admin_audit;
-use crate::auth::{Admin, SuperAdmin, UserAtLeast};
-use crate::error::ApiResult;
-use crate::extract::ApiJson;
-use crate::startup::AppState;
+use crate::admin::audit_trail;
+use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
+use crate::http::error::ApiResult;
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
 use crate::upstream::{UpstreamConfig, UpstreamStatus};
 
 pub fn router() -> Router<AppState> {
@@ -30,7 +30,7 @@ async fn audit(
     after: Option<Value>,
 ) -> ApiResult<()> {
     let mut conn = state.pool.acquire().await?;
-    admin_audit::record(&mut conn, actor, action, target, before, after).await?;
+    audit_trail::record(&mut conn, actor, action, target, before, after).await?;
     Ok(())
 }
 

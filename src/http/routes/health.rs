@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::startup::AppState;
+use crate::http::AppState;
 
 /// Liveness: the process answers.
 pub async fn healthz() -> Json<Value> {

@@ -6,12 +6,12 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{Admin, UserAtLeast};
-use crate::error::{ApiError, ApiResult};
-use crate::event_store::CommandError;
-use crate::extract::{ApiJson, ApiQuery};
-use crate::permissions::{self, ListFilter, Page, PermissionDto};
-use crate::startup::AppState;
+use crate::http::auth::{Admin, UserAtLeast};
+use crate::http::error::{ApiError, ApiResult};
+use crate::approval::store::CommandError;
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::approval::queries::{self, ListFilter, Page, PermissionDto};
+use crate::http::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +35,7 @@ pub async fn list(
         limit: query.limit,
         cursor: query.cursor,
     };
-    Ok(Json(permissions::list(&state.pool, &filter).await?))
+    Ok(Json(queries::list(&state.pool, &filter).await?))
 }
 
 pub async fn show(
@@ -43,7 +43,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PermissionDto>> {
-    let id = permissions::parse_id(&id)?;
+    let id = parse_id(&id)?;
     let request = state.store.load(id).await.map_err(command_error)?;
     let dto = request
         .and_then(|s| PermissionDto::from_state(id, &s))
@@ -52,7 +52,7 @@ pub async fn show(
 }
 
 async fn with_delivery_state(state: &AppState, mut dto: PermissionDto) -> ApiResult<Json<PermissionDto>> {
-    permissions::attach_delivery_state(&state.pool, std::slice::from_mut(&mut dto)).await?;
+    queries::attach_delivery_state(&state.pool, std::slice::from_mut(&mut dto)).await?;
     Ok(Json(dto))
 }
 
@@ -62,13 +62,13 @@ pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let id = permissions::parse_id(&id)?;
+    let id = parse_id(&id)?;
     let mut conn = state.pool.acquire().await?;
     let events = alexandria_projections::log::read_global_batch(&mut conn, Some(&id.to_string()), 0, 10_000).await?;
     if events.is_empty() {
         return Err(ApiError::NotFound(format!("no permission request {id}")));
     }
-    Ok(Json(events.iter().map(crate::audit::export_line).collect()))
+    Ok(Json(events.iter().map(crate::event_export::export_line).collect()))
 }
 
 pub async fn approve(
@@ -76,7 +76,7 @@ pub async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PermissionDto>> {
-    let id = permissions::parse_id(&id)?;
+    let id = parse_id(&id)?;
     decide(
         &state,
         id,
@@ -98,7 +98,7 @@ pub async fn reject(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<PermissionDto>> {
-    let id = permissions::parse_id(&id)?;
+    let id = parse_id(&id)?;
     let command =
         PermissionRequestCommand::Reject { by: admin.name.clone(), at: chrono::Utc::now(), reason: body.reason };
     decide(&state, id, &admin.actor(), command).await
@@ -118,6 +118,12 @@ async fn decide(
     let dto = PermissionDto::from_state(id, &applied.state)
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
     with_delivery_state(state, dto).await
+}
+
+/// A path segment as a request id: 400 when it is not a UUID.
+fn parse_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a permission request id (a UUID)")))
 }
 
 fn command_error(error: CommandError) -> ApiError {

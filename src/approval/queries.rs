@@ -9,7 +9,16 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+
+/// Why a listing was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A filter, limit or cursor the client sent is not valid.
+    #[error("{0}")]
+    InvalidFilter(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
 /// The permission request DTO (runbook Step 5 and the admin API).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -43,7 +52,7 @@ fn notifier_meta(reason: Option<&str>) -> Value {
 }
 
 /// Fills `notifier_meta.channels` from the notification outbox (one query for all).
-pub async fn attach_delivery_state(pool: &PgPool, items: &mut [PermissionDto]) -> Result<(), ApiError> {
+pub async fn attach_delivery_state(pool: &PgPool, items: &mut [PermissionDto]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = items.iter().map(|item| item.id).collect();
     let mut state = crate::notify::delivery_state(pool, &ids).await?;
     for item in items {
@@ -121,8 +130,8 @@ fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.to_rfc3339()))
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || ApiError::BadRequest("cursor is not one this API returned".to_owned());
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), QueryError> {
+    let bad = || QueryError::InvalidFilter("cursor is not one this API returned".to_owned());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (at, id) = raw.split_once('|').ok_or_else(bad)?;
@@ -131,16 +140,16 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
 }
 
 /// Newest first, from the read model.
-pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, ApiError> {
+pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, QueryError> {
     if let Some(status) = &filter.status {
         if RequestStatus::parse(status).is_none() {
             let known: Vec<&str> = RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
-            return Err(ApiError::BadRequest(format!("unknown status {status:?}; use one of {}", known.join(", "))));
+            return Err(QueryError::InvalidFilter(format!("unknown status {status:?}; use one of {}", known.join(", "))));
         }
     }
     let limit = filter.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(QueryError::InvalidFilter(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let cursor = filter.cursor.as_deref().map(decode_cursor).transpose()?;
     let rows = sqlx::query(
@@ -167,9 +176,4 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, ApiError> 
         None
     };
     Ok(Page { items, next_cursor })
-}
-
-/// A path segment as a request id: 400 when it is not a UUID.
-pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a permission request id (a UUID)")))
 }

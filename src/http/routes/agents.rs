@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::agents::{self, Agent, NewAgent, ToolList};
+use crate::admin::agents::{self, Agent, NewAgent, ToolList};
 use crate::auth::jwt::{AgentClaims, Claims, AGENT_TOKEN_TTL};
-use crate::auth::{Admin, SuperAdmin, UserAtLeast};
-use crate::error::ApiResult;
-use crate::extract::ApiJson;
-use crate::startup::AppState;
+use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
+use crate::http::error::ApiResult;
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

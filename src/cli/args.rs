@@ -3,8 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
+use secrecy::SecretString;
+
+use crate::notify::ReconcilerOptions;
+use crate::startup::Settings;
+use crate::auth::throttle::LoginThrottlePolicy;
 
 /// Where the database is: an explicit URL, or the managed local PostgreSQL.
 #[derive(Debug, Clone, Args)]
@@ -70,6 +76,23 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The server's settings from these arguments.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            listen: self.listen,
+            public_url: self.public_url(),
+            approval_wait: Duration::from_secs(self.approval_wait_secs),
+            approval_ttl: Duration::from_secs(self.approval_ttl_secs),
+            replica_id: self.replica_id.clone().unwrap_or_else(default_replica_id),
+            upstream_call_timeout: Duration::from_secs(self.upstream_call_timeout_secs),
+            data_dir: self.database.data_dir.clone(),
+            admin_password: self.admin_password.clone().map(SecretString::from),
+            jwt_secret: self.jwt_secret.clone().map(SecretString::from),
+            login_throttle: LoginThrottlePolicy::default(),
+            notifier: ReconcilerOptions::default(),
+        }
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
@@ -83,33 +106,4 @@ pub fn default_replica_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "alexandria".to_owned());
     format!("{host}-{}", std::process::id())
-}
-
-/// A secret setting (a password, a signing key). Its `Debug` never shows the value, so
-/// logging a settings struct cannot leak it; `expose` is the one way to read it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_owned())
-    }
 }

@@ -6,8 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
-use crate::admin_audit;
-use crate::error::{ApiError, ApiResult};
+use crate::admin::audit_trail;
 use crate::validation::{check_approval_subset, check_principal_name, normalize_tool_list};
 
 /// The agent DTO: what every agent route returns.
@@ -72,12 +71,28 @@ impl ToolList {
     }
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::NotFound(format!("no agent named {name:?}"))
+/// Why an agent change or lookup was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Every problem with the input, joined.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no agent named {0:?}")]
+    NotFound(String),
+    #[error("an agent named {0:?} already exists")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+type Result<T, E = AgentError> = std::result::Result<T, E>;
+
+fn not_found(name: &str) -> AgentError {
+    AgentError::NotFound(name.to_owned())
 }
 
 /// Checks every field and reports every problem at once.
-fn validate_new(agent: NewAgent) -> ApiResult<NewAgent> {
+fn validate_new(agent: NewAgent) -> Result<NewAgent> {
     let mut problems = Vec::new();
     if let Err(problem) = check_principal_name("agent", &agent.name) {
         problems.push(problem);
@@ -98,11 +113,11 @@ fn validate_new(agent: NewAgent) -> ApiResult<NewAgent> {
         (Some(allowed_tools), Some(approval_required_tools)) if problems.is_empty() => {
             Ok(NewAgent { allowed_tools, approval_required_tools, ..agent })
         }
-        _ => Err(ApiError::Unprocessable(problems.join("; "))),
+        _ => Err(AgentError::Invalid(problems.join("; "))),
     }
 }
 
-pub async fn create(pool: &PgPool, actor: &str, agent: NewAgent) -> ApiResult<Agent> {
+pub async fn create(pool: &PgPool, actor: &str, agent: NewAgent) -> Result<Agent> {
     let agent = validate_new(agent)?;
     let mut tx = pool.begin().await?;
     let created: Option<Agent> = sqlx::query_as(&format!(
@@ -116,18 +131,18 @@ pub async fn create(pool: &PgPool, actor: &str, agent: NewAgent) -> ApiResult<Ag
     .fetch_optional(&mut *tx)
     .await?;
     let Some(created) = created else {
-        return Err(ApiError::Conflict(format!("an agent named {:?} already exists", agent.name)));
+        return Err(AgentError::AlreadyExists(agent.name));
     };
-    admin_audit::record(&mut tx, actor, "agent.create", &created.name, None, Some(created.policy())).await?;
+    audit_trail::record(&mut tx, actor, "agent.create", &created.name, None, Some(created.policy())).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-pub async fn list(pool: &PgPool) -> ApiResult<Vec<Agent>> {
+pub async fn list(pool: &PgPool) -> Result<Vec<Agent>> {
     Ok(sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY name")).fetch_all(pool).await?)
 }
 
-pub async fn get(pool: &PgPool, name: &str) -> ApiResult<Agent> {
+pub async fn get(pool: &PgPool, name: &str) -> Result<Agent> {
     sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1"))
         .bind(name)
         .fetch_optional(pool)
@@ -135,7 +150,7 @@ pub async fn get(pool: &PgPool, name: &str) -> ApiResult<Agent> {
         .ok_or_else(|| not_found(name))
 }
 
-async fn lock(conn: &mut PgConnection, name: &str) -> ApiResult<Agent> {
+async fn lock(conn: &mut PgConnection, name: &str) -> Result<Agent> {
     sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1 FOR UPDATE"))
         .bind(name)
         .fetch_optional(conn)
@@ -145,8 +160,8 @@ async fn lock(conn: &mut PgConnection, name: &str) -> ApiResult<Agent> {
 
 /// Replaces one tool list and bumps the version, even when the list is unchanged: the
 /// caller asked for tokens to be re-minted, and that is cheap and predictable.
-pub async fn set_tools(pool: &PgPool, actor: &str, name: &str, list: ToolList, tools: Vec<String>) -> ApiResult<Agent> {
-    let tools = normalize_tool_list(list.field(), tools).map_err(ApiError::Unprocessable)?;
+pub async fn set_tools(pool: &PgPool, actor: &str, name: &str, list: ToolList, tools: Vec<String>) -> Result<Agent> {
+    let tools = normalize_tool_list(list.field(), tools).map_err(AgentError::Invalid)?;
     let mut tx = pool.begin().await?;
     let before = lock(&mut tx, name).await?;
     let (allowed, approval) = match list {
@@ -158,7 +173,7 @@ pub async fn set_tools(pool: &PgPool, actor: &str, name: &str, list: ToolList, t
             ToolList::Allowed => "; remove them from approval_required_tools first",
             ToolList::ApprovalRequired => "; add them to allowed_tools first",
         };
-        return Err(ApiError::Unprocessable(format!("{problem}{hint}")));
+        return Err(AgentError::Invalid(format!("{problem}{hint}")));
     }
     let after: Agent = sqlx::query_as(&format!(
         "UPDATE agents SET allowed_tools = $2, approval_required_tools = $3,
@@ -170,24 +185,24 @@ pub async fn set_tools(pool: &PgPool, actor: &str, name: &str, list: ToolList, t
     .bind(approval)
     .fetch_one(&mut *tx)
     .await?;
-    admin_audit::record(&mut tx, actor, list.audit_action(), name, Some(before.policy()), Some(after.policy())).await?;
+    audit_trail::record(&mut tx, actor, list.audit_action(), name, Some(before.policy()), Some(after.policy())).await?;
     tx.commit().await?;
     Ok(after)
 }
 
-pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> ApiResult<()> {
+pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
     let before = lock(&mut tx, name).await?;
     sqlx::query("DELETE FROM agents WHERE name = $1").bind(name).execute(&mut *tx).await?;
-    admin_audit::record(&mut tx, actor, "agent.delete", name, Some(before.policy()), None).await?;
+    audit_trail::record(&mut tx, actor, "agent.delete", name, Some(before.policy()), None).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Records that `actor` minted a token for `agent` (not a policy change, but who holds
 /// which agent's credentials is what an auditor asks next).
-pub async fn record_token_minted(pool: &PgPool, actor: &str, agent: &str, minted: Value) -> ApiResult<()> {
+pub async fn record_token_minted(pool: &PgPool, actor: &str, agent: &str, minted: Value) -> Result<()> {
     let mut conn = pool.acquire().await?;
-    admin_audit::record(&mut conn, actor, "agent_token.mint", agent, None, Some(minted)).await?;
+    audit_trail::record(&mut conn, actor, "agent_token.mint", agent, None, Some(minted)).await?;
     Ok(())
 }

@@ -6,16 +6,16 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::agents::{self, NewAgent};
-use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::upstream::{TransportKind, UpstreamConfig, UpstreamError};
+use sqlx::PgPool;
+
+use crate::admin::agents::{self, AgentError, NewAgent};
+use crate::upstream::{TransportKind, UpstreamConfig, UpstreamError, UpstreamRegistry};
 
 pub const DEMO_SERVER: &str = "demo-fs";
 pub const DEMO_AGENT: &str = "demo-agent";
 const DEMO_ACTOR: &str = "system:demo";
 
-pub async fn set_up(state: &AppState, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn set_up(upstreams: &UpstreamRegistry, pool: &PgPool, public_url: &str, data_dir: &Path) -> anyhow::Result<()> {
     let binary = std::env::current_exe()?.with_file_name("alexandria-example-fs");
     if !binary.is_file() {
         anyhow::bail!(
@@ -36,17 +36,17 @@ pub async fn set_up(state: &AppState, data_dir: &Path) -> anyhow::Result<()> {
         headers: Default::default(),
         tool_prefix: None,
     };
-    match state.upstreams.register(config).await {
+    match upstreams.register(config).await {
         Ok(_) => tracing::info!(server = DEMO_SERVER, root = %root.display(), "demo upstream registered"),
         Err(UpstreamError::AlreadyRegistered { .. }) => {}
         Err(error) => return Err(error).context("cannot register the demo upstream"),
     }
     let tools = ["write_file", "read_file", "list_directory", "echo"].map(str::to_owned).to_vec();
-    match agents::get(&state.pool, DEMO_AGENT).await {
+    match agents::get(pool, DEMO_AGENT).await {
         Ok(_) => {}
-        Err(ApiError::NotFound(_)) => {
+        Err(AgentError::NotFound(_)) => {
             agents::create(
-                &state.pool,
+                pool,
                 DEMO_ACTOR,
                 NewAgent {
                     name: DEMO_AGENT.to_owned(),
@@ -60,7 +60,7 @@ pub async fn set_up(state: &AppState, data_dir: &Path) -> anyhow::Result<()> {
         }
         Err(error) => return Err(anyhow::anyhow!("cannot read {DEMO_AGENT}: {error}")),
     }
-    let base = &state.settings.public_url;
+    let base = public_url;
     tracing::info!(
         "demo ready. Log in: ACCESS_TOKEN=$(curl -sS -X POST {base}/auth/login -H 'Content-Type: application/json' \
          -d '{{\"username\":\"admin\",\"password\":\"<password>\"}}' | jq -r .access_token); mint a token: \

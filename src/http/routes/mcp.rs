@@ -9,10 +9,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{AuthenticatedAgent, Principal, Role};
-use crate::error::ApiError;
-use crate::mcp::protocol::{error_body, INVALID_REQUEST};
-use crate::mcp::{handle_message, Caller, McpReply};
-use crate::startup::AppState;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::mcp::jsonrpc::{self, error_body, INVALID_REQUEST};
+use crate::mcp::{Caller, McpReply, RequestContext, IDEMPOTENCY_KEY_HEADER};
 
 /// Largest JSON-RPC message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -48,7 +48,7 @@ pub async fn agent_endpoint(
         Principal::User(user) if user.role >= Role::Admin => {
             // Boxed and bound with `let`: the query's future would otherwise be part of
             // every parked call's handler state.
-            let policy = Box::pin(crate::agents::get(&state.pool, &agent));
+            let policy = Box::pin(crate::admin::agents::get(&state.pool, &agent));
             match policy.await {
                 // A person acting through an agent's path gets that agent's current policy.
                 Ok(policy) => Ok(Caller {
@@ -57,7 +57,7 @@ pub async fn agent_endpoint(
                     effective_tools: policy.allowed_tools,
                     approval_required_tools: policy.approval_required_tools,
                 }),
-                Err(error) => Err(error),
+                Err(error) => Err(ApiError::from(error)),
             }
         }
         Principal::User(user) => Err(ApiError::Forbidden(format!(
@@ -105,30 +105,60 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 /// time, does not hold them while it waits.
 async fn serve(state: &AppState, caller: &Caller, headers: HeaderMap, body: Bytes) -> Response {
     if !origin_allowed(state, &headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            axum::Json(error_body(serde_json::Value::Null, INVALID_REQUEST, "origin not allowed", None)),
-        )
+        return (StatusCode::FORBIDDEN, axum::Json(error_body(None, INVALID_REQUEST, "origin not allowed", None)))
             .into_response();
     }
-    match handle_message(&state.mcp, caller, headers, body).await {
+    let message = match jsonrpc::parse(&body) {
+        Ok(message) => message,
+        Err(rejection) => {
+            let status = if rejection.malformed { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            return (status, axum::Json(rejection.body)).into_response();
+        }
+    };
+    let context = request_context(&headers);
+    drop((headers, body));
+    match state.mcp.handle(caller, message, context).await {
         McpReply::Accepted => StatusCode::ACCEPTED.into_response(),
         McpReply::Deferred(response) => {
             // Headers now, the JSON-RPC response when it is known (chunked): the handler
             // and the middleware around it finish, and a parked call costs its
             // connection and this one future.
-            let body =
-                futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
+            let body = futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
             ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
         }
-        McpReply::Json { status, body, session } => {
-            let mut response = (status, axum::Json(body)).into_response();
+        McpReply::Refused { body } => (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),
+        McpReply::Response { body, session } => {
+            let mut response = axum::Json(body).into_response();
             if let Some(session) = session.and_then(|s| HeaderValue::from_str(&s).ok()) {
                 response.headers_mut().insert("mcp-session-id", session);
             }
             response
         }
     }
+}
+
+/// The endpoint's inputs from the transport's headers.
+fn request_context(headers: &HeaderMap) -> RequestContext {
+    // Lossy: a key with bytes that are not UTF-8 is refused by the endpoint's own check
+    // (visible ASCII only), with its JSON-RPC error.
+    let text = |name: &str| headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    RequestContext {
+        protocol_version: headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        idempotency_key: text(IDEMPOTENCY_KEY_HEADER),
+        trace_id: trace_id(headers),
+    }
+}
+
+/// The caller's trace id: W3C `traceparent`'s trace-id field, else `X-Request-Id`.
+fn trace_id(headers: &HeaderMap) -> Option<String> {
+    if let Some(trace) = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(|v| v.split('-').nth(1)) {
+        return Some(trace.to_owned());
+    }
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
 }
 
 /// A body that could not be read, as a JSON-RPC error: 413 for one over
@@ -140,7 +170,7 @@ fn body_rejection(rejection: BytesRejection) -> Response {
     } else {
         format!("cannot read the request body: {}", rejection.body_text())
     };
-    (status, axum::Json(error_body(serde_json::Value::Null, INVALID_REQUEST, message, None))).into_response()
+    (status, axum::Json(error_body(None, INVALID_REQUEST, message, None))).into_response()
 }
 
 pub fn router() -> axum::Router<AppState> {

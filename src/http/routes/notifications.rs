@@ -6,10 +6,10 @@
 
 use axum::Json;
 
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use crate::notify::settings::NotificationSettings;
 use crate::notify::{send_test_notifications, DeliveryContext, SettingsPatch, SettingsView, TestReport};
-use crate::startup::AppState;
+use crate::http::AppState;
 
 /// The settings; the webhook secret only as `"set"` or `"unset"`.
 pub async fn get_config(state: &AppState) -> ApiResult<Json<SettingsView>> {
@@ -52,8 +52,8 @@ pub fn router() -> axum::Router<AppState> {
     use axum::extract::State;
     use axum::routing::{get, post};
 
-    use crate::auth::{SuperAdmin, UserAtLeast};
-    use crate::extract::ApiJson;
+    use crate::http::auth::{SuperAdmin, UserAtLeast};
+    use crate::http::extract::ApiJson;
 
     async fn show(_admin: UserAtLeast<SuperAdmin>, State(state): State<AppState>) -> ApiResult<Json<SettingsView>> {
         get_config(&state).await

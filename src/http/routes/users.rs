@@ -8,11 +8,12 @@ use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Role, SuperAdmin, UserAtLeast};
-use crate::error::ApiResult;
-use crate::extract::ApiJson;
-use crate::startup::AppState;
-use crate::users::{self, User};
+use crate::auth::{Role};
+use crate::http::auth::{SuperAdmin, UserAtLeast};
+use crate::http::error::ApiResult;
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
+use crate::admin::users::{self, User};
 
 pub fn router() -> Router<AppState> {
     Router::new()

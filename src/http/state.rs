@@ -1,0 +1,41 @@
+//! What every handler can reach. Holds nothing that would be wrong with several replicas:
+//! all state that matters is in PostgreSQL.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::approval::PermissionStore;
+use crate::auth::throttle::LoginThrottlePolicy;
+use crate::auth::JwtKeys;
+use crate::mcp::McpService;
+use crate::metrics::Metrics;
+use crate::notify::ReconcilerOptions;
+use crate::upstream::UpstreamRegistry;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: PermissionStore,
+    pub settings: Arc<HttpSettings>,
+    pub metrics: Metrics,
+    /// Upstream MCP servers: connections (per process) to the servers in `mcp_servers`.
+    pub upstreams: UpstreamRegistry,
+    /// The MCP endpoint's logic: policy, routing, the approval gate.
+    pub mcp: McpService,
+    /// Signs and verifies every token; one secret for all replicas.
+    pub jwt: Arc<JwtKeys>,
+}
+
+/// The settings handlers read.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The gateway's own origin (browsers may call the MCP endpoint only from it) and the
+    /// base of links in notifications.
+    pub public_url: String,
+    /// Recorded in the metadata of events this process appends.
+    pub replica_id: String,
+    pub login_throttle: LoginThrottlePolicy,
+    /// Timings of notification sends (the test send uses the reconciler's).
+    pub notifier: ReconcilerOptions,
+}

@@ -1,0 +1,64 @@
+//! What crosses the endpoint's boundary: who calls and with what request context in,
+//! an [`McpReply`] out. Plain values: the HTTP layer builds them from headers and turns
+//! the reply into a response.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+/// Who is calling, with the policy that applies: an agent's token policy, or a user
+/// acting through an agent's path with that agent's stored policy.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub agent: String,
+    pub effective_tools: Vec<String>,
+    pub approval_required_tools: Vec<String>,
+    /// `agent:<name>` or `user:<name>`, recorded in event metadata.
+    pub actor: String,
+}
+
+impl Caller {
+    pub fn needs_approval(&self, tool: &str) -> bool {
+        self.approval_required_tools.iter().any(|t| t == tool)
+    }
+
+    pub fn may_call(&self, tool: &str) -> bool {
+        self.effective_tools.iter().any(|t| t == tool)
+    }
+}
+
+/// What the transport carried beside the message.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The `MCP-Protocol-Version` header.
+    pub protocol_version: Option<String>,
+    /// The `X-Idempotency-Key` header as sent; checked only by `tools/call`.
+    pub idempotency_key: Option<String>,
+    /// The caller's trace id (W3C `traceparent` or `X-Request-Id`), if it sent one.
+    pub trace_id: Option<String>,
+}
+
+/// What the endpoint answers.
+pub enum McpReply {
+    /// A notification or a response from the client: nothing to send back.
+    Accepted,
+    /// A JSON-RPC response; `session` is set on a successful `initialize`.
+    Response { body: Value, session: Option<String> },
+    /// A message the endpoint could not take (malformed, or a protocol version it does
+    /// not speak): the JSON-RPC error, sent as a client error.
+    Refused { body: Value },
+    /// A response not known yet: a gated call waiting in-band for a decision. The
+    /// transport answers at once and sends the body when this resolves, so a parked call
+    /// holds only this future, not the request's handler stack.
+    Deferred(DeferredResponse),
+}
+
+/// The JSON-RPC response of a call still in progress.
+pub type DeferredResponse = Pin<Box<dyn Future<Output = Value> + Send>>;
+
+impl McpReply {
+    pub(super) fn response(body: Value) -> Self {
+        McpReply::Response { body, session: None }
+    }
+}

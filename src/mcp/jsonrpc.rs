@@ -1,0 +1,272 @@
+//! JSON-RPC 2.0 framing: one posted message becomes a typed [`ClientMessage`], or the
+//! error reply that says why it cannot be one. Responses are built by a [`Responder`],
+//! which knows the request's id and protocol era.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// The runbook's contract: a rejected or expired request.
+pub const ACCESS_DENIED: i64 = -32003;
+/// An approved call whose execution started but whose result was never recorded.
+pub const OUTCOME_UNKNOWN: i64 = -32004;
+/// 2026-07-28: `MCP-Protocol-Version` header and `_meta` disagree.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28: unsupported protocol version.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// The protocol era of one request: 2026-07-28 requests carry their version in a
+/// header (and `_meta`) and expect `resultType` on every result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    Handshake,
+    Modern,
+}
+
+/// A request id: a string or a number, never null or a structure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Number(serde_json::Number),
+    String(String),
+}
+
+/// One message a client posted.
+#[derive(Debug)]
+pub enum ClientMessage {
+    Request(Request),
+    /// A notification, or a response to a server request (the gateway sends none):
+    /// accepted, never answered.
+    NoAnswer,
+}
+
+/// A request, its method and parameters typed.
+#[derive(Debug)]
+pub struct Request {
+    pub id: RequestId,
+    pub method: Method,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 requests).
+    pub meta_protocol_version: Option<String>,
+}
+
+/// The methods the gateway answers; anything else is `Unsupported`.
+#[derive(Debug)]
+pub enum Method {
+    Initialize(InitializeParams),
+    Discover,
+    Ping,
+    ListTools,
+    CallTool(CallToolParams),
+    Unsupported(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeParams {
+    pub protocol_version: String,
+}
+
+#[derive(Debug)]
+pub struct CallToolParams {
+    pub name: String,
+    /// `{}` when the client sent none (or `null`).
+    pub arguments: Map<String, Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RequestMeta {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+    protocol_version: Option<String>,
+}
+
+/// A message that is not one the endpoint can take: the error response to send, and
+/// whether the whole HTTP request was malformed (400) or only the method's parameters
+/// (a JSON-RPC error in a 200, as for any method that fails).
+#[derive(Debug)]
+pub struct Rejection {
+    pub body: Value,
+    pub malformed: bool,
+}
+
+impl Rejection {
+    fn malformed(id: Option<RequestId>, code: i64, message: impl Into<String>) -> Self {
+        Rejection { body: error_body(id.as_ref(), code, message, None), malformed: true }
+    }
+}
+
+/// Parses one posted body.
+pub fn parse(body: &[u8]) -> Result<ClientMessage, Rejection> {
+    let message: Value = serde_json::from_slice(body)
+        .map_err(|error| Rejection::malformed(None, PARSE_ERROR, format!("parse error: {error}")))?;
+    let Value::Object(mut message) = message else {
+        let what = if message.is_array() {
+            "batches are not supported (removed in MCP 2025-06-18): send one JSON-RPC message per POST"
+        } else {
+            "a JSON-RPC message must be an object"
+        };
+        return Err(Rejection::malformed(None, INVALID_REQUEST, what));
+    };
+    let id = match message.remove("id") {
+        None => None,
+        Some(id) => Some(
+            RequestId::deserialize(id)
+                .map_err(|_| Rejection::malformed(None, INVALID_REQUEST, "id must be a string or a number"))?,
+        ),
+    };
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(Rejection::malformed(id, INVALID_REQUEST, "jsonrpc must be \"2.0\""));
+    }
+    let method = match message.remove("method") {
+        Some(Value::String(method)) => method,
+        Some(_) => return Err(Rejection::malformed(id, INVALID_REQUEST, "method must be a string")),
+        None if id.is_some() && (message.contains_key("result") || message.contains_key("error")) => {
+            return Ok(ClientMessage::NoAnswer)
+        }
+        None => return Err(Rejection::malformed(id, INVALID_REQUEST, "method is missing")),
+    };
+    let mut params = match message.remove("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(params)) => params,
+        Some(_) => {
+            return Err(Rejection {
+                body: error_body(id.as_ref(), INVALID_PARAMS, "params must be an object", None),
+                malformed: false,
+            })
+        }
+    };
+    // Notifications (`notifications/initialized`, `notifications/cancelled`, ...) need
+    // no answer.
+    let Some(id) = id else { return Ok(ClientMessage::NoAnswer) };
+    let meta = params.remove("_meta").and_then(|meta| RequestMeta::deserialize(meta).ok()).unwrap_or_default();
+    let method = Method::parse(method, params).map_err(|message| Rejection {
+        body: error_body(Some(&id), INVALID_PARAMS, message, None),
+        malformed: false,
+    })?;
+    Ok(ClientMessage::Request(Request { id, method, meta_protocol_version: meta.protocol_version }))
+}
+
+impl Method {
+    fn parse(method: String, mut params: Map<String, Value>) -> Result<Method, String> {
+        Ok(match method.as_str() {
+            "initialize" => Method::Initialize(
+                InitializeParams::deserialize(Value::Object(params))
+                    .map_err(|_| "initialize needs params.protocolVersion".to_owned())?,
+            ),
+            "server/discover" => Method::Discover,
+            "ping" => Method::Ping,
+            "tools/list" => Method::ListTools,
+            "tools/call" => {
+                let name = match params.remove("name") {
+                    Some(Value::String(name)) => name,
+                    _ => return Err("tools/call needs params.name (a string)".to_owned()),
+                };
+                let arguments = match params.remove("arguments") {
+                    None | Some(Value::Null) => Map::new(),
+                    Some(Value::Object(arguments)) => arguments,
+                    Some(_) => return Err("params.arguments must be an object".to_owned()),
+                };
+                Method::CallTool(CallToolParams { name, arguments })
+            }
+            _ => Method::Unsupported(method),
+        })
+    }
+}
+
+/// `{"jsonrpc": "2.0", "id", "error": {"code", "message", "data"?}}`; a null id when the
+/// request's could not be read.
+pub fn error_body(id: Option<&RequestId>, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
+    let mut error = json!({"code": code, "message": message.into()});
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+/// Builds the responses to one request. Small on purpose: a gated call holds it for as
+/// long as it waits.
+#[derive(Debug, Clone)]
+pub struct Responder {
+    pub id: RequestId,
+    pub era: Era,
+}
+
+impl Responder {
+    /// A result; 2026-07-28 requests expect `resultType` on every one.
+    pub fn result(&self, mut result: Value) -> Value {
+        if self.era == Era::Modern {
+            if let Some(object) = result.as_object_mut() {
+                object.entry("resultType").or_insert(json!("complete"));
+            }
+        }
+        json!({"jsonrpc": "2.0", "id": self.id, "result": result})
+    }
+
+    pub fn error(&self, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
+        error_body(Some(&self.id), code, message, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(body: &str) -> Rejection {
+        match parse(body.as_bytes()) {
+            Err(rejection) => rejection,
+            Ok(message) => panic!("{body} parsed as {message:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_parse_into_typed_methods() {
+        let body = r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo","arguments":{"x":1},
+            "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        let Ok(ClientMessage::Request(request)) = parse(body.as_bytes()) else { panic!("not a request") };
+        assert_eq!(request.id, RequestId::String("a".into()));
+        assert_eq!(request.meta_protocol_version.as_deref(), Some("2026-07-28"));
+        let Method::CallTool(call) = request.method else { panic!("not tools/call") };
+        assert_eq!((call.name.as_str(), call.arguments.get("x")), ("echo", Some(&json!(1))));
+        let Ok(ClientMessage::Request(request)) = parse(br#"{"jsonrpc":"2.0","id":7,"method":"x/y"}"#) else {
+            panic!("not a request")
+        };
+        assert!(matches!(request.method, Method::Unsupported(ref m) if m == "x/y"));
+    }
+
+    #[test]
+    fn notifications_and_client_responses_need_no_answer() {
+        for body in [r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, r#"{"jsonrpc":"2.0","id":5,"result":{}}"#]
+        {
+            assert!(matches!(parse(body.as_bytes()), Ok(ClientMessage::NoAnswer)), "{body}");
+        }
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_with_their_codes() {
+        for (body, code, id) in [
+            ("{", PARSE_ERROR, Value::Null),
+            ("[]", INVALID_REQUEST, Value::Null),
+            (r#"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#, INVALID_REQUEST, Value::Null),
+            (r#"{"id":3,"method":"ping"}"#, INVALID_REQUEST, json!(3)),
+            (r#"{"jsonrpc":"2.0","id":3,"method":4}"#, INVALID_REQUEST, json!(3)),
+        ] {
+            let rejection = rejected(body);
+            assert!(rejection.malformed, "{body}");
+            assert_eq!((rejection.body["error"]["code"].as_i64(), &rejection.body["id"]), (Some(code), &id), "{body}");
+        }
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":[1]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+        ] {
+            let rejection = rejected(body);
+            assert!(!rejection.malformed, "{body}");
+            assert_eq!(rejection.body["error"]["code"], INVALID_PARAMS, "{body}");
+            assert_eq!(rejection.body["id"], 1, "{body}");
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! One message in, one reply out: the endpoint's dispatch by method.
+
+use std::sync::Arc;
+
+use super::exchange::{Caller, McpReply, RequestContext};
+use super::jsonrpc::{ClientMessage, Method, Responder, METHOD_NOT_FOUND};
+use super::lifecycle;
+use super::tools::{ToolDirectory, Tools};
+use crate::approval::{Gate, ToolExecutor};
+
+/// The MCP endpoint's logic, shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct McpService {
+    tools: Tools,
+}
+
+impl McpService {
+    pub fn new(directory: Arc<dyn ToolDirectory>, executor: Arc<dyn ToolExecutor>, gate: Gate) -> Self {
+        Self { tools: Tools { directory, executor, gate } }
+    }
+
+    /// Answers one parsed message. Takes the message and context by value: a gated call
+    /// may wait a long time, and holds neither while it does.
+    pub async fn handle(&self, caller: &Caller, message: ClientMessage, context: RequestContext) -> McpReply {
+        let ClientMessage::Request(request) = message else { return McpReply::Accepted };
+        let era = match lifecycle::era_of(
+            context.protocol_version.as_deref(),
+            request.meta_protocol_version.as_deref(),
+            &request.id,
+        ) {
+            Ok(era) => era,
+            Err(body) => return McpReply::Refused { body },
+        };
+        let responder = Responder { id: request.id, era };
+        match request.method {
+            Method::CallTool(params) => self.tools.call(caller, params, context, responder).await,
+            Method::ListTools => McpReply::response(self.tools.list(caller, &responder)),
+            Method::Initialize(params) => McpReply::Response {
+                body: lifecycle::initialize(&responder, &params.protocol_version),
+                session: Some(uuid::Uuid::new_v4().to_string()),
+            },
+            Method::Discover => McpReply::response(lifecycle::discover(&responder)),
+            Method::Ping => McpReply::response(responder.result(serde_json::json!({}))),
+            Method::Unsupported(method) => McpReply::response(responder.error(
+                METHOD_NOT_FOUND,
+                format!("method {method:?} is not supported by this gateway"),
+                None,
+            )),
+        }
+    }
+}
