@@ -4,7 +4,7 @@
 //! - services, which know nothing of HTTP: `approval` (the permission-request store, the
 //!   gate, queries), `mcp` (the MCP endpoint's logic), `upstream` (the servers we call),
 //!   `admin` (agents, users, the audit trail), `auth`, `notify`, `event_export`, plus
-//!   the plumbing they share (`db`, `metrics`, `validation`);
+//!   the plumbing they share (`db`, `metrics`, `names`, `validation`);
 //! - `http`, the only module that knows axum: routes, extractors, the one `ApiError`;
 //! - `cli` and `startup`, which compose the rest into the `alexandria` command.
 
@@ -17,6 +17,7 @@ pub mod event_export;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod names;
 pub mod notify;
 pub mod startup;
 pub mod upstream;

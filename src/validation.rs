@@ -1,23 +1,8 @@
-//! Rules for names, tool lists and URLs, checked before anything is stored. Each check returns
+//! Rules for tool lists and URLs (names: `crate::names`), checked before anything is stored. Each check returns
 //! a message naming the offending values, for a 422.
 
 /// Longest tool name accepted (MCP's own recommendation).
 pub const MAX_TOOL_NAME_CHARS: usize = 128;
-
-/// Names of users and agents: `[a-z0-9_-]{1,64}` (also a database domain).
-pub fn is_principal_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// `Err` with a message when `name` is not a valid name for a `kind` ("agent", "user").
-pub fn check_principal_name(kind: &str, name: &str) -> Result<(), String> {
-    if is_principal_name(name) {
-        Ok(())
-    } else {
-        Err(format!("{kind} name {name:?} is invalid: use 1 to 64 of a-z, 0-9, _ and -"))
-    }
-}
 
 /// Tool names are chosen by upstream servers, so the rule is loose: 1 to 128 characters,
 /// none of them whitespace or control characters.
@@ -81,16 +66,6 @@ pub fn check_http_url(field: &str, raw: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn principal_names_follow_the_pattern() {
-        for good in ["a", "demo-agent", "x_1", &"a".repeat(64)] {
-            assert!(is_principal_name(good), "{good}");
-        }
-        for bad in ["", "Demo", "a b", "a.b", "é", &"a".repeat(65)] {
-            assert!(!is_principal_name(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn tool_lists_are_deduplicated_in_order_and_offenders_named() {

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
 use crate::admin::audit_trail;
-use crate::validation::{check_approval_subset, check_principal_name, normalize_tool_list};
+use crate::names::{check_principal_name, Actor, AgentName};
+use crate::validation::{check_approval_subset, normalize_tool_list};
 
 /// The agent DTO: what every agent route returns.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -87,8 +88,14 @@ pub enum AgentError {
 
 type Result<T, E = AgentError> = std::result::Result<T, E>;
 
-fn not_found(name: &str) -> AgentError {
-    AgentError::NotFound(name.to_owned())
+fn not_found(name: &AgentName) -> AgentError {
+    AgentError::NotFound(name.to_string())
+}
+
+/// An agent name from a path or a request: one that breaks the naming rule names no
+/// agent, so it is not found rather than invalid.
+pub fn existing_name(raw: &str) -> Result<AgentName> {
+    AgentName::parse(raw).map_err(|_| AgentError::NotFound(raw.to_owned()))
 }
 
 /// Checks every field and reports every problem at once.
@@ -117,7 +124,7 @@ fn validate_new(agent: NewAgent) -> Result<NewAgent> {
     }
 }
 
-pub async fn create(pool: &PgPool, actor: &str, agent: NewAgent) -> Result<Agent> {
+pub async fn create(pool: &PgPool, actor: &Actor, agent: NewAgent) -> Result<Agent> {
     let agent = validate_new(agent)?;
     let mut tx = pool.begin().await?;
     let created: Option<Agent> = sqlx::query_as(&format!(
@@ -142,17 +149,17 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Agent>> {
     Ok(sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY name")).fetch_all(pool).await?)
 }
 
-pub async fn get(pool: &PgPool, name: &str) -> Result<Agent> {
+pub async fn get(pool: &PgPool, name: &AgentName) -> Result<Agent> {
     sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1"))
-        .bind(name)
+        .bind(name.as_str())
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| not_found(name))
 }
 
-async fn lock(conn: &mut PgConnection, name: &str) -> Result<Agent> {
+async fn lock(conn: &mut PgConnection, name: &AgentName) -> Result<Agent> {
     sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1 FOR UPDATE"))
-        .bind(name)
+        .bind(name.as_str())
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| not_found(name))
@@ -160,7 +167,13 @@ async fn lock(conn: &mut PgConnection, name: &str) -> Result<Agent> {
 
 /// Replaces one tool list and bumps the version, even when the list is unchanged: the
 /// caller asked for tokens to be re-minted, and that is cheap and predictable.
-pub async fn set_tools(pool: &PgPool, actor: &str, name: &str, list: ToolList, tools: Vec<String>) -> Result<Agent> {
+pub async fn set_tools(
+    pool: &PgPool,
+    actor: &Actor,
+    name: &AgentName,
+    list: ToolList,
+    tools: Vec<String>,
+) -> Result<Agent> {
     let tools = normalize_tool_list(list.field(), tools).map_err(AgentError::Invalid)?;
     let mut tx = pool.begin().await?;
     let before = lock(&mut tx, name).await?;
@@ -180,28 +193,28 @@ pub async fn set_tools(pool: &PgPool, actor: &str, name: &str, list: ToolList, t
              permissions_version = nextval('agent_permissions_version_seq'), updated_at = now()
          WHERE name = $1 RETURNING {AGENT_COLUMNS}"
     ))
-    .bind(name)
+    .bind(name.as_str())
     .bind(allowed)
     .bind(approval)
     .fetch_one(&mut *tx)
     .await?;
-    audit_trail::record(&mut tx, actor, list.audit_action(), name, Some(before.policy()), Some(after.policy())).await?;
+    audit_trail::record(&mut tx, actor, list.audit_action(), name.as_str(), Some(before.policy()), Some(after.policy())).await?;
     tx.commit().await?;
     Ok(after)
 }
 
-pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> Result<()> {
+pub async fn delete(pool: &PgPool, actor: &Actor, name: &AgentName) -> Result<()> {
     let mut tx = pool.begin().await?;
     let before = lock(&mut tx, name).await?;
-    sqlx::query("DELETE FROM agents WHERE name = $1").bind(name).execute(&mut *tx).await?;
-    audit_trail::record(&mut tx, actor, "agent.delete", name, Some(before.policy()), None).await?;
+    sqlx::query("DELETE FROM agents WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
+    audit_trail::record(&mut tx, actor, "agent.delete", name.as_str(), Some(before.policy()), None).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Records that `actor` minted a token for `agent` (not a policy change, but who holds
 /// which agent's credentials is what an auditor asks next).
-pub async fn record_token_minted(pool: &PgPool, actor: &str, agent: &str, minted: Value) -> Result<()> {
+pub async fn record_token_minted(pool: &PgPool, actor: &Actor, agent: &str, minted: Value) -> Result<()> {
     let mut conn = pool.acquire().await?;
     audit_trail::record(&mut conn, actor, "agent_token.mint", agent, None, Some(minted)).await?;
     Ok(())

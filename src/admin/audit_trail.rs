@@ -8,18 +8,20 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-/// Appends one row. `before`/`after` describe the target; never put a password, hash or
-/// token in them.
+use crate::names::Actor;
+
+/// Appends one row. `action` is one of the code's own names (`agent.create`, ...);
+/// `before`/`after` describe the target; never put a password, hash or token in them.
 pub async fn record(
     conn: &mut PgConnection,
-    actor: &str,
-    action: &str,
+    actor: &Actor,
+    action: &'static str,
     target: &str,
     before: Option<Value>,
     after: Option<Value>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO admin_audit (actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5)")
-        .bind(actor)
+        .bind(actor.to_string())
         .bind(action)
         .bind(target)
         .bind(before)

@@ -9,7 +9,8 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::admin::audit_trail;
 use crate::auth::{password, sessions, Role};
-use crate::validation::check_principal_name;
+use crate::names::{check_principal_name, Actor, UserName};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The user DTO. Never carries the password hash.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -46,8 +47,32 @@ pub enum UserError {
 
 type Result<T, E = UserError> = std::result::Result<T, E>;
 
-fn not_found(name: &str) -> UserError {
-    UserError::NotFound(name.to_owned())
+fn not_found(name: &UserName) -> UserError {
+    UserError::NotFound(name.to_string())
+}
+
+/// A user name from a path: one that breaks the naming rule names no user, so it is not
+/// found rather than invalid.
+pub fn existing_name(raw: &str) -> Result<UserName> {
+    UserName::parse(raw).map_err(|_| UserError::NotFound(raw.to_owned()))
+}
+
+/// Why a password is being set, as the audit trail names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// A super_admin set another user's password.
+    Reset,
+    /// Users changed their own (knowing the current one).
+    ChangedByOwner,
+}
+
+impl PasswordChange {
+    fn audit_action(self) -> &'static str {
+        match self {
+            PasswordChange::Reset => "user.password.reset",
+            PasswordChange::ChangedByOwner => "user.password.change",
+        }
+    }
 }
 
 /// The stored hash and role of `name`, for checking a login.
@@ -59,9 +84,9 @@ pub async fn credentials(pool: &PgPool, name: &str) -> Result<Option<(String, Ro
         .map_err(|error| UserError::Internal(anyhow::anyhow!(error)))
 }
 
-pub async fn create(pool: &PgPool, actor: &str, username: &str, new_password: String, role: Role) -> Result<User> {
+pub async fn create(pool: &PgPool, actor: &Actor, username: &str, new_password: SecretString, role: Role) -> Result<User> {
     let problems: Vec<String> =
-        [check_principal_name("user", username).err(), password::policy_violation(&new_password)]
+        [check_principal_name("user", username).err(), password::policy_violation(new_password.expose_secret())]
             .into_iter()
             .flatten()
             .collect();
@@ -99,9 +124,9 @@ pub async fn list(pool: &PgPool) -> Result<Vec<User>> {
     Ok(sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name")).fetch_all(pool).await?)
 }
 
-async fn lock(conn: &mut PgConnection, name: &str) -> Result<User> {
+async fn lock(conn: &mut PgConnection, name: &UserName) -> Result<User> {
     sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1 FOR UPDATE"))
-        .bind(name)
+        .bind(name.as_str())
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| not_found(name))
@@ -123,7 +148,7 @@ fn last_super_admin(user: &User, super_admins: &[String], action: &'static str) 
     Ok(())
 }
 
-pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> Result<User> {
+pub async fn set_role(pool: &PgPool, actor: &Actor, name: &UserName, role: Role) -> Result<User> {
     let mut tx = pool.begin().await?;
     let super_admins = lock_super_admins(&mut tx).await?;
     let before = lock(&mut tx, name).await?;
@@ -133,7 +158,7 @@ pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> Res
     let after: User = sqlx::query_as(&format!(
         "UPDATE users SET role = $2, updated_at = now() WHERE name = $1 RETURNING {USER_COLUMNS}"
     ))
-    .bind(name)
+    .bind(name.as_str())
     .bind(role.as_str())
     .fetch_one(&mut *tx)
     .await?;
@@ -141,7 +166,7 @@ pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> Res
         &mut tx,
         actor,
         "user.role.set",
-        name,
+        name.as_str(),
         Some(json!({"role": before.role})),
         Some(json!({"role": after.role})),
     )
@@ -150,18 +175,18 @@ pub async fn set_role(pool: &PgPool, actor: &str, name: &str, role: Role) -> Res
     Ok(after)
 }
 
-pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> Result<()> {
+pub async fn delete(pool: &PgPool, actor: &Actor, name: &UserName) -> Result<()> {
     let mut tx = pool.begin().await?;
     let super_admins = lock_super_admins(&mut tx).await?;
     let before = lock(&mut tx, name).await?;
     last_super_admin(&before, &super_admins, "delete")?;
     // Sessions and refresh tokens go with the user (ON DELETE CASCADE).
-    sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM users WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
     audit_trail::record(
         &mut tx,
         actor,
         "user.delete",
-        name,
+        name.as_str(),
         Some(json!({"username": before.username, "role": before.role})),
         None,
     )
@@ -171,28 +196,29 @@ pub async fn delete(pool: &PgPool, actor: &str, name: &str) -> Result<()> {
 }
 
 /// Sets a new password and ends the user's sessions, except `keep_session` (the caller's
-/// own, when users change their own password). `action` names it in the audit trail.
+/// own, when users change their own password).
 pub async fn set_password(
     pool: &PgPool,
-    actor: &str,
-    action: &str,
-    name: &str,
-    new_password: String,
+    actor: &Actor,
+    change: PasswordChange,
+    name: &UserName,
+    new_password: SecretString,
     keep_session: Option<uuid::Uuid>,
 ) -> Result<()> {
-    if let Some(problem) = password::policy_violation(&new_password) {
+    if let Some(problem) = password::policy_violation(new_password.expose_secret()) {
         return Err(UserError::Invalid(problem));
     }
     let hash = password::hash(new_password).await?;
     let mut tx = pool.begin().await?;
     lock(&mut tx, name).await?;
     sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE name = $1")
-        .bind(name)
+        .bind(name.as_str())
         .bind(hash)
         .execute(&mut *tx)
         .await?;
-    let ended = sessions::revoke_user_sessions(&mut tx, name, keep_session, "password changed").await?;
-    audit_trail::record(&mut tx, actor, action, name, None, Some(json!({"sessions_revoked": ended}))).await?;
+    let ended = sessions::revoke_user_sessions(&mut tx, name.as_str(), keep_session, "password changed").await?;
+    audit_trail::record(&mut tx, actor, change.audit_action(), name.as_str(), None, Some(json!({"sessions_revoked": ended})))
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::approval::store::{CommandError, PermissionStore};
 use crate::metrics::Metrics;
+use crate::names::Actor;
 use tokio_util::sync::CancellationToken;
 
 /// Runs an approved tool call upstream. Implemented by the upstream registry.
@@ -59,8 +60,8 @@ pub struct GatedCall {
     pub arguments: Value,
     /// `X-Idempotency-Key`; derived from tool and arguments when absent.
     pub idempotency_key: Option<String>,
-    /// `agent:<name>` or `user:<name>`.
-    pub actor: String,
+    /// The agent, or the user acting through its path.
+    pub actor: Actor,
     pub trace_id: String,
 }
 
@@ -127,7 +128,7 @@ impl Gate {
     }
 
     fn metadata(&self, call: &GatedCall) -> EventMetadata {
-        EventMetadata::new(&call.actor, &self.settings.replica_id, &call.trace_id)
+        EventMetadata::new(call.actor.to_string(), &self.settings.replica_id, &call.trace_id)
     }
 
     /// The request id a call maps to.
@@ -181,7 +182,7 @@ impl Gate {
             tool: call.tool,
             arguments: call.arguments,
             idempotency_key,
-            requested_by: call.actor,
+            requested_by: call.actor.to_string(),
             at: now,
             expires_at: now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::days(1)),
         };

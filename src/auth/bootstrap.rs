@@ -17,6 +17,8 @@ use sqlx::PgPool;
 use super::{password, Role};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::names::Actor;
+
 pub const ADMIN_USERNAME: &str = "admin";
 pub const PASSWORD_FILE_NAME: &str = "admin-password";
 
@@ -33,9 +35,9 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
             if let Some(problem) = password::policy_violation(configured.expose_secret()) {
                 anyhow::bail!("ALEXANDRIA_ADMIN_PASSWORD is not acceptable: {problem}");
             }
-            (configured.expose_secret().to_owned(), false)
+            (configured.clone(), false)
         }
-        None => (password::generate(), true),
+        None => (SecretString::from(password::generate()), true),
     };
     // Hashed before the transaction, so no transaction stays open for the slow part.
     let hash = password::hash(password.clone()).await?;
@@ -58,7 +60,7 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
     }
     crate::admin::audit_trail::record(
         &mut tx,
-        "system:bootstrap",
+        &Actor::System("bootstrap"),
         "user.create",
         ADMIN_USERNAME,
         None,
@@ -67,7 +69,7 @@ pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: O
     .await?;
     // The file is written before the commit: if writing fails, no user exists whose
     // password nobody knows, and the next start tries again.
-    let file = if generated { Some(write_password_file(data_dir, &password)?) } else { None };
+    let file = if generated { Some(write_password_file(data_dir, password.expose_secret())?) } else { None };
     tx.commit().await.context("cannot create the admin user")?;
     match file {
         Some(path) => tracing::warn!(

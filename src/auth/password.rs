@@ -8,6 +8,7 @@ use anyhow::Context;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Shortest password accepted, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -34,8 +35,10 @@ pub fn generate() -> String {
 }
 
 /// The argon2id PHC string for `password`, with a fresh random salt.
-pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await.context("password hashing task failed")?
+pub async fn hash(password: SecretString) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || hash_blocking(password.expose_secret()))
+        .await
+        .context("password hashing task failed")?
 }
 
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
@@ -47,14 +50,14 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
 
 /// Whether `password` matches `stored_hash`. With no stored hash (no such user) it checks
 /// against a dummy hash anyway, so the answer takes as long whether or not the user exists.
-pub async fn verify(password: String, stored_hash: Option<String>) -> anyhow::Result<bool> {
+pub async fn verify(password: SecretString, stored_hash: Option<String>) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
         let user_exists = stored_hash.is_some();
         let stored = match stored_hash {
             Some(stored) => stored,
             None => dummy_hash()?.to_owned(),
         };
-        let matches = Argon2::default().verify_password(password.as_bytes(), stored.as_str()).is_ok();
+        let matches = Argon2::default().verify_password(password.expose_secret().as_bytes(), stored.as_str()).is_ok();
         Ok(matches && user_exists)
     })
     .await
@@ -76,11 +79,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_nothing_else() {
-        let stored = hash("correct horse battery".to_owned()).await.unwrap();
+        let stored = hash("correct horse battery".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$"), "{stored}");
-        assert!(verify("correct horse battery".to_owned(), Some(stored.clone())).await.unwrap());
-        assert!(!verify("correct horse batterz".to_owned(), Some(stored)).await.unwrap());
-        assert!(!verify("not a password anybody has".to_owned(), None).await.unwrap());
+        assert!(verify("correct horse battery".into(), Some(stored.clone())).await.unwrap());
+        assert!(!verify("correct horse batterz".into(), Some(stored)).await.unwrap());
+        assert!(!verify("not a password anybody has".into(), None).await.unwrap());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::jwt::{AccessClaims, AgentClaims, Claims, JwtKeys, TokenError};
 use super::AuthError;
+use crate::names::Actor;
 
 /// What a user may do. Ordered: each role may do everything the ones before it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,17 +81,17 @@ pub enum Principal {
 
 impl Principal {
     /// The actor name used in event metadata and the admin audit trail.
-    pub fn actor(&self) -> String {
+    pub fn actor(&self) -> Actor {
         match self {
             Principal::User(user) => user.actor(),
-            Principal::Agent(agent) => format!("agent:{}", agent.name),
+            Principal::Agent(agent) => Actor::Agent(agent.name.clone()),
         }
     }
 }
 
 impl AuthenticatedUser {
-    pub fn actor(&self) -> String {
-        format!("user:{}", self.name)
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.name.clone())
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::AuthError;
-use crate::validation::is_principal_name;
+use crate::names::is_principal_name;
 
 #[derive(Debug, Clone)]
 pub struct LoginThrottlePolicy {

@@ -9,11 +9,12 @@ use anyhow::Context;
 use sqlx::PgPool;
 
 use crate::admin::agents::{self, AgentError, NewAgent};
+use crate::names::{Actor, AgentName};
 use crate::upstream::{TransportKind, UpstreamConfig, UpstreamError, UpstreamRegistry};
 
 pub const DEMO_SERVER: &str = "demo-fs";
 pub const DEMO_AGENT: &str = "demo-agent";
-const DEMO_ACTOR: &str = "system:demo";
+const DEMO_ACTOR: Actor = Actor::System("demo");
 
 pub async fn set_up(upstreams: &UpstreamRegistry, pool: &PgPool, public_url: &str, data_dir: &Path) -> anyhow::Result<()> {
     let binary = std::env::current_exe()?.with_file_name("alexandria-example-fs");
@@ -42,12 +43,13 @@ pub async fn set_up(upstreams: &UpstreamRegistry, pool: &PgPool, public_url: &st
         Err(error) => return Err(error).context("cannot register the demo upstream"),
     }
     let tools = ["write_file", "read_file", "list_directory", "echo"].map(str::to_owned).to_vec();
-    match agents::get(pool, DEMO_AGENT).await {
+    let demo_agent = AgentName::parse(DEMO_AGENT).map_err(anyhow::Error::msg)?;
+    match agents::get(pool, &demo_agent).await {
         Ok(_) => {}
         Err(AgentError::NotFound(_)) => {
             agents::create(
                 pool,
-                DEMO_ACTOR,
+                &DEMO_ACTOR,
                 NewAgent {
                     name: DEMO_AGENT.to_owned(),
                     description: "Demo agent: the example filesystem tools; write_file needs approval".to_owned(),

@@ -7,6 +7,8 @@ use std::pin::Pin;
 
 use serde_json::Value;
 
+use crate::names::Actor;
+
 /// Who is calling, with the policy that applies: an agent's token policy, or a user
 /// acting through an agent's path with that agent's stored policy.
 #[derive(Debug, Clone)]
@@ -14,8 +16,8 @@ pub struct Caller {
     pub agent: String,
     pub effective_tools: Vec<String>,
     pub approval_required_tools: Vec<String>,
-    /// `agent:<name>` or `user:<name>`, recorded in event metadata.
-    pub actor: String,
+    /// The agent, or the user acting through its path; recorded in event metadata.
+    pub actor: Actor,
 }
 
 impl Caller {

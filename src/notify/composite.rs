@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::notice::{RequestNotice, Review};
 use super::settings::NotificationSettings;
 use super::{DeliveryContext, DeliveryError, Notifier};
+use crate::names::Actor;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -81,14 +82,14 @@ pub async fn send_test_notifications(
     settings: &NotificationSettings,
     context: &DeliveryContext,
     metrics: &Metrics,
-    actor: &str,
+    actor: &Actor,
 ) -> TestReport {
     let composite = CompositeNotifier::new(settings.notifiers(context), metrics.clone());
     let now = chrono::Utc::now();
     let pending = RequestNotice::synthetic(now);
     let review = Review {
         status: alexandria_domain::RequestStatus::Approved,
-        by: Some(actor.to_owned()),
+        by: Some(actor.to_string()),
         at: chrono::Utc::now(),
         reason: None,
     };

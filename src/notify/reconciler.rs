@@ -29,10 +29,11 @@ use super::settings::NotificationSettings;
 use super::{Channel, DeliveryContext, NoticeKind, Notifier, DEFAULT_DELIVERY_TIMEOUT};
 use crate::approval::store::{CommandError, PermissionStore};
 use crate::metrics::Metrics;
+use crate::names::Actor;
 
 const LOCK_KEY: &str = "alexandria.notification_reconciler";
 /// The actor recorded on the `Expired` events the reconciler appends.
-pub const EXPIRY_ACTOR: &str = "system:reconciler";
+pub const EXPIRY_ACTOR: Actor = Actor::System("reconciler");
 /// Requests expired per round; the next round follows at once when there were more.
 const EXPIRY_BATCH: i64 = 100;
 
@@ -203,7 +204,7 @@ impl Reconciler {
     /// Expires pending requests past their deadline, through the event store like any
     /// other command. Returns when the next pending request falls due.
     async fn expire_overdue(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let metadata = EventMetadata::new(EXPIRY_ACTOR, &self.replica_id, Uuid::new_v4().to_string());
+        let metadata = EventMetadata::new(EXPIRY_ACTOR.to_string(), &self.replica_id, Uuid::new_v4().to_string());
         loop {
             let now = Utc::now();
             let overdue: Vec<Uuid> = sqlx::query_scalar(

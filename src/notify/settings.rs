@@ -11,6 +11,7 @@ use sqlx::{PgConnection, Row};
 use super::alertmanager::{AlertmanagerNotifier, Severity};
 use super::webhook::WebhookNotifier;
 use super::{Channel, DeliveryContext, Notifier};
+use crate::names::Actor;
 use crate::validation::check_http_url;
 
 /// The stored settings, secret included. Only the reconciler and the test send use the
@@ -237,7 +238,7 @@ impl SettingsPatch {
     /// Applies the patch and appends its `admin_audit` record, both inside the caller's
     /// transaction: a change is never without its record. A refused patch changes
     /// nothing: 422 listing every problem.
-    pub async fn apply(self, conn: &mut PgConnection, actor: &str) -> Result<SettingsChange, SettingsError> {
+    pub async fn apply(self, conn: &mut PgConnection, actor: &Actor) -> Result<SettingsChange, SettingsError> {
         let current = NotificationSettings::load_for_update(conn).await?;
         let next = self.apply_to(&current).map_err(|errors| SettingsError::Invalid(errors.join("; ")))?;
         let row = sqlx::query(&format!(
@@ -249,7 +250,7 @@ impl SettingsPatch {
         .bind(next.webhook_secret.as_ref().map(ExposeSecret::expose_secret))
         .bind(&next.alertmanager_url)
         .bind(next.alertmanager_severity.as_str())
-        .bind(actor)
+        .bind(actor.to_string())
         .fetch_one(&mut *conn)
         .await?;
         let stored = NotificationSettings::from_row(&row)?;

@@ -27,6 +27,11 @@ use crate::helpers::{announce_skip, eventually, spawn_app, spawn_app_on, test_se
 
 const WAIT: Duration = Duration::from_secs(20);
 const ADMIN: &str = "user:notify-admin";
+
+/// `ADMIN` as the services take it.
+fn admin_actor() -> alexandria::names::Actor {
+    alexandria::names::Actor::User("notify-admin".to_owned())
+}
 const WEBHOOK_SECRET: &str = "receiver-shared-secret-0123456789";
 
 // ---------------------------------------------------------------------------------------
@@ -257,7 +262,7 @@ impl Receiver {
 
 async fn configure(app: &TestApp, body: Value) {
     let patch: SettingsPatch = serde_json::from_value(body).expect("patch body");
-    let _accepted = patch_config(&app.state, ADMIN, patch).await.expect("settings accepted");
+    let _accepted = patch_config(&app.state, &admin_actor(), patch).await.expect("settings accepted");
 }
 
 /// One outbox row's delivery state, as `notifier_meta` shows it.
@@ -363,12 +368,12 @@ async fn the_test_endpoint_fires_then_resolves_an_alert_and_reports_failures() {
     let app = spawn_app().await;
 
     // Nothing configured: nothing to fail.
-    let report = test_notifications(&app.state, ADMIN).await.expect("test send").0;
+    let report = test_notifications(&app.state, &admin_actor()).await.expect("test send").0;
     assert_eq!(serde_json::to_value(&report).unwrap(), json!({"ok": true}));
 
     configure(&app, json!({"alertmanager_url": alertmanager.url(), "alertmanager_severity": "warning"})).await;
     configure(&app, json!({"webhook_url": receiver.url, "webhook_secret": WEBHOOK_SECRET})).await;
-    let report = test_notifications(&app.state, ADMIN).await.expect("test send").0;
+    let report = test_notifications(&app.state, &admin_actor()).await.expect("test send").0;
     assert_eq!(serde_json::to_value(&report).unwrap(), json!({"ok": true}));
     // Firing, then resolved: both arrived, and nothing is left active.
     assert_eq!(alertmanager.received("firing").await, 1);
@@ -392,7 +397,7 @@ async fn the_test_endpoint_fires_then_resolves_an_alert_and_reports_failures() {
 
     // Alertmanager down: the report names it, and the webhook still went out.
     alertmanager.stop();
-    let report: TestReport = test_notifications(&app.state, ADMIN).await.expect("test send").0;
+    let report: TestReport = test_notifications(&app.state, &admin_actor()).await.expect("test send").0;
     let body = serde_json::to_value(&report).unwrap();
     assert_eq!(body["ok"], false, "{body}");
     assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
@@ -606,7 +611,7 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
         "webhook_url": "https://hooks.example/x",
     }))
     .unwrap();
-    match patch_config(&app.state, ADMIN, bad).await {
+    match patch_config(&app.state, &admin_actor(), bad).await {
         Err(alexandria::http::ApiError::Unprocessable(message)) => {
             assert!(message.contains("alertmanager_url must be an http or https URL"), "{message}");
             assert!(message.contains("alertmanager_severity must be one of critical, warning, info"), "{message}");
@@ -622,7 +627,7 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
         "alertmanager_url": "http://am.example:9093",
     }))
     .unwrap();
-    let view = serde_json::to_value(patch_config(&app.state, ADMIN, patch).await.unwrap().0).unwrap();
+    let view = serde_json::to_value(patch_config(&app.state, &admin_actor(), patch).await.unwrap().0).unwrap();
     assert_eq!(view["webhook_secret"], "set");
     assert_eq!(view["alertmanager_severity"], "warning");
     assert_eq!(view["updated_by"], ADMIN);
@@ -654,7 +659,7 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
     // A webhook without a secret is refused.
     let unsigned: SettingsPatch = serde_json::from_value(json!({"webhook_secret": ""})).unwrap();
     assert!(matches!(
-        patch_config(&app.state, ADMIN, unsigned).await,
+        patch_config(&app.state, &admin_actor(), unsigned).await,
         Err(alexandria::http::ApiError::Unprocessable(message)) if message.contains("webhook_secret is required")
     ));
 }

@@ -68,7 +68,7 @@ async fn show(
     _caller: UserAtLeast<Admin>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(agents::get(&state.pool, &name).await?))
+    Ok(Json(agents::get(&state.pool, &agents::existing_name(&name)?).await?))
 }
 
 /// `{"tools": [...]}`: the whole new list.
@@ -84,7 +84,7 @@ async fn set_allowed_tools(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ToolListBody>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &name, ToolList::Allowed, body.tools).await?))
+    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &agents::existing_name(&name)?, ToolList::Allowed, body.tools).await?))
 }
 
 /// Runbook Step 2.
@@ -94,7 +94,7 @@ async fn set_approval_required_tools(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ToolListBody>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &name, ToolList::ApprovalRequired, body.tools).await?))
+    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &agents::existing_name(&name)?, ToolList::ApprovalRequired, body.tools).await?))
 }
 
 async fn delete(
@@ -102,7 +102,7 @@ async fn delete(
     caller: UserAtLeast<SuperAdmin>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    agents::delete(&state.pool, &caller.actor(), &name).await?;
+    agents::delete(&state.pool, &caller.actor(), &agents::existing_name(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -128,7 +128,7 @@ async fn mint_token(
     caller: UserAtLeast<Admin>,
     ApiJson(request): ApiJson<MintTokenRequest>,
 ) -> ApiResult<Json<MintTokenResponse>> {
-    let agent = agents::get(&state.pool, &request.agent).await?;
+    let agent = agents::get(&state.pool, &agents::existing_name(&request.agent)?).await?;
     let now = Utc::now();
     let expires_at = now + AGENT_TOKEN_TTL;
     let token_id = Uuid::new_v4();

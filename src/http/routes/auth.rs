@@ -8,6 +8,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::admin::users::PasswordChange;
 use crate::auth::throttle::{self, Subjects};
 use crate::auth::{password, sessions, Principal};
 use crate::http::auth::{UserAtLeast, Viewer};
@@ -29,7 +32,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
-    password: String,
+    password: SecretString,
 }
 
 /// One answer for an unknown user and a wrong password: no hint which it was.
@@ -42,7 +45,7 @@ async fn login(
 ) -> ApiResult<Json<sessions::TokenResponse>> {
     let subjects = Subjects::new(&request.username, address);
     throttle::check(&state.pool, &subjects).await?;
-    let stored = if request.password.len() > password::MAX_PASSWORD_BYTES {
+    let stored = if request.password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
         None
     } else {
         users::credentials(&state.pool, &request.username).await?
@@ -53,7 +56,7 @@ async fn login(
     };
     // Too long a password is checked (and fails) against the dummy hash: same work, same
     // answer, no unbounded hashing for an unauthenticated caller.
-    let candidate = if stored_hash.is_some() { request.password } else { String::new() };
+    let candidate = if stored_hash.is_some() { request.password } else { SecretString::from("") };
     let password_matches = password::verify(candidate, stored_hash).await?;
     match role {
         Some(role) if password_matches => {
@@ -104,8 +107,8 @@ async fn me(caller: Principal) -> Json<Value> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChangePasswordRequest {
-    current_password: String,
-    new_password: String,
+    current_password: SecretString,
+    new_password: SecretString,
 }
 
 /// Needs the current password (a stolen access token alone cannot take the account over);
@@ -117,14 +120,14 @@ async fn change_own_password(
     caller: UserAtLeast<Viewer>,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    if let Some(problem) = password::policy_violation(&request.new_password) {
+    if let Some(problem) = password::policy_violation(request.new_password.expose_secret()) {
         return Err(ApiError::Unprocessable(format!("new_password: {problem}")));
     }
     let subjects = Subjects::new(&caller.name, address);
     throttle::check(&state.pool, &subjects).await?;
     let stored_hash = users::credentials(&state.pool, &caller.name).await?.map(|(hash, _)| hash);
-    let candidate = if request.current_password.len() > password::MAX_PASSWORD_BYTES {
-        String::new()
+    let candidate = if request.current_password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
+        SecretString::from("")
     } else {
         request.current_password
     };
@@ -136,8 +139,8 @@ async fn change_own_password(
     users::set_password(
         &state.pool,
         &caller.actor(),
-        "user.password.change",
-        &caller.name,
+        PasswordChange::ChangedByOwner,
+        &users::existing_name(&caller.name)?,
         request.new_password,
         Some(caller.session_id),
     )

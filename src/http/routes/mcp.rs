@@ -8,6 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::admin::agents;
+use crate::names::Actor;
 use crate::auth::{AuthenticatedAgent, Principal, Role};
 use crate::http::error::ApiError;
 use crate::http::AppState;
@@ -21,7 +23,7 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// checked against the database by the extractor).
 fn agent_caller(token: AuthenticatedAgent) -> Caller {
     Caller {
-        actor: format!("agent:{}", token.name),
+        actor: Actor::Agent(token.name.clone()),
         agent: token.name,
         effective_tools: token.effective_tools,
         approval_required_tools: token.approval_required_tools,
@@ -48,7 +50,10 @@ pub async fn agent_endpoint(
         Principal::User(user) if user.role >= Role::Admin => {
             // Boxed and bound with `let`: the query's future would otherwise be part of
             // every parked call's handler state.
-            let policy = Box::pin(crate::admin::agents::get(&state.pool, &agent));
+            let policy = Box::pin(async {
+                let name = agents::existing_name(&agent)?;
+                agents::get(&state.pool, &name).await
+            });
             match policy.await {
                 // A person acting through an agent's path gets that agent's current policy.
                 Ok(policy) => Ok(Caller {

@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::admin::audit_trail;
+use crate::names::Actor;
 use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
@@ -23,8 +24,8 @@ pub fn router() -> Router<AppState> {
 
 async fn audit(
     state: &AppState,
-    actor: &str,
-    action: &str,
+    actor: &Actor,
+    action: &'static str,
     target: &str,
     before: Option<Value>,
     after: Option<Value>,

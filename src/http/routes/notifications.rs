@@ -1,12 +1,13 @@
 //! `GET /admin/notifications/config`, `PATCH /admin/notifications/config` and
 //! `POST /admin/notifications/test`, all super_admin.
 //!
-//! These take the already-authenticated actor (`user:<name>`) as a plain argument: the
+//! These take the already-authenticated actor as a plain argument: the
 //! router's auth extractor decides who may call them, these decide what happens.
 
 use axum::Json;
 
 use crate::http::error::{ApiError, ApiResult};
+use crate::names::Actor;
 use crate::notify::settings::NotificationSettings;
 use crate::notify::{send_test_notifications, DeliveryContext, SettingsPatch, SettingsView, TestReport};
 use crate::http::AppState;
@@ -19,7 +20,7 @@ pub async fn get_config(state: &AppState) -> ApiResult<Json<SettingsView>> {
 
 /// Applies a partial update (audited) and answers with the new settings. Refused (422,
 /// nothing changed) when any field is invalid.
-pub async fn patch_config(state: &AppState, actor: &str, patch: SettingsPatch) -> ApiResult<Json<SettingsView>> {
+pub async fn patch_config(state: &AppState, actor: &Actor, patch: SettingsPatch) -> ApiResult<Json<SettingsView>> {
     let mut tx = state.pool.begin().await?;
     let change = patch.apply(&mut tx, actor).await?;
     tx.commit().await?;
@@ -32,19 +33,19 @@ pub async fn patch_config(state: &AppState, actor: &str, patch: SettingsPatch) -
     if change.secret_replaced {
         changed.push("webhook_secret");
     }
-    tracing::info!(actor, changed = ?changed, "notification settings changed");
+    tracing::info!(%actor, changed = ?changed, "notification settings changed");
     Ok(Json(change.after))
 }
 
 /// Sends a synthetic pending notice and its review through every configured channel.
 /// `{"ok": true}`, or `{"ok": false, "errors": [{"channel", "error"}]}`.
-pub async fn test_notifications(state: &AppState, actor: &str) -> ApiResult<Json<TestReport>> {
+pub async fn test_notifications(state: &AppState, actor: &Actor) -> ApiResult<Json<TestReport>> {
     let settings = NotificationSettings::load(&mut *state.pool.acquire().await?).await?;
     let options = &state.settings.notifier;
     let context = DeliveryContext::new(&state.settings.public_url, options.delivery_timeout, options.alert_validity)
         .map_err(ApiError::Internal)?;
     let report = send_test_notifications(&settings, &context, &state.metrics, actor).await;
-    tracing::info!(actor, ok = report.ok, "test notifications sent");
+    tracing::info!(%actor, ok = report.ok, "test notifications sent");
     Ok(Json(report))
 }
 

@@ -12,6 +12,7 @@ use crate::approval::store::CommandError;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::approval::queries::{self, ListFilter, Page, PermissionDto};
 use crate::http::AppState;
+use crate::names::Actor;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,11 +110,11 @@ pub async fn reject(
 async fn decide(
     state: &AppState,
     id: uuid::Uuid,
-    actor: &str,
+    actor: &Actor,
     command: PermissionRequestCommand,
 ) -> ApiResult<Json<PermissionDto>> {
     let metadata =
-        alexandria_domain::EventMetadata::new(actor, &state.settings.replica_id, uuid::Uuid::new_v4().to_string());
+        alexandria_domain::EventMetadata::new(actor.to_string(), &state.settings.replica_id, uuid::Uuid::new_v4().to_string());
     let applied = state.store.execute(id, command, &metadata).await.map_err(command_error)?;
     let dto = PermissionDto::from_state(id, &applied.state)
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;

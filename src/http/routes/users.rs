@@ -8,12 +8,14 @@ use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Role};
+use secrecy::SecretString;
+
+use crate::auth::Role;
 use crate::http::auth::{SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::admin::users::{self, User};
+use crate::admin::users::{self, PasswordChange, User};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -26,7 +28,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct CreateUser {
     username: String,
-    password: String,
+    password: SecretString,
     /// Least privilege unless asked for.
     #[serde(default = "default_role")]
     role: Role,
@@ -66,13 +68,13 @@ async fn set_role(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<SetRole>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(users::set_role(&state.pool, &caller.actor(), &name, request.role).await?))
+    Ok(Json(users::set_role(&state.pool, &caller.actor(), &users::existing_name(&name)?, request.role).await?))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResetPassword {
-    password: String,
+    password: SecretString,
 }
 
 /// Sets a new password and ends all of that user's sessions.
@@ -82,7 +84,8 @@ async fn reset_password(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<ResetPassword>,
 ) -> ApiResult<StatusCode> {
-    users::set_password(&state.pool, &caller.actor(), "user.password.reset", &name, request.password, None).await?;
+    let name = users::existing_name(&name)?;
+    users::set_password(&state.pool, &caller.actor(), PasswordChange::Reset, &name, request.password, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -91,6 +94,6 @@ async fn delete(
     caller: UserAtLeast<SuperAdmin>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    users::delete(&state.pool, &caller.actor(), &name).await?;
+    users::delete(&state.pool, &caller.actor(), &users::existing_name(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
