@@ -31,6 +31,9 @@ pub enum CallOutcome {
     Error { code: i64, message: String, data: Option<Value> },
 }
 
+/// Where a request stands. Each status is reached by exactly one event (see
+/// [`PermissionRequestEvent::status_after`]); the wire strings (`as_str`) are part of the
+/// API and the runbook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
@@ -117,6 +120,21 @@ pub enum PermissionRequestCommand {
     },
 }
 
+/// What happened to a request. Each event leads to one status:
+///
+/// | event          | status after |
+/// |----------------|--------------|
+/// | `Created`      | `pending`    |
+/// | `Approved`     | `approved`   |
+/// | `Rejected`     | `rejected`   |
+/// | `Expired`      | `expired`    |
+/// | `Executed`     | `executing`  |
+/// | `ResultCached` | `executed`   |
+///
+/// The two names differ at the end on purpose: the event `Executed` is the claim, appended
+/// *before* the upstream call, so the request is `executing` until its outcome is cached
+/// (`ResultCached`), and only then `executed`. Event names are stored in the log and
+/// statuses are on the wire: neither can be renamed to match the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PermissionRequestEvent {
     Created {
@@ -162,6 +180,18 @@ impl PermissionRequestEvent {
             PermissionRequestEvent::Expired { .. } => "Expired",
             PermissionRequestEvent::Executed { .. } => "Executed",
             PermissionRequestEvent::ResultCached { .. } => "ResultCached",
+        }
+    }
+
+    /// The status a request has right after this event (the table on the type).
+    pub fn status_after(&self) -> RequestStatus {
+        match self {
+            PermissionRequestEvent::Created { .. } => RequestStatus::Pending,
+            PermissionRequestEvent::Approved { .. } => RequestStatus::Approved,
+            PermissionRequestEvent::Rejected { .. } => RequestStatus::Rejected,
+            PermissionRequestEvent::Expired { .. } => RequestStatus::Expired,
+            PermissionRequestEvent::Executed { .. } => RequestStatus::Executing,
+            PermissionRequestEvent::ResultCached { .. } => RequestStatus::Executed,
         }
     }
 }
