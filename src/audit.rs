@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use alexandria_domain::{CallOutcome, PermissionRequest, PermissionRequestEvent, RequestDetails, RequestStatus};
+use alexandria_domain::{CallOutcome, PermissionRequest, RequestDetails, RequestStatus};
 use alexandria_projections::log::read_global_batch;
 use alexandria_projections::StoredEvent;
 use anyhow::Context;
@@ -141,8 +141,9 @@ pub async fn replay(pool: &PgPool, request: Uuid) -> anyhow::Result<Vec<ReplaySt
         let Some(last) = batch.last() else { break };
         after = last.global_position;
         for stored in batch {
-            let event: PermissionRequestEvent = serde_json::from_value(stored.payload.clone())
-                .with_context(|| format!("event at position {} cannot be read", stored.global_position))?;
+            // Only one aggregate type exists; another's event under this id would not be
+            // part of this request's history.
+            let Some((_, event)) = stored.decode_permission_request()? else { continue };
             state.evolve(event);
             steps.push(ReplayStep {
                 position: stored.global_position,

@@ -2,12 +2,9 @@
 
 use std::collections::HashMap;
 
-use alexandria_domain::{PermissionRequest, PermissionRequestEvent, RequestStatus};
-use anyhow::Context;
+use alexandria_domain::{PermissionRequestEvent, RequestStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
-use serde::Deserialize;
 use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -252,16 +249,9 @@ impl Projection for PermissionRequestsProjection {
     async fn apply(&self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()> {
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
-            if event.aggregate_type != <PermissionRequest as Aggregate>::TYPE {
-                continue;
+            if let Some((id, payload)) = event.decode_permission_request()? {
+                decoded.push((id, payload, event.global_position));
             }
-            let id = Uuid::parse_str(&event.aggregate_id)
-                .with_context(|| format!("event {} has a non-UUID aggregate id", event.global_position))?;
-            // Deserialize from the borrowed Value: cloning each payload first costs a
-            // measurable share of a rebuild.
-            let payload = PermissionRequestEvent::deserialize(&event.payload)
-                .with_context(|| format!("event {} has an unreadable payload", event.global_position))?;
-            decoded.push((id, payload, event.global_position));
         }
         if decoded.is_empty() {
             return Ok(());
