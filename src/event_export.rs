@@ -3,10 +3,11 @@
 
 use std::io::Write;
 
-use alexandria_domain::{PermissionRequest, PermissionRequestEvent};
+use alexandria_domain::{CallOutcome, PermissionRequest, RequestDetails, RequestStatus};
 use alexandria_projections::log::read_global_batch;
 use alexandria_projections::StoredEvent;
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -87,11 +88,46 @@ pub async fn export_events(
 pub struct ReplayStep {
     pub position: i64,
     pub sequence: i64,
-    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub recorded_at: DateTime<Utc>,
     pub event: String,
     pub actor: Option<String>,
     pub status: String,
-    pub state: PermissionRequest,
+    pub state: ReplayState,
+}
+
+/// A request's state as a replay shows it: every field present, `null` until the log sets
+/// it. This is the `state` of each step in `events replay --json`, the shape auditors'
+/// tooling reads, so it stays flat and keeps its field names whatever shape the domain
+/// gives its state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayState {
+    pub details: Option<RequestDetails>,
+    pub status: Option<RequestStatus>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub expired_at: Option<DateTime<Utc>>,
+    pub executed_by: Option<String>,
+    pub executed_at: Option<DateTime<Utc>>,
+    pub outcome: Option<CallOutcome>,
+    pub result_cached_at: Option<DateTime<Utc>>,
+}
+
+impl From<&PermissionRequest> for ReplayState {
+    fn from(state: &PermissionRequest) -> Self {
+        ReplayState {
+            details: state.details().cloned(),
+            status: state.status(),
+            reviewed_by: state.review().map(|review| review.by.clone()),
+            reviewed_at: state.review().map(|review| review.at),
+            reason: state.reason().map(str::to_owned),
+            expired_at: state.expired_at(),
+            executed_by: state.claim().map(|claim| claim.replica.clone()),
+            executed_at: state.claim().map(|claim| claim.at),
+            outcome: state.outcome().cloned(),
+            result_cached_at: state.result_cached_at(),
+        }
+    }
 }
 
 pub async fn replay(pool: &PgPool, request: Uuid) -> anyhow::Result<Vec<ReplayStep>> {
@@ -105,8 +141,9 @@ pub async fn replay(pool: &PgPool, request: Uuid) -> anyhow::Result<Vec<ReplaySt
         let Some(last) = batch.last() else { break };
         after = last.global_position;
         for stored in batch {
-            let event: PermissionRequestEvent = serde_json::from_value(stored.payload.clone())
-                .with_context(|| format!("event at position {} cannot be read", stored.global_position))?;
+            // Only one aggregate type exists; another's event under this id would not be
+            // part of this request's history.
+            let Some((_, event)) = stored.decode_permission_request()? else { continue };
             state.evolve(event);
             steps.push(ReplayStep {
                 position: stored.global_position,
@@ -114,8 +151,8 @@ pub async fn replay(pool: &PgPool, request: Uuid) -> anyhow::Result<Vec<ReplaySt
                 recorded_at: stored.recorded_at,
                 event: stored.event_type.clone(),
                 actor: stored.metadata.get("actor").and_then(Value::as_str).map(str::to_owned),
-                status: state.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                state: state.clone(),
+                status: state.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                state: ReplayState::from(&state),
             });
         }
     }

@@ -10,6 +10,6 @@ pub mod permission_request;
 pub use ids::{arguments_digest, canonical_json, derived_idempotency_key, request_id};
 pub use metadata::EventMetadata;
 pub use permission_request::{
-    CallOutcome, PermissionRequest, PermissionRequestCommand, PermissionRequestError, PermissionRequestEvent,
-    RequestStatus, REQUEST_TYPE_TOOL_CALL,
+    CallOutcome, Claim, PermissionRequest, PermissionRequestCommand, PermissionRequestError, PermissionRequestEvent,
+    RequestDetails, RequestStatus, Review, REQUEST_TYPE_TOOL_CALL,
 };

@@ -31,6 +31,9 @@ pub enum CallOutcome {
     Error { code: i64, message: String, data: Option<Value> },
 }
 
+/// Where a request stands. Each status is reached by exactly one event (see
+/// [`PermissionRequestEvent::status_after`]); the wire strings (`as_str`) are part of the
+/// API and the runbook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
@@ -117,6 +120,21 @@ pub enum PermissionRequestCommand {
     },
 }
 
+/// What happened to a request. Each event leads to one status:
+///
+/// | event          | status after |
+/// |----------------|--------------|
+/// | `Created`      | `pending`    |
+/// | `Approved`     | `approved`   |
+/// | `Rejected`     | `rejected`   |
+/// | `Expired`      | `expired`    |
+/// | `Executed`     | `executing`  |
+/// | `ResultCached` | `executed`   |
+///
+/// The two names differ at the end on purpose: the event `Executed` is the claim, appended
+/// *before* the upstream call, so the request is `executing` until its outcome is cached
+/// (`ResultCached`), and only then `executed`. Event names are stored in the log and
+/// statuses are on the wire: neither can be renamed to match the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PermissionRequestEvent {
     Created {
@@ -162,6 +180,18 @@ impl PermissionRequestEvent {
             PermissionRequestEvent::Expired { .. } => "Expired",
             PermissionRequestEvent::Executed { .. } => "Executed",
             PermissionRequestEvent::ResultCached { .. } => "ResultCached",
+        }
+    }
+
+    /// The status a request has right after this event (the table on the type).
+    pub fn status_after(&self) -> RequestStatus {
+        match self {
+            PermissionRequestEvent::Created { .. } => RequestStatus::Pending,
+            PermissionRequestEvent::Approved { .. } => RequestStatus::Approved,
+            PermissionRequestEvent::Rejected { .. } => RequestStatus::Rejected,
+            PermissionRequestEvent::Expired { .. } => RequestStatus::Expired,
+            PermissionRequestEvent::Executed { .. } => RequestStatus::Executing,
+            PermissionRequestEvent::ResultCached { .. } => RequestStatus::Executed,
         }
     }
 }
@@ -219,22 +249,148 @@ pub struct RequestDetails {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Who decided a request, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Which replica claimed an approved request for execution, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub replica: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The state of one permission request: one variant per status, each carrying exactly the
+/// facts a request in that status has (a rejected request has a reason, an executing one a
+/// claim but no outcome yet), so no combination the log cannot produce can be expressed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PermissionRequest {
-    /// `None` until `Created`.
-    pub details: Option<RequestDetails>,
-    pub status: Option<RequestStatus>,
-    pub reviewed_by: Option<String>,
-    pub reviewed_at: Option<DateTime<Utc>>,
-    pub reason: Option<String>,
-    pub expired_at: Option<DateTime<Utc>>,
-    pub executed_by: Option<String>,
-    pub executed_at: Option<DateTime<Utc>>,
-    pub outcome: Option<CallOutcome>,
-    pub result_cached_at: Option<DateTime<Utc>>,
+pub enum PermissionRequest {
+    /// No `Created` yet: the request does not exist.
+    #[default]
+    New,
+    Pending {
+        details: RequestDetails,
+    },
+    Approved {
+        details: RequestDetails,
+        review: Review,
+    },
+    Rejected {
+        details: RequestDetails,
+        review: Review,
+        reason: String,
+    },
+    Expired {
+        details: RequestDetails,
+        expired_at: DateTime<Utc>,
+    },
+    /// Claimed (the `Executed` event); the upstream call is (or was) in flight.
+    Executing {
+        details: RequestDetails,
+        review: Review,
+        claim: Claim,
+    },
+    /// Executed and its outcome cached (the `ResultCached` event).
+    Executed {
+        details: RequestDetails,
+        review: Review,
+        claim: Claim,
+        outcome: CallOutcome,
+        cached_at: DateTime<Utc>,
+    },
 }
 
 impl PermissionRequest {
+    /// The facts fixed at creation; `None` before `Created`.
+    pub fn details(&self) -> Option<&RequestDetails> {
+        use PermissionRequest as S;
+        match self {
+            S::New => None,
+            S::Pending { details }
+            | S::Approved { details, .. }
+            | S::Rejected { details, .. }
+            | S::Expired { details, .. }
+            | S::Executing { details, .. }
+            | S::Executed { details, .. } => Some(details),
+        }
+    }
+
+    /// `None` before `Created`.
+    pub fn status(&self) -> Option<RequestStatus> {
+        use PermissionRequest as S;
+        Some(match self {
+            S::New => return None,
+            S::Pending { .. } => RequestStatus::Pending,
+            S::Approved { .. } => RequestStatus::Approved,
+            S::Rejected { .. } => RequestStatus::Rejected,
+            S::Expired { .. } => RequestStatus::Expired,
+            S::Executing { .. } => RequestStatus::Executing,
+            S::Executed { .. } => RequestStatus::Executed,
+        })
+    }
+
+    /// The approval or rejection, once decided (an expired request has none).
+    pub fn review(&self) -> Option<&Review> {
+        use PermissionRequest as S;
+        match self {
+            S::Approved { review, .. }
+            | S::Rejected { review, .. }
+            | S::Executing { review, .. }
+            | S::Executed { review, .. } => Some(review),
+            S::New | S::Pending { .. } | S::Expired { .. } => None,
+        }
+    }
+
+    /// The rejection's reason.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            PermissionRequest::Rejected { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    pub fn expired_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            PermissionRequest::Expired { expired_at, .. } => Some(*expired_at),
+            _ => None,
+        }
+    }
+
+    /// The execution claim, once claimed.
+    pub fn claim(&self) -> Option<&Claim> {
+        match self {
+            PermissionRequest::Executing { claim, .. } | PermissionRequest::Executed { claim, .. } => Some(claim),
+            _ => None,
+        }
+    }
+
+    /// The cached outcome of the executed call.
+    pub fn outcome(&self) -> Option<&CallOutcome> {
+        match self {
+            PermissionRequest::Executed { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// The cached outcome, taken out of the state (results can be large).
+    pub fn into_outcome(self) -> Option<CallOutcome> {
+        match self {
+            PermissionRequest::Executed { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// When the outcome was cached.
+    pub fn result_cached_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            PermissionRequest::Executed { cached_at, .. } => Some(*cached_at),
+            _ => None,
+        }
+    }
+
     /// The pure decision: which events `command` produces in the current state.
     pub fn decide(
         &self,
@@ -251,7 +407,7 @@ impl PermissionRequest {
                 }
             }
             let digest = arguments_digest(&arguments);
-            return match &self.details {
+            return match self.details() {
                 // Idempotent: the same call again creates nothing new.
                 Some(existing) if existing.tool == tool && existing.arguments_digest == digest => Ok(vec![]),
                 Some(existing) => Err(E::IdempotencyConflict { idempotency_key, existing_tool: existing.tool.clone() }),
@@ -269,7 +425,7 @@ impl PermissionRequest {
             };
         }
 
-        let (Some(details), Some(status)) = (&self.details, self.status) else {
+        let (Some(details), Some(status)) = (self.details(), self.status()) else {
             return Err(E::NotFound);
         };
         match command {
@@ -323,22 +479,37 @@ impl PermissionRequest {
         Ok(())
     }
 
-    /// Folds one event into the state. Never fails: events are facts.
+    /// Folds one event into the state. Never fails: events are facts. An event that cannot
+    /// follow the current state (`decide` produces none) leaves it as it is; see
+    /// [`Self::try_evolve`].
     pub fn evolve(&mut self, event: PermissionRequestEvent) {
+        let _ = self.try_evolve(event);
+    }
+
+    /// The one fold of a request's events: each arm is a transition of the diagram at the
+    /// top of this module. Returns `false`, leaving the state as it is, for an event that
+    /// cannot follow the current state (say `Approved` before `Created`, or a second
+    /// `Created`), so a reader of a damaged log can tell it was ignored.
+    #[must_use = "false means the event was ignored"]
+    pub fn try_evolve(&mut self, event: PermissionRequestEvent) -> bool {
+        use PermissionRequest as S;
         use PermissionRequestEvent as Ev;
-        match event {
-            Ev::Created {
-                request_type,
-                agent,
-                tool,
-                arguments,
-                arguments_digest,
-                idempotency_key,
-                requested_by,
-                at,
-                expires_at,
-            } => {
-                self.details = Some(RequestDetails {
+        *self = match (std::mem::take(self), event) {
+            (
+                S::New,
+                Ev::Created {
+                    request_type,
+                    agent,
+                    tool,
+                    arguments,
+                    arguments_digest,
+                    idempotency_key,
+                    requested_by,
+                    at,
+                    expires_at,
+                },
+            ) => S::Pending {
+                details: RequestDetails {
                     request_type,
                     agent,
                     tool,
@@ -348,35 +519,25 @@ impl PermissionRequest {
                     requested_by,
                     created_at: at,
                     expires_at,
-                });
-                self.status = Some(RequestStatus::Pending);
+                },
+            },
+            (S::Pending { details }, Ev::Approved { by, at }) => S::Approved { details, review: Review { by, at } },
+            (S::Pending { details }, Ev::Rejected { by, at, reason }) => {
+                S::Rejected { details, review: Review { by, at }, reason }
             }
-            Ev::Approved { by, at } => {
-                self.status = Some(RequestStatus::Approved);
-                self.reviewed_by = Some(by);
-                self.reviewed_at = Some(at);
+            (S::Pending { details }, Ev::Expired { at }) => S::Expired { details, expired_at: at },
+            (S::Approved { details, review }, Ev::Executed { replica, at }) => {
+                S::Executing { details, review, claim: Claim { replica, at } }
             }
-            Ev::Rejected { by, at, reason } => {
-                self.status = Some(RequestStatus::Rejected);
-                self.reviewed_by = Some(by);
-                self.reviewed_at = Some(at);
-                self.reason = Some(reason);
+            (S::Executing { details, review, claim }, Ev::ResultCached { outcome, at }) => {
+                S::Executed { details, review, claim, outcome, cached_at: at }
             }
-            Ev::Expired { at } => {
-                self.status = Some(RequestStatus::Expired);
-                self.expired_at = Some(at);
+            (unchanged, _) => {
+                *self = unchanged;
+                return false;
             }
-            Ev::Executed { replica, at } => {
-                self.status = Some(RequestStatus::Executing);
-                self.executed_by = Some(replica);
-                self.executed_at = Some(at);
-            }
-            Ev::ResultCached { outcome, at } => {
-                self.status = Some(RequestStatus::Executed);
-                self.outcome = Some(outcome);
-                self.result_cached_at = Some(at);
-            }
-        }
+        };
+        true
     }
 
     /// Replays a history from the beginning.

@@ -142,7 +142,7 @@ impl Gate {
 
     /// The status of the request `call` maps to, if it exists (and the store answers).
     pub async fn existing_status(&self, call: &GatedCall) -> Option<RequestStatus> {
-        self.store.load(Self::request_id_for(call)).await.ok().flatten().and_then(|state| state.status)
+        self.store.load(Self::request_id_for(call)).await.ok().flatten().and_then(|state| state.status())
     }
 
     pub async fn call(&self, call: GatedCall) -> GateResponse {
@@ -190,7 +190,7 @@ impl Gate {
             Ok(applied) => {
                 // People are told through the notification outbox, a projection of this
                 // `Created` event: durable, unlike a call from here.
-                if let (false, Some(details)) = (applied.events.is_empty(), &applied.state.details) {
+                if let (false, Some(details)) = (applied.events.is_empty(), applied.state.details()) {
                     tracing::info!(request_id = %id, agent = %details.agent, tool = %details.tool, "permission request needs approval");
                 }
                 Ok(Box::new(applied.state))
@@ -237,18 +237,18 @@ impl Gate {
                 Err(error) => return Step::Done(GateResponse::Unavailable(error.to_string())),
             },
         };
-        let (Some(details), Some(status)) = (state.details.as_ref(), state.status) else {
+        let (Some(details), Some(status)) = (state.details(), state.status()) else {
             return Step::Done(GateResponse::Unavailable(format!("permission request {id} vanished")));
         };
         let wait = Step::Wait { status, expires_at: details.expires_at };
         match status {
-            RequestStatus::Executed => Step::Done(match state.outcome {
+            RequestStatus::Executed => Step::Done(match state.into_outcome() {
                 Some(outcome) => GateResponse::Completed(outcome),
                 None => GateResponse::Unavailable(format!("permission request {id} has no outcome")),
             }),
             RequestStatus::Rejected => Step::Done(GateResponse::Denied {
                 request_id: id,
-                reason: state.reason.clone().unwrap_or_else(|| "rejected".to_owned()),
+                reason: state.reason().unwrap_or("rejected").to_owned(),
             }),
             RequestStatus::Expired => {
                 Step::Done(GateResponse::Denied { request_id: id, reason: APPROVAL_EXPIRED_REASON.to_owned() })
@@ -271,7 +271,7 @@ impl Gate {
                 }
             }
             RequestStatus::Executing => {
-                let claimed_at = state.executed_at.unwrap_or(details.created_at);
+                let claimed_at = state.claim().map_or(details.created_at, |claim| claim.at);
                 let abandoned_after = chrono::Duration::from_std(self.settings.call_timeout + ABANDONED_CLAIM_GRACE)
                     .unwrap_or(chrono::Duration::minutes(2));
                 if Utc::now() - claimed_at > abandoned_after {
@@ -286,7 +286,7 @@ impl Gate {
     /// Runs the call upstream exactly once (this caller won the claim) and caches the
     /// outcome for every retry.
     async fn execute_claimed(&self, id: Uuid, state: &PermissionRequest, metadata: &EventMetadata) -> GateResponse {
-        let Some(details) = &state.details else {
+        let Some(details) = state.details() else {
             return GateResponse::Unavailable(format!("permission request {id} has no details"));
         };
         let outcome = self.executor.execute(&details.tool, &details.arguments).await;

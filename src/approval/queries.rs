@@ -66,22 +66,22 @@ pub async fn attach_delivery_state(pool: &PgPool, items: &mut [PermissionDto]) -
 impl PermissionDto {
     /// From the aggregate itself: read-your-write for the caller who just decided.
     pub fn from_state(id: Uuid, state: &PermissionRequest) -> Option<Self> {
-        let details = state.details.as_ref()?;
+        let details = state.details()?;
         Some(PermissionDto {
             id,
             request_type: details.request_type.clone(),
             agent: details.agent.clone(),
             tool: details.tool.clone(),
             arguments: details.arguments.clone(),
-            status: state.status.unwrap_or(RequestStatus::Pending).as_str().to_owned(),
+            status: state.status().unwrap_or(RequestStatus::Pending).as_str().to_owned(),
             created_at: details.created_at,
             expires_at: details.expires_at,
-            reviewed_by: state.reviewed_by.clone(),
-            reviewed_at: state.reviewed_at,
-            reason: state.reason.clone(),
-            executed_at: state.executed_at,
-            has_result: state.outcome.is_some(),
-            notifier_meta: notifier_meta(state.reason.as_deref()),
+            reviewed_by: state.review().map(|review| review.by.clone()),
+            reviewed_at: state.review().map(|review| review.at),
+            reason: state.reason().map(str::to_owned),
+            executed_at: state.claim().map(|claim| claim.at),
+            has_result: state.outcome().is_some(),
+            notifier_meta: notifier_meta(state.reason()),
         })
     }
 

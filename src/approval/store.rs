@@ -64,7 +64,7 @@ impl PermissionStore {
     }
 
     fn count(&self, state: &PermissionRequest, events: &[EventEnvelope<PermissionRequest>]) {
-        let (Some(metrics), Some(details)) = (&self.metrics, &state.details) else { return };
+        let (Some(metrics), Some(details)) = (&self.metrics, state.details()) else { return };
         for envelope in events {
             let label = match envelope.payload {
                 PermissionRequestEvent::Created { .. } => "created",

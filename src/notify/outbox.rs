@@ -19,13 +19,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use alexandria_domain::{PermissionRequest, PermissionRequestEvent};
 use alexandria_projections::{Projection, StoredEvent};
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cqrs_es::Aggregate;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -53,13 +50,7 @@ impl Projection for NotificationOutboxProjection {
         let mut created: HashMap<Uuid, RequestNotice> = HashMap::new();
         let mut decided: HashMap<Uuid, Review> = HashMap::new();
         for event in events {
-            if event.aggregate_type != <PermissionRequest as Aggregate>::TYPE {
-                continue;
-            }
-            let id = Uuid::parse_str(&event.aggregate_id)
-                .with_context(|| format!("event {} has a non-UUID aggregate id", event.global_position))?;
-            let payload = PermissionRequestEvent::deserialize(&event.payload)
-                .with_context(|| format!("event {} has an unreadable payload", event.global_position))?;
+            let Some((id, payload)) = event.decode_permission_request()? else { continue };
             if let Some(notice) = RequestNotice::from_created(id, &payload) {
                 created.insert(id, notice);
             } else if let Some(review) = Review::from_event(&payload) {

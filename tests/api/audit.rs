@@ -66,6 +66,39 @@ async fn replay_shows_the_state_after_each_event() {
     assert_eq!(steps[1].actor.as_deref(), Some("user:admin"));
     assert_eq!(steps[1].state.reviewed_by.as_deref(), Some("admin"));
     assert!(steps[3].state.outcome.is_some());
+    // `events replay --json` prints the steps: their shape is what auditors' tools read.
+    let json = serde_json::to_value(&steps).unwrap();
+    let state_keys = |step: usize| {
+        let mut keys: Vec<String> = json[step]["state"].as_object().unwrap().keys().cloned().collect();
+        keys.sort_unstable();
+        keys
+    };
+    let mut expected = [
+        "details",
+        "status",
+        "reviewed_by",
+        "reviewed_at",
+        "reason",
+        "expired_at",
+        "executed_by",
+        "executed_at",
+        "outcome",
+        "result_cached_at",
+    ];
+    expected.sort_unstable();
+    assert_eq!(state_keys(0), expected, "every field present from the first step");
+    assert_eq!(json[0]["status"], "pending");
+    assert_eq!(json[0]["state"]["status"], "pending");
+    assert_eq!(json[0]["state"]["details"]["tool"], "write_file");
+    assert_eq!(json[0]["state"]["reviewed_by"], Value::Null);
+    assert_eq!(json[2]["state"]["status"], "executing");
+    assert_eq!(json[2]["state"]["reviewed_by"], "admin");
+    assert!(json[2]["state"]["executed_by"].is_string());
+    assert!(json[2]["state"]["executed_at"].is_string());
+    assert_eq!(json[2]["state"]["outcome"], Value::Null);
+    assert_eq!(json[3]["state"]["status"], "executed");
+    assert!(json[3]["state"]["outcome"]["result"].is_object(), "{}", json[3]["state"]);
+    assert!(json[3]["state"]["result_cached_at"].is_string());
     let text = render_replay(id, &steps);
     assert!(text.contains("4 events"));
     assert!(text.contains("Approved by user:admin -> status approved"), "{text}");

@@ -33,8 +33,8 @@ async fn two_appends_from_the_same_version_one_wins_the_other_conflicts() {
     assert!(matches!(lost, Err(AggregateError::AggregateConflict)), "second commit must conflict, got {lost:?}");
 
     let state = store.load(id).await.unwrap().unwrap();
-    assert_eq!(state.status, Some(RequestStatus::Approved));
-    assert_eq!(state.reviewed_by.as_deref(), Some("alice"));
+    assert_eq!(state.status(), Some(RequestStatus::Approved));
+    assert_eq!(state.review().map(|review| review.by.as_str()), Some("alice"));
 }
 
 #[tokio::test]

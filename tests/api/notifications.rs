@@ -562,11 +562,11 @@ async fn a_request_past_its_deadline_is_expired_and_its_alert_resolved() {
     eventually(WAIT, "the short-lived request's alert", || async { alertmanager.alerts(id).await.len() == 1 }).await;
 
     eventually(WAIT, "the request to be expired", || async {
-        app.state.store.load(id).await.unwrap().and_then(|r| r.status) == Some(RequestStatus::Expired)
+        app.state.store.load(id).await.unwrap().and_then(|r| r.status()) == Some(RequestStatus::Expired)
     })
     .await;
     let expired = app.state.store.load(id).await.unwrap().unwrap();
-    assert!(expired.expired_at.unwrap() >= expires_at);
+    assert!(expired.expired_at().unwrap() >= expires_at);
     let events = app.state.store.load_events(id).await.unwrap();
     let last = events.last().unwrap();
     assert_eq!(last.metadata["actor"], "system:reconciler");

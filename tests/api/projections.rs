@@ -30,6 +30,23 @@ async fn status_of(pool: &PgPool, id: uuid::Uuid) -> Option<String> {
         .unwrap()
 }
 
+/// Appends `event` around the event store (which checks nothing here): how a test writes
+/// what the store would not, or in a transaction of its own.
+async fn append_event(conn: &mut PgConnection, id: uuid::Uuid, sequence: i64, event: PermissionRequestEvent) {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('PermissionRequest', $1, $2, $3, '1', $4, $5)",
+    )
+    .bind(id.to_string())
+    .bind(sequence)
+    .bind(event.name())
+    .bind(serde_json::to_value(event).unwrap())
+    .bind(json!({"actor": "test", "replica": "slow", "trace_id": "t"}))
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
 /// Appends a `Created` event inside a caller's transaction, as a slow writer would.
 async fn insert_created(conn: &mut PgConnection, agent: &str, key: &str) -> uuid::Uuid {
     let id = alexandria_domain::request_id(agent, key);
@@ -45,16 +62,7 @@ async fn insert_created(conn: &mut PgConnection, agent: &str, key: &str) -> uuid
         at: Utc::now(),
         expires_at: Utc::now() + chrono::Duration::hours(1),
     };
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         VALUES ('PermissionRequest', $1, 1, 'Created', '1', $2, $3)",
-    )
-    .bind(id.to_string())
-    .bind(serde_json::to_value(event).unwrap())
-    .bind(json!({"actor": "test", "replica": "slow", "trace_id": "t"}))
-    .execute(conn)
-    .await
-    .unwrap();
+    append_event(conn, id, 1, event).await;
     id
 }
 
@@ -89,6 +97,41 @@ async fn the_projector_never_skips_an_event_committed_out_of_order() {
     assert_eq!(status_of(&db.pool, x).await.as_deref(), Some("pending"));
     assert_eq!(status_of(&db.pool, z).await.as_deref(), Some("approved"));
     assert_eq!(catch_up(&db.pool, &projection, DEFAULT_BATCH_SIZE).await.unwrap(), 0);
+}
+
+/// A damaged log (written around the store: nothing in the code can) does not move a final
+/// row or invent one: an event after a final one, or for a request never created, is
+/// skipped, whether the row was stored by an earlier batch or folded in the same one.
+#[tokio::test]
+async fn an_event_that_cannot_follow_is_skipped() {
+    let db = fresh_database().await;
+    let store = PermissionStore::new(db.pool.clone());
+    let stray_approval = || PermissionRequestEvent::Approved { by: "mallory".into(), at: Utc::now() };
+    let mut conn = db.pool.acquire().await.unwrap();
+
+    let earlier = request_through(&store, "agent-a", "earlier", &["reject"]).await;
+    assert_eq!(catch_up_all(&db.pool, 2).await, 2);
+    let before = read_model(&db.pool, "permission_requests").await;
+    append_event(&mut conn, earlier, 3, stray_approval()).await;
+    assert_eq!(catch_up_all(&db.pool, 1).await, 1);
+    assert_eq!(read_model(&db.pool, "permission_requests").await, before, "the rejected row is unchanged");
+
+    let same_batch = request_through(&store, "agent-a", "same-batch", &["reject"]).await;
+    append_event(&mut conn, same_batch, 3, stray_approval()).await;
+    append_event(&mut conn, uuid::Uuid::new_v4(), 1, stray_approval()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut applied = 0;
+    while applied < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the projection applied {applied} of 4 events");
+        applied += catch_up(&db.pool, &PermissionRequestsProjection, DEFAULT_BATCH_SIZE).await.unwrap();
+    }
+    assert_eq!(status_of(&db.pool, same_batch).await.as_deref(), Some("rejected"));
+    let reviewers: Vec<String> =
+        sqlx::query_scalar("SELECT reviewed_by FROM permission_requests ORDER BY idempotency_key")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(reviewers, ["admin", "admin"], "two rows, both as the store wrote them");
 }
 
 #[tokio::test]

@@ -365,13 +365,90 @@ fn cache_twice_is_refused() {
 #[test]
 fn folding_the_full_history_gives_the_final_state() {
     let state = PermissionRequest::from_events([created(), approved(), executed(), result_cached()]);
-    assert_eq!(state.status, Some(RequestStatus::Executed));
-    assert_eq!(state.reviewed_by.as_deref(), Some("admin"));
-    assert_eq!(state.executed_by.as_deref(), Some("r1"));
-    assert_eq!(state.outcome, Some(outcome()));
-    let details = state.details.unwrap();
+    assert_eq!(state.status(), Some(RequestStatus::Executed));
+    assert_eq!(state.review().map(|r| r.by.as_str()), Some("admin"));
+    assert_eq!(state.claim().map(|c| c.replica.as_str()), Some("r1"));
+    assert_eq!(state.outcome(), Some(&outcome()));
+    assert_eq!(state.result_cached_at(), Some(later(21)));
+    let details = state.details().unwrap();
     assert_eq!(details.tool, "write_file");
     assert_eq!(details.expires_at, expires());
+}
+
+#[test]
+fn each_state_carries_exactly_its_facts() {
+    let details = || PermissionRequest::from_events([created()]).details().unwrap().clone();
+    let review = || Review { by: "admin".into(), at: later(10) };
+    let claim = || Claim { replica: "r1".into(), at: later(20) };
+    assert_eq!(PermissionRequest::from_events([]), PermissionRequest::New);
+    assert_eq!(PermissionRequest::from_events([created()]), PermissionRequest::Pending { details: details() });
+    assert_eq!(
+        PermissionRequest::from_events([created(), approved()]),
+        PermissionRequest::Approved { details: details(), review: review() }
+    );
+    assert_eq!(
+        PermissionRequest::from_events([created(), rejected()]),
+        PermissionRequest::Rejected { details: details(), review: review(), reason: "no".into() }
+    );
+    assert_eq!(
+        PermissionRequest::from_events([created(), expired()]),
+        PermissionRequest::Expired { details: details(), expired_at: later(3600) }
+    );
+    assert_eq!(
+        PermissionRequest::from_events([created(), approved(), executed()]),
+        PermissionRequest::Executing { details: details(), review: review(), claim: claim() }
+    );
+    assert_eq!(
+        PermissionRequest::from_events([created(), approved(), executed(), result_cached()]),
+        PermissionRequest::Executed {
+            details: details(),
+            review: review(),
+            claim: claim(),
+            outcome: outcome(),
+            cached_at: later(21),
+        }
+    );
+}
+
+#[test]
+fn each_event_leads_to_the_status_it_names() {
+    for history in [
+        vec![created()],
+        vec![created(), approved()],
+        vec![created(), rejected()],
+        vec![created(), expired()],
+        vec![created(), approved(), executed()],
+        vec![created(), approved(), executed(), result_cached()],
+    ] {
+        let mut state = PermissionRequest::default();
+        for event in history {
+            let after = event.status_after();
+            assert!(state.try_evolve(event), "a legal transition applies");
+            assert_eq!(state.status(), Some(after));
+        }
+    }
+    assert_eq!(executed().status_after().as_str(), "executing");
+    assert_eq!(result_cached().status_after().as_str(), "executed");
+}
+
+#[test]
+fn an_event_that_cannot_follow_the_state_is_ignored() {
+    for (given, event) in [
+        (vec![], approved()),
+        (vec![], result_cached()),
+        (vec![created()], created()),
+        (vec![created()], executed()),
+        (vec![created(), approved()], rejected()),
+        (vec![created(), approved()], result_cached()),
+        (vec![created(), rejected()], approved()),
+        (vec![created(), expired()], executed()),
+        (vec![created(), approved(), executed(), result_cached()], result_cached()),
+    ] {
+        let before = PermissionRequest::from_events(given);
+        let mut state = before.clone();
+        assert!(!state.try_evolve(event.clone()), "{event:?} after {before:?}");
+        assert_eq!(state, before);
+    }
 }
 
 #[test]
