@@ -29,30 +29,29 @@
 mod config;
 mod connection;
 mod error;
+mod server;
 mod store;
 mod tools;
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rmcp::model::{CallToolRequestParams, CallToolResponse, Tool};
-use rmcp::{Peer, RoleClient, ServiceError};
+use rmcp::ServiceError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::config::{InvalidConfig, RedactedConfig, TransportKind, UpstreamConfig};
 use self::connection::Session;
 pub use self::error::UpstreamError;
+pub use self::server::{ConnectionStatus, UpstreamStatus};
+use self::server::{InFlight, Server};
 use self::store::StoredServer;
 pub use self::tools::UpstreamTools;
 
@@ -94,41 +93,6 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// stdin, then 3 s after SIGTERM, then kills it).
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectionStatus {
-    Connected,
-    Connecting,
-    Error,
-}
-
-impl fmt::Display for ConnectionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ConnectionStatus::Connected => "connected",
-            ConnectionStatus::Connecting => "connecting",
-            ConnectionStatus::Error => "error",
-        })
-    }
-}
-
-/// What the admin API shows of one server.
-#[derive(Debug, Clone, Serialize)]
-pub struct UpstreamStatus {
-    pub name: String,
-    #[serde(flatten)]
-    pub config: RedactedConfig,
-    pub status: ConnectionStatus,
-    /// When `status` last changed.
-    pub since: DateTime<Utc>,
-    /// The most recent connection failure, kept after a reconnect as history.
-    pub last_error: Option<String>,
-    /// The server's tools as agents see them (prefixed names), last known.
-    pub tools: Vec<Tool>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// One tool of the merged catalog.
 #[derive(Debug, Clone, Serialize)]
 pub struct CatalogTool {
@@ -168,42 +132,6 @@ impl Drop for Inner {
         // stops them (and their children) even without an explicit shutdown().
         self.shutdown.cancel();
     }
-}
-
-/// One registered server and its connection state.
-struct Server {
-    config: UpstreamConfig,
-    /// Set when the stored configuration is invalid: the server is listed, never connected.
-    invalid: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    state: watch::Sender<Live>,
-    /// Poked by the rmcp client handler on `notifications/tools/list_changed`.
-    tools_changed: Arc<Notify>,
-    /// A call failed in a way that suggests the session is dead: check it now.
-    suspect: Notify,
-    /// Calls in flight. The periodic ping waits while there are any: a server that works
-    /// on one request at a time would not answer it, and the session (with the calls in
-    /// it) must not be declared dead for being busy.
-    in_flight: AtomicUsize,
-    /// Skip the rest of the backoff and reconnect now.
-    wake: Notify,
-    stop: CancellationToken,
-    supervisor: Mutex<Option<JoinHandle<()>>>,
-    sessions: AtomicU64,
-}
-
-#[derive(Clone)]
-struct Live {
-    status: ConnectionStatus,
-    since: DateTime<Utc>,
-    last_error: Option<String>,
-    /// Last known tools, upstream names.
-    tools: Arc<Vec<Tool>>,
-    /// Some exactly while connected.
-    peer: Option<Peer<RoleClient>>,
-    /// Which session `peer` and `tools` belong to.
-    session: u64,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -532,7 +460,7 @@ impl UpstreamRegistry {
             first,
             self.inner.settings.clone(),
         ));
-        *server.supervisor.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        server.attach_supervisor(handle);
     }
 }
 
@@ -570,134 +498,6 @@ impl Inner {
             }
         }
         *catalog = Arc::new(merged);
-    }
-}
-
-impl Server {
-    fn new(stored: StoredServer, stop: CancellationToken, tools_changed: Arc<Notify>) -> Arc<Self> {
-        let invalid = stored.config.validate().err().map(|e| format!("the stored configuration is invalid: {e}"));
-        let (status, last_error) = match &invalid {
-            Some(problem) => (ConnectionStatus::Error, Some(problem.clone())),
-            None => (ConnectionStatus::Connecting, None),
-        };
-        let (state, _) = watch::channel(Live {
-            status,
-            since: Utc::now(),
-            last_error,
-            tools: Arc::new(Vec::new()),
-            peer: None,
-            session: 0,
-        });
-        Arc::new(Server {
-            config: stored.config,
-            invalid,
-            created_at: stored.created_at,
-            updated_at: stored.updated_at,
-            state,
-            tools_changed,
-            suspect: Notify::new(),
-            in_flight: AtomicUsize::new(0),
-            wake: Notify::new(),
-            stop,
-            supervisor: Mutex::new(None),
-            sessions: AtomicU64::new(0),
-        })
-    }
-
-    fn next_session(&self) -> u64 {
-        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    fn status(&self) -> UpstreamStatus {
-        let live = self.state.borrow();
-        UpstreamStatus {
-            name: self.config.name.clone(),
-            config: self.config.redacted(),
-            status: live.status,
-            since: live.since,
-            last_error: live.last_error.clone(),
-            tools: live
-                .tools
-                .iter()
-                .map(|tool| {
-                    let mut downstream = tool.clone();
-                    downstream.name = self.config.exposed_tool_name(&tool.name).into();
-                    downstream
-                })
-                .collect(),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
-
-    fn set_connecting(&self) {
-        self.state.send_modify(|live| {
-            if live.status != ConnectionStatus::Connecting {
-                live.status = ConnectionStatus::Connecting;
-                live.since = Utc::now();
-            }
-            live.peer = None;
-        });
-    }
-
-    fn set_error(&self, message: String) {
-        tracing::warn!(server = %self.config.name, error = %message, "MCP server not connected");
-        self.state.send_modify(|live| {
-            if live.status != ConnectionStatus::Error {
-                live.status = ConnectionStatus::Error;
-                live.since = Utc::now();
-            }
-            live.last_error = Some(message);
-            live.peer = None;
-        });
-    }
-
-    fn set_connected(&self, session: u64, peer: Peer<RoleClient>, tools: Vec<Tool>) {
-        tracing::info!(server = %self.config.name, tools = tools.len(), "MCP server connected");
-        self.state.send_modify(|live| {
-            live.status = ConnectionStatus::Connected;
-            live.since = Utc::now();
-            live.tools = Arc::new(tools);
-            live.peer = Some(peer);
-            live.session = session;
-        });
-    }
-
-    /// Replaces the tool list, unless it came from a session that has since been replaced.
-    fn set_tools(&self, session: u64, tools: Vec<Tool>) {
-        self.state.send_if_modified(|live| {
-            if live.session != session || live.status != ConnectionStatus::Connected {
-                return false;
-            }
-            live.tools = Arc::new(tools);
-            true
-        });
-    }
-
-    async fn stop_and_wait(&self) {
-        self.stop.cancel();
-        let handle = self.supervisor.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(handle) = handle {
-            if let Err(error) = handle.await {
-                tracing::warn!(server = %self.config.name, %error, "MCP server supervisor failed");
-            }
-        }
-    }
-}
-
-/// Counts a call as in flight on its server for as long as it lives.
-struct InFlight<'a>(&'a Server);
-
-impl<'a> InFlight<'a> {
-    fn enter(server: &'a Server) -> Self {
-        server.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(server)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -830,7 +630,7 @@ async fn watch_session(
             _ = server.suspect.notified() => true,
             // Calls in flight show the session in use; a dead one fails them, which
             // raises `suspect` instead.
-            _ = health.tick() => server.in_flight.load(Ordering::SeqCst) == 0,
+            _ = health.tick() => !server.has_calls_in_flight(),
         };
         if check {
             if let Err(message) = connection::ping(&peer, PING_TIMEOUT).await {
