@@ -26,6 +26,7 @@
 //! later, or two replicas register at once), the earlier registered server keeps the name
 //! and the clash is logged.
 
+mod catalog;
 mod config;
 mod connection;
 mod error;
@@ -33,20 +34,20 @@ mod server;
 mod store;
 mod tools;
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse, Tool};
+use rmcp::model::{CallToolRequestParams, CallToolResponse};
 use rmcp::ServiceError;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::catalog::LiveCatalog;
+pub use self::catalog::{Catalog, CatalogTool};
 pub use self::config::{InvalidConfig, RedactedConfig, TransportKind, UpstreamConfig};
 use self::connection::Session;
 pub use self::error::UpstreamError;
@@ -93,21 +94,6 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// stdin, then 3 s after SIGTERM, then kills it).
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// One tool of the merged catalog.
-#[derive(Debug, Clone, Serialize)]
-pub struct CatalogTool {
-    /// The server that offers it.
-    pub server: String,
-    /// Its name on that server (without the server's `tool_prefix`).
-    pub upstream_name: String,
-    /// The tool as agents see it: `name` is the downstream name; schemas and annotations
-    /// are the upstream's.
-    pub tool: Tool,
-}
-
-/// Downstream tool name → the tool.
-pub type Catalog = BTreeMap<String, CatalogTool>;
-
 /// The live registry. Cheap to clone; every clone is the same registry.
 #[derive(Clone)]
 pub struct UpstreamRegistry {
@@ -118,7 +104,7 @@ struct Inner {
     pool: PgPool,
     settings: UpstreamSettings,
     servers: RwLock<BTreeMap<String, Arc<Server>>>,
-    catalog: RwLock<Arc<Catalog>>,
+    catalog: LiveCatalog,
     /// Serialises register, remove and reload, so their check-then-act steps see each
     /// other's results.
     changes: tokio::sync::Mutex<()>,
@@ -151,7 +137,7 @@ impl UpstreamRegistry {
                 pool,
                 settings,
                 servers: RwLock::new(BTreeMap::new()),
-                catalog: RwLock::new(Arc::new(Catalog::new())),
+                catalog: LiveCatalog::new(),
                 changes: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -281,7 +267,7 @@ impl UpstreamRegistry {
             let _ = tokio::time::timeout(CLOSE_GRACE, session.running.waiting()).await;
             Err(error)
         };
-        if let Some(clash) = self.first_clash(&config, &session.tools) {
+        if let Some(clash) = inner.catalog.first_clash(&config, &session.tools) {
             return refuse(clash, session).await;
         }
         let stored = match store::insert(&inner.pool, &config).await {
@@ -298,19 +284,6 @@ impl UpstreamRegistry {
         self.spawn_supervisor(Arc::clone(&server), Some((id, session)));
         tracing::info!(server = %name, tools = server.state.borrow().tools.len(), "MCP server registered");
         Ok(server.status())
-    }
-
-    /// The first tool `config`'s server would expose under a name already in the catalog.
-    fn first_clash(&self, config: &UpstreamConfig, tools: &[Tool]) -> Option<UpstreamError> {
-        let catalog = self.tools();
-        tools.iter().find_map(|tool| {
-            let exposed = config.exposed_tool_name(&tool.name);
-            catalog.get(&exposed).map(|existing| UpstreamError::DuplicateTool {
-                tool: exposed,
-                existing_server: existing.server.clone(),
-                new_server: config.name.clone(),
-            })
-        })
     }
 
     /// Unregisters a server: deletes it, closes its session and stops its child process
@@ -364,7 +337,7 @@ impl UpstreamRegistry {
     /// The merged catalog: every tool agents can call, by downstream name. A snapshot;
     /// cheap to take.
     pub fn tools(&self) -> Arc<Catalog> {
-        Arc::clone(&read(&self.inner.catalog))
+        self.inner.catalog.snapshot()
     }
 
     /// Calls a tool by its downstream name. An `isError` result is a result. Arguments go
@@ -465,39 +438,9 @@ impl UpstreamRegistry {
 }
 
 impl Inner {
-    /// Recomputes the catalog from every server's last known tools. Servers are taken in
-    /// registration order, so on a clash the earlier server keeps the name.
+    /// Recomputes the catalog from every server's last known tools.
     fn rebuild_catalog(&self) {
-        // Catalog lock first, then servers: rebuilds are serialised and each one reads the
-        // latest state, so an older snapshot never overwrites a newer one.
-        let mut catalog = write(&self.catalog);
-        let servers = read(&self.servers);
-        let mut ordered: Vec<&Arc<Server>> = servers.values().collect();
-        ordered.sort_by(|a, b| (a.created_at, &a.config.name).cmp(&(b.created_at, &b.config.name)));
-        let mut merged = Catalog::new();
-        for server in ordered {
-            let tools = Arc::clone(&server.state.borrow().tools);
-            for tool in tools.iter() {
-                let exposed = server.config.exposed_tool_name(&tool.name);
-                match merged.entry(exposed) {
-                    Entry::Occupied(kept) => tracing::warn!(
-                        tool = %kept.key(), kept_by = %kept.get().server, hidden_from = %server.config.name,
-                        "two MCP servers offer the same tool name; the earlier registered one keeps it \
-                         (give one of them a tool_prefix)"
-                    ),
-                    Entry::Vacant(slot) => {
-                        let mut downstream = tool.clone();
-                        downstream.name = slot.key().clone().into();
-                        slot.insert(CatalogTool {
-                            server: server.config.name.clone(),
-                            upstream_name: tool.name.to_string(),
-                            tool: downstream,
-                        });
-                    }
-                }
-            }
-        }
-        *catalog = Arc::new(merged);
+        self.catalog.rebuild(&self.servers);
     }
 }
 
