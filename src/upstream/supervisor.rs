@@ -8,8 +8,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::connection::{self, Session, CLOSE_GRACE};
+use super::registry::Inner;
 use super::server::Server;
-use super::Inner;
 use super::UpstreamSettings;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
