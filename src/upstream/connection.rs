@@ -31,6 +31,10 @@ pub const BASE_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_A
 /// gateway buffer without bound.
 const MAX_STDERR_LINE: usize = 8192;
 
+/// Longest wait for a session to close (rmcp gives a stdio child 3 s after closing its
+/// stdin, then 3 s after SIGTERM, then kills it).
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
 /// The rmcp client side of a session. Its one job beyond the defaults: pass
 /// `notifications/tools/list_changed` on to the server's supervisor, which re-lists tools.
 pub struct GatewayClient {

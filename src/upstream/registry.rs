@@ -1,0 +1,368 @@
+//! The registry: the live set of servers and every change to it — register, remove,
+//! reload (the `mcp_servers` table diffed against the live set), refresh — plus listing,
+//! shutdown, and routing a `tools/call` to the server that offers the tool. It owns the
+//! locks that keep those changes consistent; one server's state, the merged catalog and
+//! the reconnect loop live in `server`, `catalog` and `supervisor`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use rmcp::model::{CallToolRequestParams, CallToolResponse};
+use rmcp::ServiceError;
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::catalog::{Catalog, LiveCatalog};
+use super::config::UpstreamConfig;
+use super::connection::{self, Session, CLOSE_GRACE};
+use super::error::UpstreamError;
+use super::server::{ConnectionStatus, InFlight, Server, UpstreamStatus};
+use super::store::{self, StoredServer};
+use super::supervisor::supervise;
+use super::{read, write, UpstreamSettings};
+
+/// The live registry. Cheap to clone; every clone is the same registry.
+#[derive(Clone)]
+pub struct UpstreamRegistry {
+    inner: Arc<Inner>,
+}
+
+/// The registry's shared state; supervisors hold it weakly.
+pub(super) struct Inner {
+    pool: PgPool,
+    settings: UpstreamSettings,
+    servers: RwLock<BTreeMap<String, Arc<Server>>>,
+    catalog: LiveCatalog,
+    /// Serialises register, remove and reload, so their check-then-act steps see each
+    /// other's results.
+    changes: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Supervisors hold only weak references: with the last registry handle gone, this
+        // stops them (and their children) even without an explicit shutdown().
+        self.shutdown.cancel();
+    }
+}
+
+impl Inner {
+    /// Recomputes the catalog from every server's last known tools.
+    pub(super) fn rebuild_catalog(&self) {
+        self.catalog.rebuild(&self.servers);
+    }
+}
+
+impl UpstreamRegistry {
+    /// An empty registry; nothing connects until [`start`](Self::start) or
+    /// [`register`](Self::register).
+    pub fn new(pool: PgPool, settings: UpstreamSettings) -> Self {
+        UpstreamRegistry {
+            inner: Arc::new(Inner {
+                pool,
+                settings,
+                servers: RwLock::new(BTreeMap::new()),
+                catalog: LiveCatalog::new(),
+                changes: tokio::sync::Mutex::new(()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &UpstreamSettings {
+        &self.inner.settings
+    }
+
+    /// Loads the stored servers (each connects in the background) and keeps re-reading the
+    /// table every `reload_interval` until [`shutdown`](Self::shutdown).
+    pub fn start(&self) {
+        let registry = Arc::downgrade(&self.inner);
+        let stopped = self.inner.shutdown.clone();
+        let interval = self.inner.settings.reload_interval;
+        self.inner.tasks.spawn(async move {
+            loop {
+                // A weak handle, so this loop never keeps a dropped registry alive.
+                let Some(inner) = registry.upgrade() else { return };
+                if let Err(error) = (UpstreamRegistry { inner }).reload().await {
+                    tracing::warn!(error = %error, "cannot reload the MCP server list; keeping the current one");
+                }
+                tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+    }
+
+    /// Brings the live set in line with the `mcp_servers` table: connects new servers,
+    /// disconnects removed ones, reconnects changed ones.
+    pub async fn reload(&self) -> Result<(), UpstreamError> {
+        let inner = &self.inner;
+        let _changes = inner.changes.lock().await;
+        if inner.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let mut wanted = BTreeMap::new();
+        for row in store::load_all(&inner.pool).await? {
+            match row {
+                Ok(stored) => {
+                    wanted.insert(stored.config.name.clone(), stored);
+                }
+                Err(unreadable) => tracing::error!(
+                    server = %unreadable.name, problem = %unreadable.problem,
+                    "a stored MCP server cannot be read; it is left out"
+                ),
+            }
+        }
+        let (stale, fresh): (Vec<Arc<Server>>, Vec<StoredServer>) = {
+            let servers = read(&inner.servers);
+            let stale = servers
+                .values()
+                .filter(|live| {
+                    wanted
+                        .get(&live.config.name)
+                        .is_none_or(|stored| stored.config != live.config || stored.updated_at != live.updated_at)
+                })
+                .cloned()
+                .collect();
+            let fresh = wanted
+                .into_values()
+                .filter(|stored| {
+                    servers
+                        .get(&stored.config.name)
+                        .is_none_or(|live| stored.config != live.config || stored.updated_at != live.updated_at)
+                })
+                .collect();
+            (stale, fresh)
+        };
+        if stale.is_empty() && fresh.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut servers = write(&inner.servers);
+            for server in &stale {
+                servers.remove(&server.config.name);
+            }
+        }
+        for server in stale {
+            tracing::info!(server = %server.config.name, "MCP server removed or changed in the database; disconnecting");
+            server.stop_and_wait().await;
+        }
+        for stored in fresh {
+            tracing::info!(server = %stored.config.name, "MCP server found in the database; connecting");
+            let server = Server::new(stored, inner.shutdown.child_token(), Arc::new(Notify::new()));
+            write(&inner.servers).insert(server.config.name.clone(), Arc::clone(&server));
+            self.spawn_supervisor(server, None);
+        }
+        inner.rebuild_catalog();
+        Ok(())
+    }
+
+    /// Registers a server: validates the configuration, connects and lists its tools
+    /// (refusing a tool name another server already exposes), stores it, and keeps the
+    /// session. Nothing is stored when any step fails. If the caller drops this future
+    /// after the row is written, the next `reload` connects the server; a dropped
+    /// `remove` is finished the same way.
+    pub async fn register(&self, config: UpstreamConfig) -> Result<UpstreamStatus, UpstreamError> {
+        config.validate()?;
+        let inner = &self.inner;
+        let _changes = inner.changes.lock().await;
+        if inner.shutdown.is_cancelled() {
+            return Err(UpstreamError::ShuttingDown);
+        }
+        let name = config.name.clone();
+        if read(&inner.servers).contains_key(&name) || store::exists(&inner.pool, &name).await? {
+            return Err(UpstreamError::AlreadyRegistered { name });
+        }
+
+        let stop = inner.shutdown.child_token();
+        let tools_changed = Arc::new(Notify::new());
+        let session = connection::connect(
+            &config,
+            Arc::clone(&tools_changed),
+            stop.child_token(),
+            inner.settings.connect_timeout,
+        )
+        .await
+        .map_err(|message| UpstreamError::Connect { server: name.clone(), message })?;
+
+        let refuse = |error: UpstreamError, session: Session| async move {
+            session.cancel.cancel();
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.running.waiting()).await;
+            Err(error)
+        };
+        if let Some(clash) = inner.catalog.first_clash(&config, &session.tools) {
+            return refuse(clash, session).await;
+        }
+        let stored = match store::insert(&inner.pool, &config).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return refuse(UpstreamError::AlreadyRegistered { name }, session).await,
+            Err(error) => return refuse(error.into(), session).await,
+        };
+
+        let server = Server::new(stored, stop, tools_changed);
+        let id = server.next_session();
+        server.set_connected(id, session.peer.clone(), session.tools.clone());
+        write(&inner.servers).insert(name.clone(), Arc::clone(&server));
+        inner.rebuild_catalog();
+        self.spawn_supervisor(Arc::clone(&server), Some((id, session)));
+        tracing::info!(server = %name, tools = server.state.borrow().tools.len(), "MCP server registered");
+        Ok(server.status())
+    }
+
+    /// Unregisters a server: deletes it, closes its session and stops its child process
+    /// before returning.
+    pub async fn remove(&self, name: &str) -> Result<(), UpstreamError> {
+        let inner = &self.inner;
+        let _changes = inner.changes.lock().await;
+        let deleted = store::delete(&inner.pool, name).await?;
+        let live = write(&inner.servers).remove(name);
+        if !deleted && live.is_none() {
+            return Err(UpstreamError::ServerNotFound { name: name.to_owned() });
+        }
+        inner.rebuild_catalog();
+        if let Some(server) = live {
+            server.stop_and_wait().await;
+        }
+        tracing::info!(server = %name, "MCP server removed");
+        Ok(())
+    }
+
+    /// Re-reads the server's tool list now when connected; otherwise asks for an immediate
+    /// reconnect. Returns the status afterwards.
+    pub async fn refresh(&self, name: &str) -> Result<UpstreamStatus, UpstreamError> {
+        let server = self.server(name)?;
+        let live = server.state.borrow().clone();
+        match live.peer {
+            Some(peer) => match connection::list_tools(&peer, self.inner.settings.connect_timeout).await {
+                Ok(tools) => {
+                    server.set_tools(live.session, tools);
+                    self.inner.rebuild_catalog();
+                }
+                Err(message) => {
+                    server.suspect.notify_one();
+                    return Err(UpstreamError::Transport { server: name.to_owned(), message });
+                }
+            },
+            None => server.wake.notify_one(),
+        }
+        Ok(server.status())
+    }
+
+    /// Every registered server, by name.
+    pub fn list(&self) -> Vec<UpstreamStatus> {
+        read(&self.inner.servers).values().map(|server| server.status()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Result<UpstreamStatus, UpstreamError> {
+        Ok(self.server(name)?.status())
+    }
+
+    /// The merged catalog: every tool agents can call, by downstream name. A snapshot;
+    /// cheap to take.
+    pub fn tools(&self) -> Arc<Catalog> {
+        self.inner.catalog.snapshot()
+    }
+
+    /// Calls a tool by its downstream name. An `isError` result is a result. Arguments go
+    /// upstream as given. A server that is still connecting is waited for, within the
+    /// same per-call timeout.
+    pub async fn call_tool(&self, tool_name: &str, arguments: Map<String, Value>) -> Result<Value, UpstreamError> {
+        let Some(entry) = self.tools().get(tool_name).cloned() else {
+            return Err(UpstreamError::ToolNotFound { tool: tool_name.to_owned() });
+        };
+        let server =
+            self.server(&entry.server).map_err(|_| UpstreamError::ToolNotFound { tool: tool_name.to_owned() })?;
+        let timeout = self.inner.settings.call_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out =
+            || UpstreamError::Timeout { server: entry.server.clone(), tool: tool_name.to_owned(), after: timeout };
+
+        let mut state = server.state.subscribe();
+        let peer =
+            match tokio::time::timeout_at(deadline, state.wait_for(|live| live.status != ConnectionStatus::Connecting))
+                .await
+            {
+                Ok(Ok(live)) => live.peer.clone(),
+                Ok(Err(_)) => None, // removed meanwhile
+                Err(_) => None,
+            };
+        let Some(peer) = peer else {
+            let live = server.state.borrow();
+            return Err(UpstreamError::Unavailable {
+                server: entry.server.clone(),
+                status: live.status,
+                last_error: live.last_error.clone(),
+            });
+        };
+
+        let params = CallToolRequestParams::new(entry.upstream_name.clone()).with_arguments(arguments);
+        let _in_flight = InFlight::enter(&server);
+        // The request future sends `notifications/cancelled` upstream when dropped, which
+        // is what the timeout does. A timeout says nothing about the session (the tool may
+        // just be slow), so it does not trigger a liveness check.
+        let answer = match tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await {
+            Ok(answer) => answer,
+            Err(_) => return Err(timed_out()),
+        };
+        match answer {
+            Ok(CallToolResponse::Complete(result)) => {
+                serde_json::to_value(result).map_err(|e| UpstreamError::Transport {
+                    server: entry.server.clone(),
+                    message: format!("cannot encode the result: {e}"),
+                })
+            }
+            Ok(CallToolResponse::InputRequired(_)) => Err(UpstreamError::Unsupported {
+                server: entry.server,
+                tool: tool_name.to_owned(),
+                what: "a request for more input (input_required)",
+            }),
+            Ok(_) => {
+                Err(UpstreamError::Unsupported { server: entry.server, tool: tool_name.to_owned(), what: "a task" })
+            }
+            Err(ServiceError::McpError(error)) => Err(UpstreamError::Rpc {
+                server: entry.server,
+                code: error.code.0,
+                message: error.message.into_owned(),
+                data: error.data,
+            }),
+            Err(ServiceError::Timeout { .. }) => Err(timed_out()),
+            Err(error) => {
+                // The session may be dead (an HTTP server gone, a broken pipe): check now
+                // rather than at the next health tick.
+                server.suspect.notify_one();
+                Err(UpstreamError::Transport { server: entry.server, message: connection::error_chain(&error) })
+            }
+        }
+    }
+
+    /// Stops reloading, closes every session and stops every child, then returns.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    fn server(&self, name: &str) -> Result<Arc<Server>, UpstreamError> {
+        read(&self.inner.servers)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| UpstreamError::ServerNotFound { name: name.to_owned() })
+    }
+
+    fn spawn_supervisor(&self, server: Arc<Server>, first: Option<(u64, Session)>) {
+        let handle = self.inner.tasks.spawn(supervise(
+            Arc::downgrade(&self.inner),
+            Arc::clone(&server),
+            first,
+            self.inner.settings.clone(),
+        ));
+        server.attach_supervisor(handle);
+    }
+}
