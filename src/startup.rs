@@ -49,7 +49,6 @@ pub struct Settings {
     pub notifier: ReconcilerOptions,
 }
 
-
 pub struct Application {
     tcp: TcpListener,
     state: AppState,

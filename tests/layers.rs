@@ -79,11 +79,14 @@ fn the_domain_does_no_io() {
 }
 
 /// Files allowed past the size limit, each with the reason ARCHITECTURE.md gives.
-const LONG_FILES: &[&str] = &[
-    // The aggregate: one state machine, its commands, events and errors read best whole.
-    "domain/src/permission_request.rs",
-];
+const LONG_FILES: &[&str] = &[];
+/// Lines of code before a file's unit tests (a trailing `#[cfg(test)]` module is not
+/// what a reader has to hold in mind).
 const MAX_LINES: usize = 400;
+
+fn code_lines(text: &str) -> usize {
+    text.lines().take_while(|line| !line.starts_with("#[cfg(test)]")).count()
+}
 
 #[test]
 fn source_files_stay_small_enough_to_read() {
@@ -91,7 +94,7 @@ fn source_files_stay_small_enough_to_read() {
     for dir in ["src", "domain/src", "projections/src"] {
         for file in rust_files(&root().join(dir)) {
             let name = relative(&file);
-            let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+            let lines = code_lines(&std::fs::read_to_string(&file).unwrap());
             if lines > MAX_LINES && !LONG_FILES.contains(&name.as_str()) && !name.ends_with("/tests.rs") {
                 long.push(format!("{name}: {lines} lines"));
             }

@@ -95,7 +95,10 @@ mod tests {
     #[test]
     fn retries_count_failures_until_reset() {
         let mut retries = Backoff::new(SECOND, 10 * SECOND).retries();
-        assert_eq!([retries.next_delay(), retries.next_delay(), retries.next_delay()], [SECOND, 2 * SECOND, 4 * SECOND]);
+        assert_eq!(
+            [retries.next_delay(), retries.next_delay(), retries.next_delay()],
+            [SECOND, 2 * SECOND, 4 * SECOND]
+        );
         assert_eq!(retries.failures(), 3);
         retries.reset();
         assert_eq!(retries.next_delay(), SECOND);

@@ -198,7 +198,15 @@ pub async fn set_tools(
     .bind(approval)
     .fetch_one(&mut *tx)
     .await?;
-    audit_trail::record(&mut tx, actor, list.audit_action(), name.as_str(), Some(before.policy()), Some(after.policy())).await?;
+    audit_trail::record(
+        &mut tx,
+        actor,
+        list.audit_action(),
+        name.as_str(),
+        Some(before.policy()),
+        Some(after.policy()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(after)
 }

@@ -84,7 +84,13 @@ pub async fn credentials(pool: &PgPool, name: &str) -> Result<Option<(String, Ro
         .map_err(|error| UserError::Internal(anyhow::anyhow!(error)))
 }
 
-pub async fn create(pool: &PgPool, actor: &Actor, username: &str, new_password: SecretString, role: Role) -> Result<User> {
+pub async fn create(
+    pool: &PgPool,
+    actor: &Actor,
+    username: &str,
+    new_password: SecretString,
+    role: Role,
+) -> Result<User> {
     let problems: Vec<String> =
         [check_principal_name("user", username).err(), password::policy_violation(new_password.expose_secret())]
             .into_iter()
@@ -217,8 +223,15 @@ pub async fn set_password(
         .execute(&mut *tx)
         .await?;
     let ended = sessions::revoke_user_sessions(&mut tx, name.as_str(), keep_session, "password changed").await?;
-    audit_trail::record(&mut tx, actor, change.audit_action(), name.as_str(), None, Some(json!({"sessions_revoked": ended})))
-        .await?;
+    audit_trail::record(
+        &mut tx,
+        actor,
+        change.audit_action(),
+        name.as_str(),
+        None,
+        Some(json!({"sessions_revoked": ended})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -9,7 +9,6 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-
 /// Why a listing was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -144,7 +143,10 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, QueryError
     if let Some(status) = &filter.status {
         if RequestStatus::parse(status).is_none() {
             let known: Vec<&str> = RequestStatus::ALL.iter().map(|s| s.as_str()).collect();
-            return Err(QueryError::InvalidFilter(format!("unknown status {status:?}; use one of {}", known.join(", "))));
+            return Err(QueryError::InvalidFilter(format!(
+                "unknown status {status:?}; use one of {}",
+                known.join(", ")
+            )));
         }
     }
     let limit = filter.limit.unwrap_or(DEFAULT_PAGE);

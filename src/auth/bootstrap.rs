@@ -22,7 +22,11 @@ use crate::names::Actor;
 pub const ADMIN_USERNAME: &str = "admin";
 pub const PASSWORD_FILE_NAME: &str = "admin-password";
 
-pub async fn ensure_admin(pool: &PgPool, data_dir: &Path, configured_password: Option<&SecretString>) -> anyhow::Result<()> {
+pub async fn ensure_admin(
+    pool: &PgPool,
+    data_dir: &Path,
+    configured_password: Option<&SecretString>,
+) -> anyhow::Result<()> {
     // The usual case, every start but the first: nothing to do, and no slow hashing.
     if users_exist(pool).await? {
         if configured_password.is_some() {

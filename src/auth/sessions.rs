@@ -12,8 +12,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::jwt::{AccessClaims, Claims, JwtKeys, RefreshClaims, TokenError, ACCESS_TOKEN_TTL, REFRESH_TOKEN_TTL};
-use super::Role;
 use super::AuthError;
+use super::Role;
 
 /// The body of a successful login or refresh: exactly the runbook's Step 1 shape.
 #[derive(Debug, Serialize)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::Args;
 use secrecy::SecretString;
 
+use crate::auth::throttle::LoginThrottlePolicy;
 use crate::notify::ReconcilerOptions;
 use crate::startup::Settings;
-use crate::auth::throttle::LoginThrottlePolicy;
 
 /// Where the database is: an explicit URL, or the managed local PostgreSQL.
 #[derive(Debug, Clone, Args)]

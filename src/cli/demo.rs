@@ -16,7 +16,12 @@ pub const DEMO_SERVER: &str = "demo-fs";
 pub const DEMO_AGENT: &str = "demo-agent";
 const DEMO_ACTOR: Actor = Actor::System("demo");
 
-pub async fn set_up(upstreams: &UpstreamRegistry, pool: &PgPool, public_url: &str, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn set_up(
+    upstreams: &UpstreamRegistry,
+    pool: &PgPool,
+    public_url: &str,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     let binary = std::env::current_exe()?.with_file_name("alexandria-example-fs");
     if !binary.is_file() {
         anyhow::bail!(

@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use super::Database;
-use crate::event_export::{self, ExportFilter};
 use crate::cli::args::DatabaseArgs;
+use crate::event_export::{self, ExportFilter};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -61,7 +61,8 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
                     None => Box::new(BufWriter::new(std::io::stdout().lock())),
                 };
                 let started = Instant::now();
-                let summary = event_export::export_events(&db.pool, &filter, &mut sink, |n| bar.set_position(n)).await?;
+                let summary =
+                    event_export::export_events(&db.pool, &filter, &mut sink, |n| bar.set_position(n)).await?;
                 bar.finish_and_clear();
                 let range = match (summary.first_position, summary.last_position) {
                     (Some(a), Some(b)) => format!("positions {a}..={b}"),

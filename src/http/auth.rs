@@ -135,7 +135,8 @@ mod tests {
     fn only_a_single_bearer_header_yields_a_token() {
         assert_eq!(bearer_token(&headers(&["Bearer abc"])).unwrap(), "abc");
         assert_eq!(bearer_token(&headers(&["bearer abc"])).unwrap(), "abc");
-        for bad in [&["Basic abc"][..], &["Bearer"], &["Bearer "], &["Bearer a b"], &["abc"], &["Bearer a", "Bearer b"]] {
+        for bad in [&["Basic abc"][..], &["Bearer"], &["Bearer "], &["Bearer a b"], &["abc"], &["Bearer a", "Bearer b"]]
+        {
             assert!(bearer_token(&headers(bad)).is_err(), "{bad:?}");
         }
         assert!(bearer_token(&HeaderMap::new()).is_err());

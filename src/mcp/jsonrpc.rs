@@ -238,7 +238,8 @@ mod tests {
 
     #[test]
     fn notifications_and_client_responses_need_no_answer() {
-        for body in [r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, r#"{"jsonrpc":"2.0","id":5,"result":{}}"#]
+        for body in
+            [r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, r#"{"jsonrpc":"2.0","id":5,"result":{}}"#]
         {
             assert!(matches!(parse(body.as_bytes()), Ok(ClientMessage::NoAnswer)), "{body}");
         }

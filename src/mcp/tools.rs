@@ -95,7 +95,9 @@ impl Tools {
             let task = tokio::spawn(async move { executor.execute(&name, &arguments).await });
             return McpReply::response(match task.await {
                 Ok(outcome) => outcome_response(&request, outcome),
-                Err(error) => request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None),
+                Err(error) => {
+                    request.error(INTERNAL_ERROR, format!("the call failed inside the gateway: {error}"), None)
+                }
             });
         }
         let call = GatedCall {
@@ -115,7 +117,12 @@ impl Tools {
             let existing = Box::pin(self.gate.existing_status(&call));
             let answered = matches!(
                 existing.await,
-                Some(RequestStatus::Executing | RequestStatus::Executed | RequestStatus::Rejected | RequestStatus::Expired)
+                Some(
+                    RequestStatus::Executing
+                        | RequestStatus::Executed
+                        | RequestStatus::Rejected
+                        | RequestStatus::Expired
+                )
             );
             if !answered {
                 return not_offered();

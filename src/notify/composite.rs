@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::notice::{RequestNotice, Review};
 use super::settings::NotificationSettings;
 use super::{DeliveryContext, DeliveryError, Notifier};
-use crate::names::Actor;
 use crate::metrics::Metrics;
+use crate::names::Actor;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ChannelFailure {

@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use alertmanager::Severity;
 pub use composite::{send_test_notifications, ChannelFailure, TestReport};
 pub use notice::{Links, RequestNotice};
 pub use outbox::{delivery_state, NotificationOutboxProjection};
 pub use reconciler::{Reconciler, ReconcilerOptions};
-pub use alertmanager::Severity;
 pub use settings::{NotificationSettings, SettingsChange, SettingsPatch, SettingsView};
 
 /// Where notices go.

@@ -3,9 +3,9 @@
 //! `PATCH /admin/notifications/config`.
 
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgConnection, Row};
 
 use super::alertmanager::{AlertmanagerNotifier, Severity};
@@ -206,7 +206,9 @@ impl SettingsPatch {
             // Secrets are taken as given (no trimming): they are compared byte for byte.
             match value.filter(|s| !s.expose_secret().is_empty()) {
                 None => next.webhook_secret = None,
-                Some(secret) if (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&secret.expose_secret().chars().count()) => {
+                Some(secret)
+                    if (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&secret.expose_secret().chars().count()) =>
+                {
                     next.webhook_secret = Some(secret)
                 }
                 Some(_) => errors

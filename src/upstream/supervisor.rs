@@ -7,6 +7,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use alexandria_projections::Backoff;
+
 use super::connection::{self, Session, CLOSE_GRACE};
 use super::registry::Inner;
 use super::server::Server;
@@ -30,7 +32,7 @@ pub(super) async fn supervise(
         server.stop.cancelled().await;
         return;
     }
-    let mut backoff = INITIAL_BACKOFF;
+    let mut failures = Backoff::new(INITIAL_BACKOFF, settings.max_backoff).retries();
     loop {
         let (id, session) = match first.take() {
             Some(established) => established,
@@ -57,7 +59,7 @@ pub(super) async fn supervise(
                     }
                     Err(message) => {
                         server.set_error(message);
-                        if !wait_backoff(&server, &mut backoff, settings.max_backoff).await {
+                        if !wait_backoff(&server, failures.next_delay()).await {
                             return;
                         }
                         continue;
@@ -71,9 +73,9 @@ pub(super) async fn supervise(
             SessionEnd::Lost(message) => {
                 server.set_error(message);
                 if started.elapsed() >= STABLE_SESSION {
-                    backoff = INITIAL_BACKOFF;
+                    failures.reset();
                 }
-                if !wait_backoff(&server, &mut backoff, settings.max_backoff).await {
+                if !wait_backoff(&server, failures.next_delay()).await {
                     return;
                 }
             }
@@ -143,7 +145,7 @@ async fn watch_session(
     }
 }
 
-// The reconnect backoff: exponential from `INITIAL_BACKOFF`, doubling up to
+// The reconnect schedule: the project's `Backoff` from `INITIAL_BACKOFF` up to
 // `UpstreamSettings::max_backoff`, back to the start after a stable session.
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
@@ -151,11 +153,8 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
 /// initial backoff again rather than where the last failures left it.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
 
-/// Sleeps the current backoff (cut short by a wake-up) and doubles it. False when the
-/// server was stopped meanwhile.
-async fn wait_backoff(server: &Server, backoff: &mut Duration, max: Duration) -> bool {
-    let delay = *backoff;
-    *backoff = (*backoff * 2).min(max);
+/// Sleeps `delay` (cut short by a wake-up). False when the server was stopped meanwhile.
+async fn wait_backoff(server: &Server, delay: Duration) -> bool {
     tokio::select! {
         _ = server.stop.cancelled() => false,
         _ = server.wake.notified() => true,

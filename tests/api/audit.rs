@@ -2,8 +2,8 @@
 
 use std::process::Command;
 
-use alexandria::event_export::{export_events, render_replay, replay, ExportFilter};
 use alexandria::approval::store::PermissionStore;
+use alexandria::event_export::{export_events, render_replay, replay, ExportFilter};
 use serde_json::Value;
 
 use crate::helpers::fresh_database;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use alexandria::notify::ReconcilerOptions;
 use alexandria::http::AppState;
+use alexandria::notify::ReconcilerOptions;
 use alexandria::startup::{Application, Settings};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alexandria::admin::audit_trail::AuditFilter;
-use alexandria::notify::{SettingsPatch, TestReport};
 use alexandria::approval::queries::{list, ListFilter, PermissionDto};
 use alexandria::http::routes::notifications::{get_config, patch_config, test_notifications};
+use alexandria::notify::{SettingsPatch, TestReport};
 use alexandria_domain::{PermissionRequestCommand as C, RequestStatus};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -494,11 +494,8 @@ async fn webhook_deliveries_are_signed_retried_and_tampering_is_refused() {
     let stale = Utc::now().timestamp() - 600;
     let mut replayed = captured.headers.clone();
     replayed.insert("x-alexandria-timestamp", stale.to_string().parse().unwrap());
-    let resigned = alexandria::notify::webhook::signature(
-        &secrecy::SecretString::from(WEBHOOK_SECRET),
-        stale,
-        &captured.body,
-    );
+    let resigned =
+        alexandria::notify::webhook::signature(&secrecy::SecretString::from(WEBHOOK_SECRET), stale, &captured.body);
     replayed.insert("x-alexandria-signature", resigned.parse().unwrap());
     assert_eq!(receiver.post_raw(&replayed, captured.body.to_vec()).await, 401, "a stale timestamp is a replay");
     assert_eq!(receiver.post_raw(&captured.headers, captured.body.to_vec()).await, 200, "the original verifies");

@@ -84,7 +84,10 @@ async fn set_allowed_tools(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ToolListBody>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &agents::existing_name(&name)?, ToolList::Allowed, body.tools).await?))
+    Ok(Json(
+        agents::set_tools(&state.pool, &caller.actor(), &agents::existing_name(&name)?, ToolList::Allowed, body.tools)
+            .await?,
+    ))
 }
 
 /// Runbook Step 2.
@@ -94,7 +97,16 @@ async fn set_approval_required_tools(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ToolListBody>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(agents::set_tools(&state.pool, &caller.actor(), &agents::existing_name(&name)?, ToolList::ApprovalRequired, body.tools).await?))
+    Ok(Json(
+        agents::set_tools(
+            &state.pool,
+            &caller.actor(),
+            &agents::existing_name(&name)?,
+            ToolList::ApprovalRequired,
+            body.tools,
+        )
+        .await?,
+    ))
 }
 
 async fn delete(

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::admin::users;
 use crate::admin::users::PasswordChange;
 use crate::auth::throttle::{self, Subjects};
 use crate::auth::{password, sessions, Principal};
@@ -17,7 +18,6 @@ use crate::http::auth::{UserAtLeast, Viewer};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ClientAddress};
 use crate::http::AppState;
-use crate::admin::users;
 
 pub fn router() -> Router<AppState> {
     Router::new()

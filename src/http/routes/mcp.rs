@@ -9,12 +9,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::admin::agents;
-use crate::names::Actor;
 use crate::auth::{AuthenticatedAgent, Principal, Role};
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::mcp::jsonrpc::{self, error_body, INVALID_REQUEST};
 use crate::mcp::{Caller, McpReply, RequestContext, IDEMPOTENCY_KEY_HEADER};
+use crate::names::Actor;
 
 /// Largest JSON-RPC message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -128,7 +128,8 @@ async fn serve(state: &AppState, caller: &Caller, headers: HeaderMap, body: Byte
             // Headers now, the JSON-RPC response when it is known (chunked): the handler
             // and the middleware around it finish, and a parked call costs its
             // connection and this one future.
-            let body = futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
+            let body =
+                futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
             ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
         }
         McpReply::Refused { body } => (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),

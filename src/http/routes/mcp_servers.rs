@@ -8,11 +8,11 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::admin::audit_trail;
-use crate::names::Actor;
 use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
+use crate::names::Actor;
 use crate::upstream::{UpstreamConfig, UpstreamStatus};
 
 pub fn router() -> Router<AppState> {

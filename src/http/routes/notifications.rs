@@ -7,10 +7,10 @@
 use axum::Json;
 
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::AppState;
 use crate::names::Actor;
 use crate::notify::settings::NotificationSettings;
 use crate::notify::{send_test_notifications, DeliveryContext, SettingsPatch, SettingsView, TestReport};
-use crate::http::AppState;
 
 /// The settings; the webhook secret only as `"set"` or `"unset"`.
 pub async fn get_config(state: &AppState) -> ApiResult<Json<SettingsView>> {

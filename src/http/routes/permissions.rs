@@ -6,11 +6,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::approval::queries::{self, ListFilter, Page, PermissionDto};
+use crate::approval::store::CommandError;
 use crate::http::auth::{Admin, UserAtLeast};
 use crate::http::error::{ApiError, ApiResult};
-use crate::approval::store::CommandError;
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::approval::queries::{self, ListFilter, Page, PermissionDto};
 use crate::http::AppState;
 use crate::names::Actor;
 
@@ -113,8 +113,11 @@ async fn decide(
     actor: &Actor,
     command: PermissionRequestCommand,
 ) -> ApiResult<Json<PermissionDto>> {
-    let metadata =
-        alexandria_domain::EventMetadata::new(actor.to_string(), &state.settings.replica_id, uuid::Uuid::new_v4().to_string());
+    let metadata = alexandria_domain::EventMetadata::new(
+        actor.to_string(),
+        &state.settings.replica_id,
+        uuid::Uuid::new_v4().to_string(),
+    );
     let applied = state.store.execute(id, command, &metadata).await.map_err(command_error)?;
     let dto = PermissionDto::from_state(id, &applied.state)
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use secrecy::SecretString;
 
+use crate::admin::users::{self, PasswordChange, User};
 use crate::auth::Role;
 use crate::http::auth::{SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::admin::users::{self, PasswordChange, User};
 
 pub fn router() -> Router<AppState> {
     Router::new()
