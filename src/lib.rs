@@ -3,13 +3,14 @@
 //!
 //! - services, which know nothing of HTTP: `approval` (the permission-request store, the
 //!   gate, queries), `mcp` (the MCP endpoint's logic), `upstream` (the servers we call),
-//!   `admin` (agents, users, the audit trail), `auth`, `notify`, `event_export`, plus
+//!   `admin` (agents, users), `audit_trail`, `auth`, `notify`, `event_export`, plus
 //!   the plumbing they share (`db`, `metrics`, `names`, `validation`);
 //! - `http`, the only module that knows axum: routes, extractors, the one `ApiError`;
 //! - `cli` and `startup`, which compose the rest into the `alexandria` command.
 
 pub mod admin;
 pub mod approval;
+pub mod audit_trail;
 pub mod auth;
 pub mod cli;
 pub mod db;

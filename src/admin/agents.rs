@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
-use crate::admin::audit_trail;
+use crate::audit_trail;
 use crate::names::{check_principal_name, Actor, AgentName};
 use crate::validation::{check_approval_subset, normalize_tool_list};
 

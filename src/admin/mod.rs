@@ -1,6 +1,5 @@
-//! Relational admin data: agents and their tool policy, users, and the admin audit trail
-//! that every change to them writes in its own transaction.
+//! Relational admin data: agents and their tool policy, and users. Every change writes
+//! its `audit_trail` row in its own transaction.
 
 pub mod agents;
-pub mod audit_trail;
 pub mod users;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::admin::audit_trail;
+use crate::audit_trail;
 use crate::auth::{password, sessions, Role};
 use crate::names::{check_principal_name, Actor, UserName};
 use secrecy::{ExposeSecret, SecretString};

@@ -37,7 +37,7 @@ pub struct PermissionDto {
     pub has_result: bool,
     /// `{"reason"?, "channels": {"<channel>": {"pending"|"reviewed": {attempts,
     /// last_error, delivered_at, ...}}}}`: notification delivery state per channel and
-    /// notice (filled by [`attach_delivery_state`]); the reject reason is repeated here
+    /// notice (filled by `notify::attach_delivery_state`); the reject reason is repeated here
     /// because the runbook's agents read it from `notifier_meta`.
     pub notifier_meta: Value,
 }
@@ -48,18 +48,6 @@ fn notifier_meta(reason: Option<&str>) -> Value {
         meta["reason"] = Value::from(reason);
     }
     meta
-}
-
-/// Fills `notifier_meta.channels` from the notification outbox (one query for all).
-pub async fn attach_delivery_state(pool: &PgPool, items: &mut [PermissionDto]) -> Result<(), sqlx::Error> {
-    let ids: Vec<Uuid> = items.iter().map(|item| item.id).collect();
-    let mut state = crate::notify::delivery_state(pool, &ids).await?;
-    for item in items {
-        if let Some(channels) = state.remove(&item.id) {
-            item.notifier_meta["channels"] = channels;
-        }
-    }
-    Ok(())
 }
 
 impl PermissionDto {
@@ -170,7 +158,6 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, QueryError
     .fetch_all(pool)
     .await?;
     let mut items = rows.iter().map(PermissionDto::from_row).collect::<Result<Vec<_>, _>>()?;
-    attach_delivery_state(pool, &mut items).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|last| encode_cursor(last.created_at, last.id))

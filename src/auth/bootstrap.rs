@@ -62,7 +62,7 @@ pub async fn ensure_admin(
     if created.is_none() {
         return Ok(());
     }
-    crate::admin::audit_trail::record(
+    crate::audit_trail::record(
         &mut tx,
         &Actor::System("bootstrap"),
         "user.create",

@@ -181,7 +181,7 @@ pub async fn rotate_stored_secret(pool: &PgPool) -> anyhow::Result<()> {
     .execute(&mut *tx)
     .await
     .context("cannot store the new JWT secret")?;
-    crate::admin::audit_trail::record(
+    crate::audit_trail::record(
         &mut tx,
         &crate::names::Actor::System("cli"),
         "jwt_secret.rotate",

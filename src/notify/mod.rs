@@ -25,7 +25,7 @@ use async_trait::async_trait;
 pub use alertmanager::Severity;
 pub use composite::{send_test_notifications, ChannelFailure, TestReport};
 pub use notice::{Links, RequestNotice};
-pub use outbox::{delivery_state, NotificationOutboxProjection};
+pub use outbox::{attach_delivery_state, delivery_state, NotificationOutboxProjection};
 pub use reconciler::{Reconciler, ReconcilerOptions};
 pub use settings::{NotificationSettings, SettingsChange, SettingsPatch, SettingsView};
 

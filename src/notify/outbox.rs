@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use super::notice::{RequestNotice, Review};
 use super::{Channel, NoticeKind};
+use crate::approval::queries::PermissionDto;
 
 pub const OUTBOX_TABLE: &str = "notification_outbox";
 
@@ -262,6 +263,18 @@ pub async fn next_due(pool: &PgPool, channel: Channel) -> Result<Option<DateTime
 
 /// Delivery state per request, for `notifier_meta`:
 /// `{"<channel>": {"<kind>": {attempts, last_error, delivered_at, ...}}}`.
+/// Fills `notifier_meta.channels` from the notification outbox (one query for all).
+pub async fn attach_delivery_state(pool: &PgPool, items: &mut [PermissionDto]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = items.iter().map(|item| item.id).collect();
+    let mut state = delivery_state(pool, &ids).await?;
+    for item in items {
+        if let Some(channels) = state.remove(&item.id) {
+            item.notifier_meta["channels"] = channels;
+        }
+    }
+    Ok(())
+}
+
 pub async fn delivery_state(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Value>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());

@@ -261,7 +261,7 @@ impl SettingsPatch {
             _ => false,
         };
         let change = SettingsChange { before: current.view(), after: stored.view(), secret_replaced };
-        crate::admin::audit_trail::record(
+        crate::audit_trail::record(
             conn,
             actor,
             AUDIT_ACTION,

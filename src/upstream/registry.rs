@@ -5,7 +5,7 @@
 //! the reconnect loop live in `server`, `catalog` and `supervisor`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use rmcp::model::{CallToolRequestParams, CallToolResponse};
 use rmcp::ServiceError;
@@ -21,7 +21,7 @@ use super::connection::{self, Session, CLOSE_GRACE};
 use super::error::UpstreamError;
 use super::server::{ConnectionStatus, InFlight, Server, UpstreamStatus};
 use super::store::{self, StoredServer};
-use super::supervisor::supervise;
+use super::supervisor::{supervise, CatalogOwner};
 use super::{read, write, UpstreamSettings};
 
 /// The live registry. Cheap to clone; every clone is the same registry.
@@ -55,6 +55,12 @@ impl Inner {
     /// Recomputes the catalog from every server's last known tools.
     pub(super) fn rebuild_catalog(&self) {
         self.catalog.rebuild(&self.servers);
+    }
+}
+
+impl CatalogOwner for Inner {
+    fn tools_changed(&self) {
+        self.rebuild_catalog();
     }
 }
 
@@ -358,7 +364,7 @@ impl UpstreamRegistry {
 
     fn spawn_supervisor(&self, server: Arc<Server>, first: Option<(u64, Session)>) {
         let handle = self.inner.tasks.spawn(supervise(
-            Arc::downgrade(&self.inner),
+            Arc::downgrade(&self.inner) as Weak<dyn CatalogOwner>,
             Arc::clone(&server),
             first,
             self.inner.settings.clone(),

@@ -10,11 +10,16 @@ use std::time::Duration;
 use alexandria_projections::Backoff;
 
 use super::connection::{self, Session, CLOSE_GRACE};
-use super::registry::Inner;
 use super::server::Server;
 use super::UpstreamSettings;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whoever keeps the merged catalog (the registry): told when a server's tools change.
+/// A trait, so the supervisor needs nothing else of the registry.
+pub(super) trait CatalogOwner: Send + Sync {
+    fn tools_changed(&self);
+}
 
 enum SessionEnd {
     Stopped,
@@ -23,7 +28,7 @@ enum SessionEnd {
 
 /// Keeps one server connected until it is stopped: connect, watch, reconnect with backoff.
 pub(super) async fn supervise(
-    registry: Weak<Inner>,
+    registry: Weak<dyn CatalogOwner>,
     server: Arc<Server>,
     mut first: Option<(u64, Session)>,
     settings: UpstreamSettings,
@@ -52,8 +57,8 @@ pub(super) async fn supervise(
                     Ok(session) => {
                         let id = server.next_session();
                         server.set_connected(id, session.peer.clone(), session.tools.clone());
-                        if let Some(inner) = registry.upgrade() {
-                            inner.rebuild_catalog();
+                        if let Some(owner) = registry.upgrade() {
+                            owner.tools_changed();
                         }
                         (id, session)
                     }
@@ -86,7 +91,7 @@ pub(super) async fn supervise(
 /// Serves one session until it ends, is found dead, or the server is stopped. Re-lists
 /// tools on `list_changed`; pings when a call failed oddly and every `health_interval`.
 async fn watch_session(
-    registry: &Weak<Inner>,
+    registry: &Weak<dyn CatalogOwner>,
     server: &Server,
     id: u64,
     session: Session,
@@ -119,8 +124,8 @@ async fn watch_session(
                     Ok(tools) => {
                         tracing::info!(server = %server.config.name, tools = tools.len(), "MCP server's tool list changed");
                         server.set_tools(id, tools);
-                        if let Some(inner) = registry.upgrade() {
-                            inner.rebuild_catalog();
+                        if let Some(owner) = registry.upgrade() {
+                            owner.tools_changed();
                         }
                         false
                     }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alexandria::admin::audit_trail::AuditFilter;
 use alexandria::approval::queries::{list, ListFilter, PermissionDto};
+use alexandria::audit_trail::AuditFilter;
 use alexandria::http::routes::notifications::{get_config, patch_config, test_notifications};
 use alexandria::notify::{SettingsPatch, TestReport};
 use alexandria_domain::{PermissionRequestCommand as C, RequestStatus};
@@ -281,7 +281,8 @@ async fn delivery_shown(app: &TestApp, id: Uuid, channel: &str, kind: &str) -> V
 }
 
 async fn permission(app: &TestApp, id: Uuid) -> Option<PermissionDto> {
-    let page = list(&app.state.pool, &ListFilter { limit: Some(500), ..Default::default() }).await.expect("list");
+    let mut page = list(&app.state.pool, &ListFilter { limit: Some(500), ..Default::default() }).await.expect("list");
+    alexandria::notify::attach_delivery_state(&app.state.pool, &mut page.items).await.expect("delivery state");
     page.items.into_iter().find(|item| item.id == id)
 }
 
@@ -643,7 +644,7 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
     // secret shows as replaced, never as itself.
     configure(&app, json!({"webhook_secret": "another-long-webhook-secret"})).await;
     let filter = AuditFilter { target: Some("notification_settings".into()), ..Default::default() };
-    let entries = alexandria::admin::audit_trail::page(&app.state.pool, &filter, 50).await.unwrap();
+    let entries = alexandria::audit_trail::page(&app.state.pool, &filter, 50).await.unwrap();
     assert_eq!(entries.len(), 4, "{entries:?}");
     assert!(entries.iter().all(|e| e.actor == ADMIN && e.action == "notification_settings.update"));
     let rotation = &entries[0];

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::admin::audit_trail::{self, AuditEntry, AuditFilter};
+use crate::audit_trail::{self, AuditEntry, AuditFilter};
 use crate::http::auth::{SuperAdmin, UserAtLeast};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::ApiQuery;

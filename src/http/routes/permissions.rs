@@ -13,6 +13,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::AppState;
 use crate::names::Actor;
+use crate::notify;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +37,9 @@ pub async fn list(
         limit: query.limit,
         cursor: query.cursor,
     };
-    Ok(Json(queries::list(&state.pool, &filter).await?))
+    let mut page = queries::list(&state.pool, &filter).await?;
+    notify::attach_delivery_state(&state.pool, &mut page.items).await?;
+    Ok(Json(page))
 }
 
 pub async fn show(
@@ -53,7 +56,7 @@ pub async fn show(
 }
 
 async fn with_delivery_state(state: &AppState, mut dto: PermissionDto) -> ApiResult<Json<PermissionDto>> {
-    queries::attach_delivery_state(&state.pool, std::slice::from_mut(&mut dto)).await?;
+    notify::attach_delivery_state(&state.pool, std::slice::from_mut(&mut dto)).await?;
     Ok(Json(dto))
 }
 
