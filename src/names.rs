@@ -64,6 +64,48 @@ principal_name!(
     "agent"
 );
 
+/// Longest tool name accepted (MCP's own recommendation).
+pub const MAX_TOOL_NAME_CHARS: usize = 128;
+
+/// A tool's name as agents' policies list it. Tool names are chosen by upstream servers,
+/// so the rule is loose: 1 to 128 characters, none of them whitespace or control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct ToolName(String);
+
+impl ToolName {
+    /// The name, if it follows the rule.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let chars = raw.chars().count();
+        let valid =
+            (1..=MAX_TOOL_NAME_CHARS).contains(&chars) && !raw.chars().any(|c| c.is_whitespace() || c.is_control());
+        valid.then(|| ToolName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The names as plain strings, for the wire formats that carry them (token claims, MCP).
+    pub fn strings(names: &[ToolName]) -> Vec<String> {
+        names.iter().map(|name| name.0.clone()).collect()
+    }
+}
+
+impl fmt::Display for ToolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for ToolName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
 /// Who did something, as event metadata and the admin audit trail record it:
 /// `user:<name>`, `agent:<name>` or `system:<component>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +139,16 @@ mod tests {
         for bad in ["", "Demo", "a b", "a.b", "é", &"a".repeat(65)] {
             assert!(!is_principal_name(bad), "{bad}");
             assert!(UserName::parse(bad).unwrap_err().starts_with("user name"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tool_names_are_loose_but_not_empty_or_spaced() {
+        for good in ["echo", "fs.read_file", "Write-File", "ü", &"t".repeat(128)] {
+            assert_eq!(ToolName::parse(good).map(|t| t.to_string()).as_deref(), Some(good));
+        }
+        for bad in ["", "a b", "tab\there", "line\n", &"t".repeat(129)] {
+            assert!(ToolName::parse(bad).is_none(), "{bad:?}");
         }
     }
 

@@ -1,27 +1,19 @@
 //! Rules for tool lists and URLs (names: `crate::names`), checked before anything is stored. Each check returns
 //! a message naming the offending values, for a 422.
 
-/// Longest tool name accepted (MCP's own recommendation).
-pub const MAX_TOOL_NAME_CHARS: usize = 128;
-
-/// Tool names are chosen by upstream servers, so the rule is loose: 1 to 128 characters,
-/// none of them whitespace or control characters.
-fn is_tool_name(tool: &str) -> bool {
-    let chars = tool.chars().count();
-    (1..=MAX_TOOL_NAME_CHARS).contains(&chars) && !tool.chars().any(|c| c.is_whitespace() || c.is_control())
-}
+use crate::names::{ToolName, MAX_TOOL_NAME_CHARS};
 
 /// The list without duplicates (first occurrence kept, order preserved), or a message
 /// naming every invalid tool name in `field`.
-pub fn normalize_tool_list(field: &str, tools: Vec<String>) -> Result<Vec<String>, String> {
-    let invalid: Vec<&String> = tools.iter().filter(|tool| !is_tool_name(tool)).collect();
+pub fn normalize_tool_list(field: &str, tools: Vec<String>) -> Result<Vec<ToolName>, String> {
+    let invalid: Vec<&String> = tools.iter().filter(|tool| ToolName::parse(tool).is_none()).collect();
     if !invalid.is_empty() {
         return Err(format!(
             "{field} has invalid tool names {invalid:?}: a tool name is 1 to {MAX_TOOL_NAME_CHARS} characters without whitespace"
         ));
     }
-    let mut unique: Vec<String> = Vec::with_capacity(tools.len());
-    for tool in tools {
+    let mut unique: Vec<ToolName> = Vec::with_capacity(tools.len());
+    for tool in tools.iter().filter_map(|tool| ToolName::parse(tool)) {
         if !unique.contains(&tool) {
             unique.push(tool);
         }
@@ -31,8 +23,9 @@ pub fn normalize_tool_list(field: &str, tools: Vec<String>) -> Result<Vec<String
 
 /// `approval_required_tools` must be a subset of `allowed_tools`: gating a tool the agent
 /// may not call at all means nothing. The message names the offenders.
-pub fn check_approval_subset(allowed_tools: &[String], approval_required_tools: &[String]) -> Result<(), String> {
-    let offenders: Vec<&String> = approval_required_tools.iter().filter(|tool| !allowed_tools.contains(tool)).collect();
+pub fn check_approval_subset(allowed_tools: &[ToolName], approval_required_tools: &[ToolName]) -> Result<(), String> {
+    let offenders: Vec<&str> =
+        approval_required_tools.iter().filter(|tool| !allowed_tools.contains(tool)).map(ToolName::as_str).collect();
     if offenders.is_empty() {
         Ok(())
     } else {
@@ -70,10 +63,13 @@ mod tests {
     #[test]
     fn tool_lists_are_deduplicated_in_order_and_offenders_named() {
         let tools = vec!["b".to_owned(), "a".to_owned(), "b".to_owned()];
-        assert_eq!(normalize_tool_list("allowed_tools", tools).unwrap(), vec!["b", "a"]);
+        let names: Vec<String> =
+            normalize_tool_list("allowed_tools", tools).unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["b", "a"]);
         let error = normalize_tool_list("allowed_tools", vec!["ok".into(), "".into(), "a b".into()]).unwrap_err();
         assert!(error.contains(r#"["", "a b"]"#), "{error}");
-        let error = check_approval_subset(&["a".into()], &["a".into(), "z".into()]).unwrap_err();
+        let tool = |name: &str| ToolName::parse(name).unwrap();
+        let error = check_approval_subset(&[tool("a")], &[tool("a"), tool("z")]).unwrap_err();
         assert!(error.contains(r#"["z"]"#), "{error}");
     }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
 use crate::audit_trail;
-use crate::names::{check_principal_name, Actor, AgentName};
+use crate::names::{Actor, AgentName, ToolName};
 use crate::validation::{check_approval_subset, normalize_tool_list};
 
 /// The agent DTO: what every agent route returns.
@@ -15,8 +15,8 @@ use crate::validation::{check_approval_subset, normalize_tool_list};
 pub struct Agent {
     pub name: String,
     pub description: String,
-    pub allowed_tools: Vec<String>,
-    pub approval_required_tools: Vec<String>,
+    pub allowed_tools: Vec<ToolName>,
+    pub approval_required_tools: Vec<ToolName>,
     pub permissions_version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -98,12 +98,18 @@ pub fn existing_name(raw: &str) -> Result<AgentName> {
     AgentName::parse(raw).map_err(|_| AgentError::NotFound(raw.to_owned()))
 }
 
+/// A new agent whose every field was checked.
+struct ValidAgent {
+    name: AgentName,
+    description: String,
+    allowed_tools: Vec<ToolName>,
+    approval_required_tools: Vec<ToolName>,
+}
+
 /// Checks every field and reports every problem at once.
-fn validate_new(agent: NewAgent) -> Result<NewAgent> {
+fn validate_new(agent: NewAgent) -> Result<ValidAgent> {
     let mut problems = Vec::new();
-    if let Err(problem) = check_principal_name("agent", &agent.name) {
-        problems.push(problem);
-    }
+    let name = AgentName::parse(&agent.name).map_err(|problem| problems.push(problem)).ok();
     if agent.description.chars().count() > MAX_DESCRIPTION_CHARS {
         problems.push(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"));
     }
@@ -116,9 +122,9 @@ fn validate_new(agent: NewAgent) -> Result<NewAgent> {
             problems.push(problem);
         }
     }
-    match (allowed, approval) {
-        (Some(allowed_tools), Some(approval_required_tools)) if problems.is_empty() => {
-            Ok(NewAgent { allowed_tools, approval_required_tools, ..agent })
+    match (name, allowed, approval) {
+        (Some(name), Some(allowed_tools), Some(approval_required_tools)) if problems.is_empty() => {
+            Ok(ValidAgent { name, description: agent.description, allowed_tools, approval_required_tools })
         }
         _ => Err(AgentError::Invalid(problems.join("; "))),
     }
@@ -131,14 +137,14 @@ pub async fn create(pool: &PgPool, actor: &Actor, agent: NewAgent) -> Result<Age
         "INSERT INTO agents (name, description, allowed_tools, approval_required_tools)
          VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING {AGENT_COLUMNS}"
     ))
-    .bind(&agent.name)
+    .bind(agent.name.as_str())
     .bind(&agent.description)
     .bind(&agent.allowed_tools)
     .bind(&agent.approval_required_tools)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(created) = created else {
-        return Err(AgentError::AlreadyExists(agent.name));
+        return Err(AgentError::AlreadyExists(agent.name.to_string()));
     };
     audit_trail::record(&mut tx, actor, "agent.create", &created.name, None, Some(created.policy())).await?;
     tx.commit().await?;

@@ -18,6 +18,7 @@ use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
+use crate::names::ToolName;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -129,7 +130,7 @@ struct MintTokenRequest {
 struct MintTokenResponse {
     token: String,
     agent: String,
-    effective_tools: Vec<String>,
+    effective_tools: Vec<ToolName>,
     expires_in: u64,
 }
 
@@ -150,8 +151,8 @@ async fn mint_token(
     let claims = Claims::Agent(AgentClaims {
         sub: format!("agent:{}", agent.name),
         agent: agent.name.clone(),
-        effective_tools: effective_tools.clone(),
-        approval_required_tools: agent.approval_required_tools.clone(),
+        effective_tools: ToolName::strings(&effective_tools),
+        approval_required_tools: ToolName::strings(&agent.approval_required_tools),
         pv: agent.permissions_version,
         iat: now.timestamp(),
         exp: expires_at.timestamp(),

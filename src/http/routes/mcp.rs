@@ -14,7 +14,7 @@ use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::mcp::jsonrpc::{self, error_body, INVALID_REQUEST};
 use crate::mcp::{Caller, McpReply, RequestContext, IDEMPOTENCY_KEY_HEADER};
-use crate::names::Actor;
+use crate::names::{Actor, ToolName};
 
 /// Largest JSON-RPC message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -59,8 +59,8 @@ pub async fn agent_endpoint(
                 Ok(policy) => Ok(Caller {
                     actor: user.actor(),
                     agent: policy.name,
-                    effective_tools: policy.allowed_tools,
-                    approval_required_tools: policy.approval_required_tools,
+                    effective_tools: ToolName::strings(&policy.allowed_tools),
+                    approval_required_tools: ToolName::strings(&policy.approval_required_tools),
                 }),
                 Err(error) => Err(ApiError::from(error)),
             }
