@@ -1,9 +1,11 @@
 //! Permission requests, the heart of the product: `store` appends the aggregate's events
 //! (the only writer of `events`), `gate` turns a gated `tools/call` into a request and
-//! waits for its outcome, `queries` shows requests as the admin API returns them.
+//! waits for its outcome, `review` records a person's decision, `queries` shows requests
+//! as the admin API returns them.
 
 pub mod gate;
 pub mod queries;
+pub mod review;
 pub mod store;
 
 pub use gate::{Gate, GateResponse, GateSettings, GatedCall, ToolExecutor};

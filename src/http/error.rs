@@ -4,6 +4,7 @@
 //! Services return errors of their own, which say what went wrong in their terms; the
 //! `From` impls below are the one place those become HTTP statuses.
 
+use alexandria_domain::PermissionRequestError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::admin::agents::AgentError;
 use crate::admin::users::UserError;
 use crate::approval::queries::QueryError;
+use crate::approval::store::CommandError;
 use crate::auth::AuthError;
 use crate::notify::settings::SettingsError;
 use crate::upstream::UpstreamError;
@@ -91,6 +93,24 @@ impl From<sqlx::Error> for ApiError {
             }
         }
         ApiError::Internal(error.into())
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        use PermissionRequestError as E;
+        match error {
+            CommandError::Domain(E::NotFound) => ApiError::NotFound("no such permission request".to_owned()),
+            CommandError::Domain(error @ (E::NotPending { .. } | E::ApprovalWindowClosed { .. })) => {
+                ApiError::Conflict(error.to_string())
+            }
+            CommandError::Domain(error @ (E::InvalidReason | E::Empty(_))) => {
+                ApiError::Unprocessable(error.to_string())
+            }
+            CommandError::Domain(error) => ApiError::Conflict(error.to_string()),
+            CommandError::Conflict => ApiError::Conflict(CommandError::Conflict.to_string()),
+            CommandError::Store(message) => ApiError::Internal(anyhow::anyhow!(message)),
+        }
     }
 }
 

@@ -1,18 +1,16 @@
 //! `/admin/permissions`: list, inspect, approve and reject permission requests (admin).
 
-use alexandria_domain::{PermissionRequestCommand, PermissionRequestError};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::approval::queries::{self, ListFilter, Page, PermissionDto};
-use crate::approval::store::CommandError;
+use crate::approval::review::{self, Decision};
 use crate::http::auth::{Admin, UserAtLeast};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::AppState;
-use crate::names::Actor;
 use crate::notify;
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +46,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PermissionDto>> {
     let id = parse_id(&id)?;
-    let request = state.store.load(id).await.map_err(command_error)?;
+    let request = state.store.load(id).await?;
     let dto = request
         .and_then(|s| PermissionDto::from_state(id, &s))
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
@@ -80,14 +78,7 @@ pub async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PermissionDto>> {
-    let id = parse_id(&id)?;
-    decide(
-        &state,
-        id,
-        &admin.actor(),
-        PermissionRequestCommand::Approve { by: admin.name.clone(), at: chrono::Utc::now() },
-    )
-    .await
+    decide(&state, parse_id(&id)?, &admin.name, Decision::Approve).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,27 +93,18 @@ pub async fn reject(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<PermissionDto>> {
-    let id = parse_id(&id)?;
-    let command =
-        PermissionRequestCommand::Reject { by: admin.name.clone(), at: chrono::Utc::now(), reason: body.reason };
-    decide(&state, id, &admin.actor(), command).await
+    decide(&state, parse_id(&id)?, &admin.name, Decision::Reject { reason: body.reason }).await
 }
 
-/// Runs a decision and answers with the state it produced (read-your-write: the read
-/// model may not have caught up yet).
+/// Runs a decision and answers with the state it produced.
 async fn decide(
     state: &AppState,
     id: uuid::Uuid,
-    actor: &Actor,
-    command: PermissionRequestCommand,
+    reviewer: &str,
+    decision: Decision,
 ) -> ApiResult<Json<PermissionDto>> {
-    let metadata = alexandria_domain::EventMetadata::new(
-        actor.to_string(),
-        &state.settings.replica_id,
-        uuid::Uuid::new_v4().to_string(),
-    );
-    let applied = state.store.execute(id, command, &metadata).await.map_err(command_error)?;
-    let dto = PermissionDto::from_state(id, &applied.state)
+    let decided = review::decide(&state.store, &state.settings.replica_id, id, reviewer, decision).await?;
+    let dto = PermissionDto::from_state(id, &decided)
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
     with_delivery_state(state, dto).await
 }
@@ -131,20 +113,6 @@ async fn decide(
 fn parse_id(raw: &str) -> ApiResult<uuid::Uuid> {
     uuid::Uuid::parse_str(raw)
         .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a permission request id (a UUID)")))
-}
-
-fn command_error(error: CommandError) -> ApiError {
-    use PermissionRequestError as E;
-    match error {
-        CommandError::Domain(E::NotFound) => ApiError::NotFound("no such permission request".to_owned()),
-        CommandError::Domain(error @ (E::NotPending { .. } | E::ApprovalWindowClosed { .. })) => {
-            ApiError::Conflict(error.to_string())
-        }
-        CommandError::Domain(error @ (E::InvalidReason | E::Empty(_))) => ApiError::Unprocessable(error.to_string()),
-        CommandError::Domain(error) => ApiError::Conflict(error.to_string()),
-        CommandError::Conflict => ApiError::Conflict(CommandError::Conflict.to_string()),
-        CommandError::Store(message) => ApiError::Internal(anyhow::anyhow!(message)),
-    }
 }
 
 pub fn router() -> axum::Router<AppState> {
