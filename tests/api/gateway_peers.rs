@@ -127,6 +127,72 @@ async fn the_python_mcp_client_lists_calls_waits_for_approval_and_gets_the_resul
     app.stop().await;
 }
 
+/// The defect of issue 11: the Python SDK validates every non-error result of a tool that
+/// declares an `outputSchema` (every typed tool of a Python `MCPServer`) and raised
+/// `RuntimeError: ... has an output schema but did not return structured content` on the
+/// pending envelope. Now it gets the pending answer, then the structured result.
+#[tokio::test]
+async fn the_python_mcp_client_waits_for_approval_of_a_tool_with_an_output_schema_then_gets_its_structured_result() {
+    let Some(peers) = peers(
+        "the_python_mcp_client_waits_for_approval_of_a_tool_with_an_output_schema_then_gets_its_structured_result",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin, _upstream, _token) = python_upstream_gateway(&peers, dir.path(), Duration::from_millis(200)).await;
+    for (agent, mode) in [("typed-auto", "auto"), ("typed-legacy", "legacy")] {
+        let token = agent_token(&app, &admin, agent, &["add"], &["add"]).await;
+        let mut child = Command::new(python(&peers))
+            .arg(repo().join("tests/peers/python_client.py"))
+            .arg(app.url(&format!("/mcp/agents/{agent}")))
+            .arg(&token)
+            .arg(mode)
+            .arg("typed")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the Python MCP client");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        next_step(&mut lines, "session").await;
+        let tools = next_step(&mut lines, "tools").await;
+        assert_eq!(tools["tools"], json!(["add"]), "{tools}");
+
+        let pending = next_step(&mut lines, "pending").await;
+        let result = &pending["result"];
+        let id = request_id(agent, "python-client-key-1");
+        assert_eq!(result["isError"], true, "an error result, so the SDK does not validate it: {pending}");
+        assert!(result.get("structuredContent").is_none(), "{pending}");
+        assert!(text_of(result).contains(&id.to_string()), "{pending}");
+        let meta = &result["_meta"][APPROVAL_META];
+        assert_eq!(meta["pending"], true, "{pending}");
+        assert_eq!(meta["request_id"], id.to_string(), "{pending}");
+        assert_eq!(meta["retry_after_ms"], 2000, "{pending}");
+
+        approve_ok(&app, &admin, id).await;
+        stdin.write_all(b"approved\n").await.expect("tell the client to retry");
+        stdin.flush().await.unwrap();
+        let last = next_step(&mut lines, "final").await;
+        assert_eq!(last["result"]["structuredContent"], json!({"result": 42}), "{last}");
+        assert_eq!(last["result"]["isError"], false, "{last}");
+        assert_eq!(text_of(&last["result"]), "42", "{last}");
+        assert!(last["result"].get("_meta").is_none(), "the real result, not an envelope: {last}");
+
+        let status = tokio::time::timeout(PEER_DEADLINE, child.wait()).await.expect("the client exits").expect("wait");
+        assert!(status.success(), "the Python client failed: {status}");
+        assert_eq!(event_types(&app.db.pool, id).await, ["Created", "Approved", "Executed", "ResultCached"]);
+    }
+
+    // The same call through curl keeps the runbook's shape, as an error result.
+    let token = agent_token(&app, &admin, "typed-curl", &["add"], &["add"]).await;
+    let id = request_id("typed-curl", "typed-curl-key");
+    let first = call(&app, "typed-curl", &token, Some("typed-curl-key"), 1, "add", json!({"a": 1, "b": 2})).await;
+    assert_pending_envelope_of_typed_tool(&first, 1, id, Some("typed-curl-key"), "pending");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     let Some(peers) = peers("the_npm_filesystem_server_as_upstream_of_a_gated_write_file") else {
