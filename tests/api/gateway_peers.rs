@@ -220,8 +220,9 @@ async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     let key = Uuid::new_v4().to_string();
     let id = request_id("npm-agent", &key);
 
+    // The npm server's write_file declares an outputSchema: its pending answer is an error result.
     let first = call(&app, "npm-agent", &token, Some(&key), 1, "write_file", arguments.clone()).await;
-    assert_pending_envelope(&first, 1, id, Some(&key), "pending");
+    assert_pending_envelope_of_typed_tool(&first, 1, id, Some(&key), "pending");
     assert!(!std::path::Path::new(&target).exists(), "nothing written before the approval");
 
     // A plain (ungated) tool of the same server goes straight through.
@@ -242,7 +243,7 @@ async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     let key2 = Uuid::new_v4().to_string();
     let id2 = request_id("npm-agent", &key2);
     let pending = call(&app, "npm-agent", &token, Some(&key2), 4, "write_file", outside.clone()).await;
-    assert_pending_envelope(&pending, 4, id2, Some(&key2), "pending");
+    assert_pending_envelope_of_typed_tool(&pending, 4, id2, Some(&key2), "pending");
     approve_ok(&app, &admin, id2).await;
     let refused = call(&app, "npm-agent", &token, Some(&key2), 5, "write_file", outside).await;
     assert_eq!(refused["result"]["isError"], true, "{refused}");
@@ -286,7 +287,7 @@ async fn an_upstream_json_rpc_error_comes_back_as_it_said_it_and_is_cached_for_e
     let arguments = json!({"code": -32042, "message": "not today"});
     let id = request_id("py-agent", "rpc-error");
     let pending = call(&app, "py-agent", &token, Some("rpc-error"), 2, "reject", arguments.clone()).await;
-    assert_pending_envelope(&pending, 2, id, Some("rpc-error"), "pending");
+    assert_pending_envelope_of_typed_tool(&pending, 2, id, Some("rpc-error"), "pending");
     approve_ok(&app, &admin, id).await;
     for n in 3..6 {
         let failed = call(&app, "py-agent", &token, Some("rpc-error"), n, "reject", arguments.clone()).await;
@@ -312,7 +313,7 @@ async fn a_client_that_hangs_up_does_not_cancel_the_approved_upstream_call() {
     let arguments = json!({"seconds": 1.5});
     let id = request_id("py-agent", "hang-up");
     let pending = call(&app, "py-agent", &token, Some("hang-up"), 1, "logged_sleep", arguments.clone()).await;
-    assert_pending_envelope(&pending, 1, id, Some("hang-up"), "pending");
+    assert_pending_envelope_of_typed_tool(&pending, 1, id, Some("hang-up"), "pending");
     approve_ok(&app, &admin, id).await;
 
     // The retry claims the call; its client leaves while the upstream sleeps.
