@@ -193,6 +193,72 @@ async fn the_python_mcp_client_waits_for_approval_of_a_tool_with_an_output_schem
     app.stop().await;
 }
 
+/// What a client that honours `outputSchema` must check of a result: an error result is
+/// not validated; any other carries `structuredContent` with the schema's required fields.
+/// (rmcp's client does not validate on its own, so the test does it for it.)
+fn valid_for_output_schema(result: &rmcp::model::CallToolResult, schema: &serde_json::Map<String, Value>) -> bool {
+    if result.is_error == Some(true) {
+        return result.structured_content.is_none();
+    }
+    let Some(Value::Object(structured)) = &result.structured_content else { return false };
+    let required = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+    required.iter().filter_map(Value::as_str).all(|field| structured.contains_key(field))
+}
+
+/// rmcp's own client (the Rust SDK) through the gateway, on the same gated typed tool:
+/// it parses the pending answer as a `CallToolResult` valid for the tool's schema, then
+/// gets the structured result after an approval.
+#[tokio::test]
+async fn the_rmcp_client_gets_a_valid_pending_answer_then_the_structured_result_of_a_tool_with_an_output_schema() {
+    use std::collections::HashMap;
+
+    use reqwest::header::{HeaderName, HeaderValue};
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt;
+
+    let Some(peers) =
+        peers("the_rmcp_client_gets_a_valid_pending_answer_then_the_structured_result_of_a_tool_with_an_output_schema")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin, _upstream, _token) = python_upstream_gateway(&peers, dir.path(), Duration::from_millis(200)).await;
+    let token = agent_token(&app, &admin, "rmcp-agent", &["add"], &["add"]).await;
+    let headers = HashMap::from([
+        (HeaderName::from_static("authorization"), HeaderValue::from_str(&format!("Bearer {token}")).unwrap()),
+        (HeaderName::from_static("x-idempotency-key"), HeaderValue::from_static("rmcp-client-key")),
+    ]);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(app.url("/mcp/agents/rmcp-agent")).custom_headers(headers),
+    );
+    let client = ().serve(transport).await.expect("the rmcp client's handshake with the gateway");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let add = tools.iter().find(|tool| tool.name == "add").expect("add is listed");
+    let schema = add.output_schema.as_deref().cloned().expect("add declares an outputSchema");
+
+    let arguments = json!({"a": 40, "b": 2}).as_object().cloned().unwrap();
+    let call = || client.call_tool(CallToolRequestParams::new("add").with_arguments(arguments.clone()));
+    let pending = call().await.expect("the pending answer is a CallToolResult");
+    assert!(valid_for_output_schema(&pending, &schema), "{pending:?}");
+    assert_eq!(pending.is_error, Some(true), "{pending:?}");
+    let id = request_id("rmcp-agent", "rmcp-client-key");
+    let meta = pending.meta.as_ref().and_then(|meta| meta.get(APPROVAL_META)).expect("the approval _meta");
+    assert_eq!(meta["pending"], true, "{pending:?}");
+    assert_eq!(meta["request_id"], id.to_string(), "{pending:?}");
+
+    approve_ok(&app, &admin, id).await;
+    let done = call().await.expect("the real result");
+    assert!(valid_for_output_schema(&done, &schema), "{done:?}");
+    assert_eq!(done.is_error, Some(false), "{done:?}");
+    assert_eq!(done.structured_content, Some(json!({"result": 42})), "{done:?}");
+    assert!(done.meta.is_none(), "the real result, not an envelope: {done:?}");
+    client.cancel().await.expect("close the rmcp client");
+    assert_eq!(event_types(&app.db.pool, id).await, ["Created", "Approved", "Executed", "ResultCached"]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     let Some(peers) = peers("the_npm_filesystem_server_as_upstream_of_a_gated_write_file") else {
