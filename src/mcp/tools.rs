@@ -71,7 +71,11 @@ impl Tools {
                 None,
             ));
         }
-        let offered = self.directory.tool(&name).is_some();
+        // Only two bools outlive this statement: a parked call holds no tool definition.
+        let (offered, declares_output_schema) = match self.directory.tool(&name) {
+            Some(definition) => (true, declares_output_schema(&definition)),
+            None => (false, false),
+        };
         let not_offered = || {
             McpReply::response(request.error(
                 INVALID_PARAMS,
@@ -136,7 +140,7 @@ impl Tools {
                 Ok(response) => response,
                 Err(error) => GateResponse::Unavailable(error.to_string()),
             };
-            gate_response(&request, response, key_for_meta)
+            gate_response(&request, response, key_for_meta, declares_output_schema)
         }))
     }
 }
@@ -151,6 +155,12 @@ fn check_idempotency_key(raw: Option<String>) -> Result<Option<String>, String> 
     Ok(Some(key.to_owned()))
 }
 
+/// Whether a tool definition declares an `outputSchema`: clients then validate the
+/// `structuredContent` of every result of it that is not an error.
+fn declares_output_schema(definition: &Value) -> bool {
+    definition.get("outputSchema").is_some_and(|schema| !schema.is_null())
+}
+
 fn outcome_response(request: &Responder, outcome: CallOutcome) -> Value {
     match outcome {
         CallOutcome::Result(result) => request.result(result),
@@ -158,7 +168,17 @@ fn outcome_response(request: &Responder, outcome: CallOutcome) -> Value {
     }
 }
 
-fn gate_response(request: &Responder, response: GateResponse, idempotency_key: Option<String>) -> Value {
+/// The answer to a gated call. Everything the gateway says on its own is a JSON-RPC error
+/// except the pending envelope, a `CallToolResult` that must be valid for the tool: for a
+/// tool that declares an `outputSchema` it is an error result (`isError: true`), which the
+/// Python and TypeScript SDKs do not validate against the schema, and never carries
+/// `structuredContent` (the TypeScript SDK validates it even on an error result).
+fn gate_response(
+    request: &Responder,
+    response: GateResponse,
+    idempotency_key: Option<String>,
+    declares_output_schema: bool,
+) -> Value {
     match response {
         GateResponse::Completed(outcome) => outcome_response(request, outcome),
         GateResponse::Pending { request_id, status, expires_at, retry_after } => {
@@ -177,7 +197,7 @@ fn gate_response(request: &Responder, response: GateResponse, idempotency_key: O
                 "request_id": request_id,
                 "retry_after_ms": retry_after_ms,
                 "content": [{"type": "text", "text": text}],
-                "isError": false,
+                "isError": declares_output_schema,
                 "_meta": {APPROVAL_META_KEY: {
                     "pending": true,
                     "request_id": request_id,
@@ -205,5 +225,44 @@ fn gate_response(request: &Responder, response: GateResponse, idempotency_key: O
             tracing::error!(%message, "approval gate unavailable");
             request.error(INTERNAL_ERROR, "the approval gate is temporarily unavailable; retry shortly", None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::mcp::jsonrpc::RequestId;
+
+    fn pending_answer(declares_output_schema: bool) -> Value {
+        let request = Responder { id: RequestId::String("call-1".to_owned()), era: Era::Handshake };
+        let pending = GateResponse::Pending {
+            request_id: uuid::Uuid::nil(),
+            status: RequestStatus::Pending,
+            expires_at: chrono::DateTime::UNIX_EPOCH,
+            retry_after: Duration::from_millis(2000),
+        };
+        gate_response(&request, pending, Some("key-1".to_owned()), declares_output_schema)
+    }
+
+    #[test]
+    fn the_pending_answer_of_a_tool_with_an_output_schema_differs_only_in_is_error() {
+        let untyped = pending_answer(false);
+        let mut typed = pending_answer(true);
+        assert_eq!(untyped["result"]["isError"], false);
+        assert_eq!(typed["result"]["isError"], true);
+        assert!(typed["result"].get("structuredContent").is_none(), "{typed}");
+        assert_eq!(typed["result"]["pending"], true);
+        assert_eq!(typed["result"]["retry_after_ms"], 2000);
+        typed["result"]["isError"] = json!(false);
+        assert_eq!(typed, untyped);
+    }
+
+    #[test]
+    fn a_null_output_schema_is_no_output_schema() {
+        assert!(declares_output_schema(&json!({"name": "add", "outputSchema": {"type": "object"}})));
+        assert!(!declares_output_schema(&json!({"name": "echo", "outputSchema": null})));
+        assert!(!declares_output_schema(&json!({"name": "echo"})));
     }
 }

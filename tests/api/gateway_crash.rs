@@ -161,7 +161,7 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
 
     let pending = mcp(base.clone(), 1).await;
     assert_eq!(pending.status, 200, "{}", pending.text);
-    assert_pending_envelope(&pending.body, 1, id, Some(key), "pending");
+    assert_pending_envelope_of_typed_tool(&pending.body, 1, id, Some(key), "pending");
     let (status, body) =
         post_json(&client, format!("{base}/admin/permissions/{id}/approve"), Some(&admin), &json!(null)).await;
     assert_eq!(status, 200, "{body}");
@@ -189,7 +189,7 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
     .await;
     // Meanwhile another retry gets the pending envelope, now saying "executing".
     let meanwhile = mcp(base.clone(), 3).await;
-    assert_pending_envelope(&meanwhile.body, 3, id, Some(key), "executing");
+    assert_pending_envelope_of_typed_tool(&meanwhile.body, 3, id, Some(key), "executing");
 
     // SIGKILL between the claim and the result.
     let mut first = first;
@@ -215,7 +215,7 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
     let retry = mcp(base.clone(), 4).await;
     assert_eq!(retry.status, 200, "{}", retry.text);
     if asked_at + chrono::Duration::seconds(2) < abandoned_at {
-        assert_pending_envelope(&retry.body, 4, id, Some(key), "executing");
+        assert_pending_envelope_of_typed_tool(&retry.body, 4, id, Some(key), "executing");
     } else {
         eprintln!("the restart took too long to see the executing envelope after it: {}", retry.text);
     }

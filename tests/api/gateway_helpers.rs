@@ -184,8 +184,20 @@ pub async fn call(
 }
 
 /// Checks a pending envelope field by field: the runbook's `{pending, request_id,
-/// retry_after_ms}` and a valid `CallToolResult` with `_meta["alexandria/approval"]`.
+/// retry_after_ms}` and a valid `CallToolResult` with `_meta["alexandria/approval"]`, for a
+/// tool without an `outputSchema` (`isError: false`).
 pub fn assert_pending_envelope(body: &Value, id: i64, request_id: Uuid, key: Option<&str>, status: &str) {
+    assert_pending_answer(body, id, request_id, key, status, false);
+}
+
+/// The pending envelope of a tool that declares an `outputSchema`: the same fields, with
+/// `isError: true` and no `structuredContent` (clients skip output validation for errors).
+pub fn assert_pending_envelope_of_typed_tool(body: &Value, id: i64, request_id: Uuid, key: Option<&str>, status: &str) {
+    assert_pending_answer(body, id, request_id, key, status, true);
+    assert!(body["result"].get("structuredContent").is_none(), "{body}");
+}
+
+fn assert_pending_answer(body: &Value, id: i64, request_id: Uuid, key: Option<&str>, status: &str, is_error: bool) {
     assert_eq!(body["jsonrpc"], "2.0", "{body}");
     assert_eq!(body["id"], id, "{body}");
     assert!(body.get("error").is_none(), "a pending envelope is a result: {body}");
@@ -193,7 +205,7 @@ pub fn assert_pending_envelope(body: &Value, id: i64, request_id: Uuid, key: Opt
     assert_eq!(result["pending"], true, "{body}");
     assert_eq!(result["request_id"], request_id.to_string(), "{body}");
     assert_eq!(result["retry_after_ms"], 2000, "{body}");
-    assert_eq!(result["isError"], false, "{body}");
+    assert_eq!(result["isError"], is_error, "{body}");
     let content = result["content"].as_array().unwrap_or_else(|| panic!("content is an array: {body}"));
     assert_eq!(content.len(), 1, "{body}");
     assert_eq!(content[0]["type"], "text", "{body}");

@@ -127,6 +127,138 @@ async fn the_python_mcp_client_lists_calls_waits_for_approval_and_gets_the_resul
     app.stop().await;
 }
 
+/// The defect of issue 11: the Python SDK validates every non-error result of a tool that
+/// declares an `outputSchema` (every typed tool of a Python `MCPServer`) and raised
+/// `RuntimeError: ... has an output schema but did not return structured content` on the
+/// pending envelope. Now it gets the pending answer, then the structured result.
+#[tokio::test]
+async fn the_python_mcp_client_waits_for_approval_of_a_tool_with_an_output_schema_then_gets_its_structured_result() {
+    let Some(peers) = peers(
+        "the_python_mcp_client_waits_for_approval_of_a_tool_with_an_output_schema_then_gets_its_structured_result",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin, _upstream, _token) = python_upstream_gateway(&peers, dir.path(), Duration::from_millis(200)).await;
+    for (agent, mode) in [("typed-auto", "auto"), ("typed-legacy", "legacy")] {
+        let token = agent_token(&app, &admin, agent, &["add"], &["add"]).await;
+        let mut child = Command::new(python(&peers))
+            .arg(repo().join("tests/peers/python_client.py"))
+            .arg(app.url(&format!("/mcp/agents/{agent}")))
+            .arg(&token)
+            .arg(mode)
+            .arg("typed")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the Python MCP client");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        next_step(&mut lines, "session").await;
+        let tools = next_step(&mut lines, "tools").await;
+        assert_eq!(tools["tools"], json!(["add"]), "{tools}");
+
+        let pending = next_step(&mut lines, "pending").await;
+        let result = &pending["result"];
+        let id = request_id(agent, "python-client-key-1");
+        assert_eq!(result["isError"], true, "an error result, so the SDK does not validate it: {pending}");
+        assert!(result.get("structuredContent").is_none(), "{pending}");
+        assert!(text_of(result).contains(&id.to_string()), "{pending}");
+        let meta = &result["_meta"][APPROVAL_META];
+        assert_eq!(meta["pending"], true, "{pending}");
+        assert_eq!(meta["request_id"], id.to_string(), "{pending}");
+        assert_eq!(meta["retry_after_ms"], 2000, "{pending}");
+
+        approve_ok(&app, &admin, id).await;
+        stdin.write_all(b"approved\n").await.expect("tell the client to retry");
+        stdin.flush().await.unwrap();
+        let last = next_step(&mut lines, "final").await;
+        assert_eq!(last["result"]["structuredContent"], json!({"result": 42}), "{last}");
+        assert_eq!(last["result"]["isError"], false, "{last}");
+        assert_eq!(text_of(&last["result"]), "42", "{last}");
+        assert!(last["result"].get("_meta").is_none(), "the real result, not an envelope: {last}");
+
+        let status = tokio::time::timeout(PEER_DEADLINE, child.wait()).await.expect("the client exits").expect("wait");
+        assert!(status.success(), "the Python client failed: {status}");
+        assert_eq!(event_types(&app.db.pool, id).await, ["Created", "Approved", "Executed", "ResultCached"]);
+    }
+
+    // The same call through curl keeps the runbook's shape, as an error result.
+    let token = agent_token(&app, &admin, "typed-curl", &["add"], &["add"]).await;
+    let id = request_id("typed-curl", "typed-curl-key");
+    let first = call(&app, "typed-curl", &token, Some("typed-curl-key"), 1, "add", json!({"a": 1, "b": 2})).await;
+    assert_pending_envelope_of_typed_tool(&first, 1, id, Some("typed-curl-key"), "pending");
+    app.stop().await;
+}
+
+/// What a client that honours `outputSchema` must check of a result: an error result is
+/// not validated; any other carries `structuredContent` with the schema's required fields.
+/// (rmcp's client does not validate on its own, so the test does it for it.)
+fn valid_for_output_schema(result: &rmcp::model::CallToolResult, schema: &serde_json::Map<String, Value>) -> bool {
+    if result.is_error == Some(true) {
+        return result.structured_content.is_none();
+    }
+    let Some(Value::Object(structured)) = &result.structured_content else { return false };
+    let required = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+    required.iter().filter_map(Value::as_str).all(|field| structured.contains_key(field))
+}
+
+/// rmcp's own client (the Rust SDK) through the gateway, on the same gated typed tool:
+/// it parses the pending answer as a `CallToolResult` valid for the tool's schema, then
+/// gets the structured result after an approval.
+#[tokio::test]
+async fn the_rmcp_client_gets_a_valid_pending_answer_then_the_structured_result_of_a_tool_with_an_output_schema() {
+    use std::collections::HashMap;
+
+    use reqwest::header::{HeaderName, HeaderValue};
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt;
+
+    let Some(peers) =
+        peers("the_rmcp_client_gets_a_valid_pending_answer_then_the_structured_result_of_a_tool_with_an_output_schema")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (app, admin, _upstream, _token) = python_upstream_gateway(&peers, dir.path(), Duration::from_millis(200)).await;
+    let token = agent_token(&app, &admin, "rmcp-agent", &["add"], &["add"]).await;
+    let headers = HashMap::from([
+        (HeaderName::from_static("authorization"), HeaderValue::from_str(&format!("Bearer {token}")).unwrap()),
+        (HeaderName::from_static("x-idempotency-key"), HeaderValue::from_static("rmcp-client-key")),
+    ]);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(app.url("/mcp/agents/rmcp-agent")).custom_headers(headers),
+    );
+    let client = ().serve(transport).await.expect("the rmcp client's handshake with the gateway");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let add = tools.iter().find(|tool| tool.name == "add").expect("add is listed");
+    let schema = add.output_schema.as_deref().cloned().expect("add declares an outputSchema");
+
+    let arguments = json!({"a": 40, "b": 2}).as_object().cloned().unwrap();
+    let call = || client.call_tool(CallToolRequestParams::new("add").with_arguments(arguments.clone()));
+    let pending = call().await.expect("the pending answer is a CallToolResult");
+    assert!(valid_for_output_schema(&pending, &schema), "{pending:?}");
+    assert_eq!(pending.is_error, Some(true), "{pending:?}");
+    let id = request_id("rmcp-agent", "rmcp-client-key");
+    let meta = pending.meta.as_ref().and_then(|meta| meta.get(APPROVAL_META)).expect("the approval _meta");
+    assert_eq!(meta["pending"], true, "{pending:?}");
+    assert_eq!(meta["request_id"], id.to_string(), "{pending:?}");
+
+    approve_ok(&app, &admin, id).await;
+    let done = call().await.expect("the real result");
+    assert!(valid_for_output_schema(&done, &schema), "{done:?}");
+    assert_eq!(done.is_error, Some(false), "{done:?}");
+    assert_eq!(done.structured_content, Some(json!({"result": 42})), "{done:?}");
+    assert!(done.meta.is_none(), "the real result, not an envelope: {done:?}");
+    client.cancel().await.expect("close the rmcp client");
+    assert_eq!(event_types(&app.db.pool, id).await, ["Created", "Approved", "Executed", "ResultCached"]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     let Some(peers) = peers("the_npm_filesystem_server_as_upstream_of_a_gated_write_file") else {
@@ -154,8 +286,9 @@ async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     let key = Uuid::new_v4().to_string();
     let id = request_id("npm-agent", &key);
 
+    // The npm server's write_file declares an outputSchema: its pending answer is an error result.
     let first = call(&app, "npm-agent", &token, Some(&key), 1, "write_file", arguments.clone()).await;
-    assert_pending_envelope(&first, 1, id, Some(&key), "pending");
+    assert_pending_envelope_of_typed_tool(&first, 1, id, Some(&key), "pending");
     assert!(!std::path::Path::new(&target).exists(), "nothing written before the approval");
 
     // A plain (ungated) tool of the same server goes straight through.
@@ -176,7 +309,7 @@ async fn the_npm_filesystem_server_as_upstream_of_a_gated_write_file() {
     let key2 = Uuid::new_v4().to_string();
     let id2 = request_id("npm-agent", &key2);
     let pending = call(&app, "npm-agent", &token, Some(&key2), 4, "write_file", outside.clone()).await;
-    assert_pending_envelope(&pending, 4, id2, Some(&key2), "pending");
+    assert_pending_envelope_of_typed_tool(&pending, 4, id2, Some(&key2), "pending");
     approve_ok(&app, &admin, id2).await;
     let refused = call(&app, "npm-agent", &token, Some(&key2), 5, "write_file", outside).await;
     assert_eq!(refused["result"]["isError"], true, "{refused}");
@@ -220,7 +353,7 @@ async fn an_upstream_json_rpc_error_comes_back_as_it_said_it_and_is_cached_for_e
     let arguments = json!({"code": -32042, "message": "not today"});
     let id = request_id("py-agent", "rpc-error");
     let pending = call(&app, "py-agent", &token, Some("rpc-error"), 2, "reject", arguments.clone()).await;
-    assert_pending_envelope(&pending, 2, id, Some("rpc-error"), "pending");
+    assert_pending_envelope_of_typed_tool(&pending, 2, id, Some("rpc-error"), "pending");
     approve_ok(&app, &admin, id).await;
     for n in 3..6 {
         let failed = call(&app, "py-agent", &token, Some("rpc-error"), n, "reject", arguments.clone()).await;
@@ -246,7 +379,7 @@ async fn a_client_that_hangs_up_does_not_cancel_the_approved_upstream_call() {
     let arguments = json!({"seconds": 1.5});
     let id = request_id("py-agent", "hang-up");
     let pending = call(&app, "py-agent", &token, Some("hang-up"), 1, "logged_sleep", arguments.clone()).await;
-    assert_pending_envelope(&pending, 1, id, Some("hang-up"), "pending");
+    assert_pending_envelope_of_typed_tool(&pending, 1, id, Some("hang-up"), "pending");
     approve_ok(&app, &admin, id).await;
 
     // The retry claims the call; its client leaves while the upstream sleeps.
