@@ -8,6 +8,8 @@
 //! - Every token is an HS256 JWT with a `typ` claim (`jwt`); `principal` turns a bearer
 //!   token into the caller, checking the database on every request (the HTTP layer's
 //!   extractors, `http::auth`, wrap it).
+//! - `login` checks a password (throttled, same work for unknown users): the one rule
+//!   behind `POST /auth/login` and the console's login form.
 //! - Failed logins are throttled in the database (`throttle`); the first user is created
 //!   on first start (`bootstrap`).
 //!
@@ -15,6 +17,7 @@
 
 pub mod bootstrap;
 pub mod jwt;
+pub mod login;
 pub mod password;
 pub mod principal;
 pub mod sessions;
