@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::auth_helpers::{admin_session, create_user, PASSWORD};
 use crate::helpers::{fresh_database, requests, spawn_app, spawn_app_on, test_settings, TestApp, TEST_ADMIN_PASSWORD};
@@ -84,8 +85,7 @@ async fn a_console_login_is_a_session_row_holding_only_the_secrets_hash() {
             .await
             .expect("the session row");
     assert_eq!(username, "admin");
-    assert_eq!(hash.len(), 32, "a SHA-256");
-    assert!(!hash.windows(secret.len().min(8)).any(|w| w == &secret.as_bytes()[..w.len()]), "the secret is not stored");
+    assert_eq!(hash, Sha256::digest(secret.as_bytes()).to_vec(), "the SHA-256 of the secret, not the secret");
 
     // A wrong password: the login page again, 401, the API's message; it counts.
     let failed = post_login(&app, &app.address, "admin", "wrong password!").await;
@@ -249,4 +249,52 @@ async fn the_event_stream_announces_changes_and_resumes_from_last_event_id() {
         .await
         .unwrap();
     assert_eq!(event_id(&next_event(&mut resumed, Duration::from_secs(5)).await), position);
+}
+
+#[tokio::test]
+async fn deciding_what_someone_else_just_decided_shows_who_did() {
+    let app = spawn_app().await;
+    let admin = admin_session(&app).await;
+    create_user(&app, &admin, "dave", "admin").await;
+    let cookie = console_cookie(&app, "dave", PASSWORD).await;
+    let id = requests::request_through(&app.state.store, "demo-agent", "race", &[]).await;
+    // The bootstrap admin approves through the JSON API a moment before dave rejects.
+    let approved = app
+        .client
+        .post(app.url(&format!("/admin/permissions/{id}/approve")))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let late = app
+        .client
+        .post(app.url(&format!("/requests/{id}/reject")))
+        .header("cookie", &cookie)
+        .header("origin", &app.address)
+        .form(&[("reason", "too late")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 303, "not an error page");
+    let location = late.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/?decided={id}&already=1#notice"));
+    let page = get(&app, location.split('#').next().unwrap(), Some(&cookie)).await.text().await.unwrap();
+    assert!(page.contains("Already decided"), "{page}");
+    assert!(page.contains("write_file for demo-agent: approved by admin at "), "{page}");
+    let state = app.state.store.load(id).await.unwrap().unwrap();
+    assert_eq!(state.status().unwrap().as_str(), "approved", "dave's rejection was not recorded");
+
+    // A rejection without a reason is refused with a clear 422, and nothing changes.
+    let other = requests::request_through(&app.state.store, "demo-agent", "no-reason", &[]).await;
+    let blank = app
+        .client
+        .post(app.url(&format!("/requests/{other}/reject")))
+        .header("cookie", &cookie)
+        .header("origin", &app.address)
+        .form(&[("reason", "  ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), 422);
 }
