@@ -25,6 +25,21 @@ pub async fn check_password(
     password: SecretString,
     address: Option<IpAddr>,
 ) -> Result<Role, AuthError> {
+    verify_password(pool, policy, username, password, address)
+        .await?
+        .ok_or_else(|| AuthError::Unauthenticated(LOGIN_FAILED.to_owned()))
+}
+
+/// The rule behind [`check_password`], for callers that answer a wrong password in their
+/// own words (a user confirming their current password): `Some(role)` when `password` is
+/// the user's, `None` when it is not (the failure is counted), `Throttled` while locked.
+pub async fn verify_password(
+    pool: &PgPool,
+    policy: &LoginThrottlePolicy,
+    username: &str,
+    password: SecretString,
+    address: Option<IpAddr>,
+) -> Result<Option<Role>, AuthError> {
     let subjects = Subjects::new(username, address);
     throttle::check(pool, &subjects).await?;
     let stored = if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
@@ -43,11 +58,11 @@ pub async fn check_password(
     match role {
         Some(role) if password_matches => {
             throttle::record_success(pool, &subjects).await?;
-            Ok(role)
+            Ok(Some(role))
         }
         _ => {
             throttle::record_failure(pool, policy, &subjects).await?;
-            Err(AuthError::Unauthenticated(LOGIN_FAILED.to_owned()))
+            Ok(None)
         }
     }
 }

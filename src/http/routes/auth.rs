@@ -12,8 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::admin::users;
 use crate::admin::users::PasswordChange;
-use crate::auth::login::{check_password, credentials};
-use crate::auth::throttle::{self, Subjects};
+use crate::auth::login::{check_password, verify_password};
 use crate::auth::{password, sessions, Principal};
 use crate::http::auth::{UserAtLeast, Viewer};
 use crate::http::error::{ApiError, ApiResult};
@@ -99,19 +98,11 @@ async fn change_own_password(
     if let Some(problem) = password::policy_violation(request.new_password.expose_secret()) {
         return Err(ApiError::Unprocessable(format!("new_password: {problem}")));
     }
-    let subjects = Subjects::new(&caller.name, address);
-    throttle::check(&state.pool, &subjects).await?;
-    let stored_hash = credentials(&state.pool, &caller.name).await?.map(|(hash, _)| hash);
-    let candidate = if request.current_password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
-        SecretString::from("")
-    } else {
-        request.current_password
-    };
-    if !password::verify(candidate, stored_hash).await? {
-        throttle::record_failure(&state.pool, &state.settings.login_throttle, &subjects).await?;
+    let throttle = &state.settings.login_throttle;
+    let current = verify_password(&state.pool, throttle, &caller.name, request.current_password, address).await?;
+    if current.is_none() {
         return Err(ApiError::Forbidden("current_password is incorrect".to_owned()));
     }
-    throttle::record_success(&state.pool, &subjects).await?;
     users::set_password(
         &state.pool,
         &caller.actor(),
