@@ -84,9 +84,17 @@ async fn list(state: &AppState, user: &ConsoleUser) -> Result<InboxList, ApiErro
 async fn notice(state: &AppState, id: Uuid, already: bool) -> Result<Option<Notice>, ApiError> {
     let Some(request) = state.store.load(id).await? else { return Ok(None) };
     let Some(dto) = PermissionDto::from_state(id, &request) else { return Ok(None) };
-    let mut text = format!("{} for {}: {}", dto.tool, dto.agent, dto.status);
-    if let (Some(by), Some(at)) = (&dto.reviewed_by, dto.reviewed_at) {
-        text.push_str(&format!(" by {by} at {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+    let mut text = format!("{} for {}: ", dto.tool, dto.agent);
+    match (&dto.reviewed_by, dto.reviewed_at) {
+        (Some(by), Some(at)) => {
+            // The decision, not the status: an approved call may already be executing.
+            let decision = if dto.reason.is_some() { "rejected" } else { "approved" };
+            text.push_str(&format!("{decision} by {by} at {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+            if dto.status != decision {
+                text.push_str(&format!(", now {}", dto.status));
+            }
+        }
+        _ => text.push_str(&dto.status),
     }
     if let Some(reason) = &dto.reason {
         text.push_str(&format!(" (reason: {reason})"));
