@@ -164,7 +164,9 @@
       });
   }
 
-  var events = new EventSource("/console/events");
+  // From the position the page was rendered at; after a reconnect the browser's
+  // Last-Event-ID takes over.
+  var events = new EventSource("/console/events?since=" + encodeURIComponent(inbox.dataset.since || "-1"));
   events.addEventListener("open", function () { setStatus("live"); });
   events.addEventListener("changed", refresh);
   events.addEventListener("error", function () { setStatus("reconnecting…"); });

@@ -249,6 +249,9 @@ async fn the_event_stream_announces_changes_and_resumes_from_last_event_id() {
         .await
         .unwrap();
     assert_eq!(event_id(&next_event(&mut resumed, Duration::from_secs(5)).await), position);
+    // So does a page rendered at an older position (`?since=`, before any Last-Event-ID).
+    let mut from_page = get(&app, &format!("/console/events?since={}", position - 1), Some(&cookie)).await;
+    assert_eq!(event_id(&next_event(&mut from_page, Duration::from_secs(5)).await), position);
 }
 
 #[tokio::test]

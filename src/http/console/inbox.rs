@@ -47,6 +47,14 @@ pub async fn page(
         },
         None => None,
     };
+    // Read before the list: a change after this position makes the event stream send an
+    // event at once, so the page cannot miss one between its render and the stream's
+    // start. If the read model was behind, the stream refreshes as soon as it caught up.
+    let since = match queries::log_head(&state.pool).await {
+        Ok((head, true)) => head,
+        Ok((_, false)) => -1,
+        Err(error) => return failure(error),
+    };
     let list = match list(&state, &user).await {
         Ok(list) => list,
         Err(error) => return failure(error),
@@ -59,6 +67,7 @@ pub async fn page(
         items: list.items,
         can_decide: list.can_decide,
         more: list.more,
+        since,
     };
     render(StatusCode::OK, &page)
 }

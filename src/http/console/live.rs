@@ -5,20 +5,22 @@
 //! no database connection while it waits; after a change it asks the log where it is
 //! (one short query) and waits, briefly and bounded, for the inbox's read model to have
 //! applied it, so the refresh the event triggers sees the change. Each event's `id` is
-//! the log's head `global_position` (never decreasing on a stream); a browser that
-//! reconnects with a `Last-Event-ID` behind the head gets an event at once, so nothing
-//! that happened while it was away is missed.
+//! the log's head `global_position` (never decreasing on a stream); a stream that starts
+//! behind the head (a reconnect's `Last-Event-ID`, or the position the page was rendered
+//! at, `?since=`) gets an event at once, so nothing that happened meanwhile is missed.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use alexandria_domain::PermissionRequest;
 use alexandria_projections::LogChange;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use cqrs_es::Aggregate;
 use futures::Stream;
+use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
@@ -42,12 +44,24 @@ struct Feed {
     check_resume: bool,
 }
 
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    /// The position the page was rendered at (`-1`: its read model was behind).
+    since: Option<i64>,
+}
+
 pub async fn events(
     _user: ConsoleUser,
     State(state): State<AppState>,
     headers: HeaderMap,
+    query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    // A reconnect's Last-Event-ID is newer than the page's position.
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or_else(|| query.ok().and_then(|Query(query)| query.since));
     let feed = Feed {
         // Subscribed before anything is read, so no change between the page's render and
         // this stream is lost.

@@ -53,6 +53,8 @@ pub struct InboxPage {
     pub items: Vec<InboxItem>,
     pub can_decide: bool,
     pub more: bool,
+    /// The log position the list reflects; the event stream starts from it.
+    pub since: i64,
 }
 
 /// The list alone: what `GET /console/inbox` answers for the script to swap in.
