@@ -99,6 +99,8 @@ impl Application {
             mcp: McpService::new(tools.clone(), tools, gate),
             upstreams,
             jwt: Arc::new(jwt),
+            listener: Arc::clone(&listener),
+            shutdown: shutdown.clone(),
             store,
             metrics,
             pool,

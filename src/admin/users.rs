@@ -75,15 +75,6 @@ impl PasswordChange {
     }
 }
 
-/// The stored hash and role of `name`, for checking a login.
-pub async fn credentials(pool: &PgPool, name: &str) -> Result<Option<(String, Role)>> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT password_hash, role FROM users WHERE name = $1").bind(name).fetch_optional(pool).await?;
-    row.map(|(hash, role)| Role::try_from(role).map(|role| (hash, role)))
-        .transpose()
-        .map_err(|error| UserError::Internal(anyhow::anyhow!(error)))
-}
-
 pub async fn create(
     pool: &PgPool,
     actor: &Actor,

@@ -166,3 +166,36 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, QueryError
     };
     Ok(Page { items, next_cursor })
 }
+
+/// Pending requests, oldest first (the console's inbox: the longest wait comes first).
+/// At most `limit`; the second value says whether there are more.
+pub async fn pending_oldest_first(pool: &PgPool, limit: i64) -> Result<(Vec<PermissionDto>, bool), QueryError> {
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(QueryError::InvalidFilter(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let rows =
+        sqlx::query("SELECT * FROM permission_requests WHERE status = 'pending' ORDER BY created_at, id LIMIT $1")
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await?;
+    let mut items = rows.iter().map(PermissionDto::from_row).collect::<Result<Vec<_>, _>>()?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    Ok((items, more))
+}
+
+/// Where the log is, for a live view of the read model: the newest event's
+/// `global_position`, and whether the `permission_requests` read model has applied every
+/// event appended so far. A NOTIFY arrives when an event commits, a moment before the
+/// projector has applied it; a view that re-reads the read model waits for `caught_up`.
+pub async fn log_head(pool: &PgPool) -> Result<(i64, bool), sqlx::Error> {
+    use alexandria_projections::{PermissionRequestsProjection, Projection};
+    sqlx::query_as(
+        "SELECT (SELECT coalesce(max(global_position), 0) FROM events),
+                NOT EXISTS (SELECT 1 FROM events e JOIN projection_checkpoints c ON c.name = $1
+                            WHERE (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position))",
+    )
+    .bind(PermissionRequestsProjection.name())
+    .fetch_one(pool)
+    .await
+}

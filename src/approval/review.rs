@@ -6,7 +6,11 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::store::{CommandError, PermissionStore};
+use crate::auth::Role;
 use crate::names::Actor;
+
+/// The least role that may decide (the JSON API's routes state it as `UserAtLeast<Admin>`).
+pub const REVIEWER_ROLE: Role = Role::Admin;
 
 /// What the reviewer decided.
 #[derive(Debug, Clone, PartialEq, Eq)]

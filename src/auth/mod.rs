@@ -8,13 +8,18 @@
 //! - Every token is an HS256 JWT with a `typ` claim (`jwt`); `principal` turns a bearer
 //!   token into the caller, checking the database on every request (the HTTP layer's
 //!   extractors, `http::auth`, wrap it).
+//! - `login` checks a password (throttled, same work for unknown users): the one rule
+//!   behind `POST /auth/login` and the console's login form.
+//! - `console_session`: the console's cookie sessions, rows of the same `sessions` table.
 //! - Failed logins are throttled in the database (`throttle`); the first user is created
 //!   on first start (`bootstrap`).
 //!
 //! docs/AUTH.md describes the model for operators.
 
 pub mod bootstrap;
+pub mod console_session;
 pub mod jwt;
+pub mod login;
 pub mod password;
 pub mod principal;
 pub mod sessions;

@@ -29,6 +29,15 @@ const SESSION_ENDED: &str = "session ended; log in again";
 /// Starts a session for a user whose password was just checked.
 pub async fn start(pool: &PgPool, keys: &JwtKeys, username: &str, role: Role) -> Result<TokenResponse, AuthError> {
     let mut tx = pool.begin().await?;
+    let session_id = open(&mut tx, username).await?;
+    let tokens = issue_pair(&mut tx, keys, username, role, session_id).await?;
+    tx.commit().await?;
+    Ok(tokens)
+}
+
+/// Inserts a new session row for `username` (a login of any kind: API tokens or the
+/// console's cookie) and returns its id.
+pub(super) async fn open(conn: &mut PgConnection, username: &str) -> Result<Uuid, sqlx::Error> {
     // Sessions nobody can use any more (revoked, or idle past the refresh lifetime) go
     // when their user next logs in, so the table does not grow without bound.
     sqlx::query(
@@ -37,17 +46,15 @@ pub async fn start(pool: &PgPool, keys: &JwtKeys, username: &str, role: Role) ->
     )
     .bind(username)
     .bind(REFRESH_TOKEN_TTL.as_secs_f64())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let session_id = Uuid::new_v4();
     sqlx::query("INSERT INTO sessions (id, username) VALUES ($1, $2)")
         .bind(session_id)
         .bind(username)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    let tokens = issue_pair(&mut tx, keys, username, role, session_id).await?;
-    tx.commit().await?;
-    Ok(tokens)
+    Ok(session_id)
 }
 
 /// Exchanges a refresh token for a new pair, or detects its reuse and revokes the session.

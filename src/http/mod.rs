@@ -5,6 +5,7 @@
 //! to, so the JSON API and any other front end share it.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -19,9 +20,10 @@ use tower_http::trace::TraceLayer;
 pub use self::error::{ApiError, ApiResult};
 pub use self::state::{AppState, HttpSettings};
 
-/// Every route of the API and the MCP endpoint, with the layers around them.
+/// Every route of the console, the API and the MCP endpoint, with the layers around them.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(console::router(state.clone()))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .merge(routes::auth::router())

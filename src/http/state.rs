@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use alexandria_projections::EventListener;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::approval::PermissionStore;
 use crate::auth::throttle::LoginThrottlePolicy;
@@ -25,6 +27,12 @@ pub struct AppState {
     pub mcp: McpService,
     /// Signs and verifies every token; one secret for all replicas.
     pub jwt: Arc<JwtKeys>,
+    /// The process's one LISTEN connection, fanned out: the console's live updates
+    /// subscribe to it (NOTIFY reaches every replica).
+    pub listener: Arc<EventListener>,
+    /// Cancelled at shutdown: endless responses (the console's event stream) end with it,
+    /// so the server can drain.
+    pub shutdown: CancellationToken,
 }
 
 /// The settings handlers read.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::auth_helpers::*;
 use crate::gateway_helpers::{register_fs, FsUpstream};
 use crate::helpers::{requests, spawn_app, TestApp};
-use crate::upstream::example_fs_bin;
+use crate::peers::example_fs_bin;
 
 /// What the caller presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

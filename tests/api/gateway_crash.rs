@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 
 use crate::gateway_helpers::*;
 use crate::helpers::{eventually, fresh_database, TestDatabase, TEST_ADMIN_PASSWORD};
-use crate::upstream::{calls_logged, peers};
+use crate::peers::{calls_logged, peers};
 
 /// ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS: the kill must come before the call times out.
 const CALL_TIMEOUT_SECS: i64 = 6;

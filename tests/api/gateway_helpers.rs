@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::auth_helpers::{create_agent, mint_agent_token, Session};
 use crate::helpers::{fresh_database, spawn_app_on, test_settings, TestApp};
-use crate::upstream::{calls_logged, example_fs_bin, peer_file, repo};
+use crate::peers::{calls_logged, example_fs_bin, peer_file, repo};
 
 /// The JSON-RPC error codes of the runbook and the MCP spec.
 pub const PARSE_ERROR: i64 = -32700;

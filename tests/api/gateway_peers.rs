@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::auth_helpers::*;
 use crate::gateway_helpers::*;
 use crate::helpers::{eventually, TestApp};
-use crate::upstream::{peer_file, peers, repo, text_of};
+use crate::peers::{peer_file, peers, repo, text_of};
 
 const PEER_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -400,7 +400,7 @@ async fn a_client_that_hangs_up_does_not_cancel_the_approved_upstream_call() {
         })
     };
     eventually(Duration::from_secs(10), "the upstream started the call", || async {
-        crate::upstream::calls_logged(&upstream.call_log).len() == 1
+        crate::peers::calls_logged(&upstream.call_log).len() == 1
     })
     .await;
     retry.abort();
@@ -413,6 +413,6 @@ async fn a_client_that_hangs_up_does_not_cancel_the_approved_upstream_call() {
     .await;
     let done = call(&app, "py-agent", &token, Some("hang-up"), 3, "logged_sleep", arguments).await;
     assert_eq!(text_of(&done["result"]), "slept 1.5", "{done}");
-    assert_eq!(crate::upstream::calls_logged(&upstream.call_log), ["logged_sleep"], "once");
+    assert_eq!(crate::peers::calls_logged(&upstream.call_log), ["logged_sleep"], "once");
     app.stop().await;
 }

@@ -18,6 +18,7 @@ mod helpers;
 mod managed_pg;
 mod metrics;
 mod notifications;
+mod peers;
 mod projections;
 mod runbook_auth;
 mod serve_config;

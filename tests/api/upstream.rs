@@ -5,10 +5,8 @@
 //! `.peers/` a test that needs them is skipped with a loud message, except under CI=true,
 //! where a missing peer fails the test.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use alexandria::upstream::{
@@ -25,55 +23,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- peers and fixtures ----
 
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// `.peers/`, or None (after a loud message) when it is absent outside CI.
-pub fn peers(test: &str) -> Option<PathBuf> {
-    let dir = repo().join(".peers");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(!under_ci(), "CI=true but {} is missing: .ci/run must run scripts/install-peers.sh", dir.display());
-    // Written to the process's stderr directly: the test harness captures eprintln! of a
-    // passing test, and a skip must not pass unnoticed.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!! SKIPPED {test}: {} is absent. Run scripts/install-peers.sh to install the npm and \
-         Python MCP peers; under CI=true this is a failure. !!!!!!!!\n",
-        dir.display()
-    );
-    None
-}
-
-/// A peer file inside `.peers/`; with `.peers/` present, a missing file is a failure.
-pub fn peer_file(peers: &Path, relative: &str) -> PathBuf {
-    let path = peers.join(relative);
-    assert!(path.exists(), "{} is missing: run scripts/install-peers.sh", path.display());
-    path
-}
-
-/// The example server's binary, built by `cargo test --workspace` (or `cargo build`).
-pub fn example_fs_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/api-<hash> → target/<profile>/alexandria-example-fs
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
-        let bin = profile_dir.join("alexandria-example-fs");
-        assert!(
-            bin.exists(),
-            "{} is missing: build it with `cargo build -p alexandria-example-fs` (cargo test --workspace does)",
-            bin.display()
-        );
-        bin
-    })
-}
+use crate::peers::{calls_logged, example_fs_bin, peer_file, peers, repo, text_of};
 
 fn config(value: Value) -> UpstreamConfig {
     serde_json::from_value(value).expect("a well-formed configuration")
@@ -94,14 +44,6 @@ fn args(value: Value) -> Map<String, Value> {
         Value::Object(map) => map,
         other => panic!("arguments must be an object, got {other}"),
     }
-}
-
-pub fn text_of(result: &Value) -> &str {
-    result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {result}"))
-}
-
-pub fn calls_logged(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log).map(|text| text.lines().map(str::to_owned).collect()).unwrap_or_default()
 }
 
 async fn registry_on(db: &TestDatabase, settings: UpstreamSettings) -> UpstreamRegistry {

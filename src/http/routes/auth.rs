@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::admin::users;
 use crate::admin::users::PasswordChange;
-use crate::auth::throttle::{self, Subjects};
+use crate::auth::login::{check_password, verify_password};
 use crate::auth::{password, sessions, Principal};
 use crate::http::auth::{UserAtLeast, Viewer};
 use crate::http::error::{ApiError, ApiResult};
@@ -35,39 +35,14 @@ struct LoginRequest {
     password: SecretString,
 }
 
-/// One answer for an unknown user and a wrong password: no hint which it was.
-const LOGIN_FAILED: &str = "invalid username or password";
-
 async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<sessions::TokenResponse>> {
-    let subjects = Subjects::new(&request.username, address);
-    throttle::check(&state.pool, &subjects).await?;
-    let stored = if request.password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
-        None
-    } else {
-        users::credentials(&state.pool, &request.username).await?
-    };
-    let (stored_hash, role) = match stored {
-        Some((hash, role)) => (Some(hash), Some(role)),
-        None => (None, None),
-    };
-    // Too long a password is checked (and fails) against the dummy hash: same work, same
-    // answer, no unbounded hashing for an unauthenticated caller.
-    let candidate = if stored_hash.is_some() { request.password } else { SecretString::from("") };
-    let password_matches = password::verify(candidate, stored_hash).await?;
-    match role {
-        Some(role) if password_matches => {
-            throttle::record_success(&state.pool, &subjects).await?;
-            Ok(Json(sessions::start(&state.pool, &state.jwt, &request.username, role).await?))
-        }
-        _ => {
-            throttle::record_failure(&state.pool, &state.settings.login_throttle, &subjects).await?;
-            Err(ApiError::Unauthorized(LOGIN_FAILED.to_owned()))
-        }
-    }
+    let throttle = &state.settings.login_throttle;
+    let role = check_password(&state.pool, throttle, &request.username, request.password, address).await?;
+    Ok(Json(sessions::start(&state.pool, &state.jwt, &request.username, role).await?))
 }
 
 #[derive(Deserialize)]
@@ -123,19 +98,11 @@ async fn change_own_password(
     if let Some(problem) = password::policy_violation(request.new_password.expose_secret()) {
         return Err(ApiError::Unprocessable(format!("new_password: {problem}")));
     }
-    let subjects = Subjects::new(&caller.name, address);
-    throttle::check(&state.pool, &subjects).await?;
-    let stored_hash = users::credentials(&state.pool, &caller.name).await?.map(|(hash, _)| hash);
-    let candidate = if request.current_password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
-        SecretString::from("")
-    } else {
-        request.current_password
-    };
-    if !password::verify(candidate, stored_hash).await? {
-        throttle::record_failure(&state.pool, &state.settings.login_throttle, &subjects).await?;
+    let throttle = &state.settings.login_throttle;
+    let current = verify_password(&state.pool, throttle, &caller.name, request.current_password, address).await?;
+    if current.is_none() {
         return Err(ApiError::Forbidden("current_password is incorrect".to_owned()));
     }
-    throttle::record_success(&state.pool, &subjects).await?;
     users::set_password(
         &state.pool,
         &caller.actor(),

@@ -1,0 +1,45 @@
+//! The console: the web UI for the people who approve, served by the same process at `/`.
+//!
+//! Server-rendered HTML (askama templates in `templates/console/`, checked at compile
+//! time, escaping on) plus one small hand-written script and a stylesheet served from the
+//! binary: nothing to build with another toolchain, nothing fetched from another origin
+//! (air-gapped installs work), and every page works as plain forms before the script adds
+//! keyboard moves and live updates. Handlers call the same services as the JSON API
+//! (`auth::login`, `approval::review::decide`, `approval::queries`); the rules live there.
+//!
+//! - `session`: the cookie and the `ConsoleUser` extractor.
+//! - `guard`: security headers on every response, and the same-origin check of every POST.
+//! - `pages`: log in, sign out, error pages; `inbox`: the approvals inbox and decisions;
+//!   `live`: the event stream that tells open inboxes to refresh.
+
+mod assets;
+mod guard;
+mod inbox;
+mod live;
+mod pages;
+mod session;
+mod view;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::AppState;
+
+pub use session::ConsoleUser;
+
+/// The console's routes. Paths under `/console/` answer scripts (fragments, the event
+/// stream, assets): an ended session gets 401 there, and a redirect to the login page
+/// everywhere else.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(inbox::page))
+        .route("/login", get(pages::login_form).post(pages::log_in))
+        .route("/logout", post(pages::log_out))
+        .route("/requests/{id}/approve", post(inbox::approve))
+        .route("/requests/{id}/reject", post(inbox::reject))
+        .route("/console/inbox", get(inbox::fragment))
+        .route("/console/events", get(live::events))
+        .route("/console/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(state, guard::same_origin_posts))
+        .layer(axum::middleware::map_response(guard::security_headers))
+}

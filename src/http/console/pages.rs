@@ -1,0 +1,126 @@
+//! Logging in and out of the console, and the page that says what went wrong.
+
+use askama::Template;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::session::{self, ConsoleUser};
+use super::view::{ErrorPage, LoginPage};
+use crate::auth::console_session;
+use crate::auth::login::check_password;
+use crate::auth::AuthError;
+use crate::http::extract::ClientAddress;
+use crate::http::{ApiError, AppState};
+
+/// Renders a template, or a plain 500 if it cannot be (it always can: templates are
+/// checked when the binary is built).
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render a console page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A page saying what went wrong and what to do.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error").to_owned();
+    let page = ErrorPage { assets: super::assets::version(), title, message: message.to_owned() };
+    render(status, &page)
+}
+
+/// A service error as a page: the API's mapping (`http::error`) decides the status, and
+/// internal details are logged, never shown.
+pub fn failure(error: impl Into<ApiError>) -> Response {
+    let error = error.into();
+    if let ApiError::Internal(cause) = &error {
+        tracing::error!(error = format!("{cause:#}"), "console request failed");
+    }
+    error_page(error.status(), &error.to_string())
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    expired: Option<String>,
+}
+
+const SESSION_EXPIRED: &str =
+    "Your session ended (signed out elsewhere, password changed, or unused for a week). Log in again.";
+
+pub async fn login_form(query: Result<Query<LoginQuery>, QueryRejection>) -> Response {
+    let expired = query.is_ok_and(|Query(query)| query.expired.is_some());
+    render(StatusCode::OK, &LoginPage::new(expired.then(|| SESSION_EXPIRED.to_owned()), String::new()))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: SecretString,
+}
+
+/// Checks the password with the API's rule (`auth::login`), then starts a console
+/// session and sets its cookie.
+pub async fn log_in(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(LoginForm { username, password })) = form else {
+        return render(
+            StatusCode::BAD_REQUEST,
+            &LoginPage::new(Some("Enter a username and a password.".to_owned()), String::new()),
+        );
+    };
+    let throttle = &state.settings.login_throttle;
+    match check_password(&state.pool, throttle, &username, password, address).await {
+        Ok(_role) => {}
+        Err(AuthError::Unauthenticated(message)) => {
+            return render(StatusCode::UNAUTHORIZED, &LoginPage::new(Some(capitalised(&message)), username));
+        }
+        Err(AuthError::Throttled { retry_after_secs }) => {
+            let message = format!("Too many failed logins. Try again in {retry_after_secs} seconds.");
+            let mut response = render(StatusCode::TOO_MANY_REQUESTS, &LoginPage::new(Some(message), username));
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+        Err(error) => return failure(error),
+    }
+    let credential = match console_session::start(&state.pool, &username).await {
+        Ok(credential) => credential,
+        Err(error) => return failure(error),
+    };
+    let Some(cookie) = session::set_cookie(session::secure(&state), &credential) else {
+        return failure(anyhow::anyhow!("the session cookie is not a valid header value"));
+    };
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+/// Ends the session (its row is revoked, so a copy of the cookie is worthless too) and
+/// makes the browser forget the cookie.
+pub async fn log_out(user: ConsoleUser, State(state): State<AppState>) -> Response {
+    if let Err(error) = console_session::end(&state.pool, user.0.session_id).await {
+        return failure(error);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session::clear_cookie(session::secure(&state)));
+    response
+}
+
+fn capitalised(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
+}

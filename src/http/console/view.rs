@@ -1,0 +1,202 @@
+//! What the console's templates show: page structs (askama, checked at compile time,
+//! HTML-escaped) and the inbox's view of a permission request. Everything an agent
+//! controls (names, arguments, reasons) reaches the page only through escaping
+//! interpolation; no template marks a value `safe`.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::assets;
+use crate::approval::queries::PermissionDto;
+use crate::upstream::Catalog;
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+pub struct LoginPage {
+    pub assets: &'static str,
+    pub message: Option<String>,
+    pub username: String,
+}
+
+impl LoginPage {
+    pub fn new(message: Option<String>, username: String) -> Self {
+        LoginPage { assets: assets::version(), message, username }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+pub struct ErrorPage {
+    pub assets: &'static str,
+    pub title: String,
+    pub message: String,
+}
+
+/// A message at the top of the inbox about the request just decided.
+pub struct Notice {
+    pub text: String,
+    /// Someone else decided first, or the request could no longer be decided.
+    pub warning: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/inbox.html")]
+pub struct InboxPage {
+    pub assets: &'static str,
+    pub user_name: String,
+    pub role: String,
+    pub notice: Option<Notice>,
+    // The list's fields, shared with `InboxList` (the page includes the list's template).
+    pub items: Vec<InboxItem>,
+    pub can_decide: bool,
+    pub more: bool,
+    /// The log position the list reflects; the event stream starts from it.
+    pub since: i64,
+}
+
+/// The list alone: what `GET /console/inbox` answers for the script to swap in.
+#[derive(Template)]
+#[template(path = "console/inbox_list.html")]
+pub struct InboxList {
+    pub items: Vec<InboxItem>,
+    pub can_decide: bool,
+    pub more: bool,
+}
+
+/// One pending request as the inbox shows it.
+pub struct InboxItem {
+    pub id: String,
+    pub agent: String,
+    pub tool: String,
+    /// The upstream server offering the tool now (`None`: no connected server has it).
+    pub server: Option<String>,
+    pub arguments: Vec<ArgumentView>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub waited: String,
+    pub expires_in: String,
+}
+
+/// One argument, pretty-printed; a long one is folded behind its first line.
+pub struct ArgumentView {
+    pub name: String,
+    pub value: String,
+    pub folded: bool,
+    pub preview: String,
+}
+
+/// Values longer than this, or of more lines, are folded.
+const FOLD_CHARS: usize = 160;
+const FOLD_LINES: usize = 6;
+const PREVIEW_CHARS: usize = 60;
+
+impl InboxItem {
+    pub fn new(request: &PermissionDto, catalog: &Catalog, now: DateTime<Utc>) -> Self {
+        InboxItem {
+            id: request.id.to_string(),
+            agent: request.agent.clone(),
+            tool: request.tool.clone(),
+            server: catalog.get(&request.tool).map(|tool| tool.server.clone()),
+            arguments: arguments(&request.arguments),
+            created_at: request.created_at.to_rfc3339(),
+            expires_at: request.expires_at.to_rfc3339(),
+            waited: human_duration(now - request.created_at),
+            expires_in: if request.expires_at > now {
+                format!("in {}", human_duration(request.expires_at - now))
+            } else {
+                "expired".to_owned()
+            },
+        }
+    }
+}
+
+fn arguments(arguments: &Value) -> Vec<ArgumentView> {
+    match arguments {
+        Value::Object(map) => {
+            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
+            sorted.into_iter().map(|(name, value)| argument(name, value)).collect()
+        }
+        other => vec![argument("", other)],
+    }
+}
+
+fn argument(name: &str, value: &Value) -> ArgumentView {
+    let value = match value {
+        // A string is shown as its text (newlines and all), not as a JSON literal.
+        Value::String(text) => text.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
+    };
+    let folded = value.chars().count() > FOLD_CHARS || value.lines().count() > FOLD_LINES;
+    let first_line = value.lines().next().unwrap_or_default();
+    let mut preview: String = first_line.chars().take(PREVIEW_CHARS).collect();
+    if preview.len() < value.len() {
+        preview.push('…');
+    }
+    ArgumentView { name: name.to_owned(), value, folded, preview }
+}
+
+/// `3d 4h`, `2h 05m`, `4m 09s`, `12s`: the two largest units.
+pub fn human_duration(duration: chrono::Duration) -> String {
+    let secs = duration.num_seconds().max(0);
+    let (days, hours, minutes, seconds) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {minutes:02}m")
+    } else if minutes > 0 {
+        format!("{minutes}m {seconds:02}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_show_their_two_largest_units() {
+        assert_eq!(human_duration(chrono::Duration::seconds(12)), "12s");
+        assert_eq!(human_duration(chrono::Duration::seconds(249)), "4m 09s");
+        assert_eq!(human_duration(chrono::Duration::seconds(7500)), "2h 05m");
+        assert_eq!(human_duration(chrono::Duration::seconds(3 * 86_400 + 4 * 3600 + 5)), "3d 4h");
+        assert_eq!(human_duration(chrono::Duration::seconds(-5)), "0s");
+    }
+
+    #[test]
+    fn long_arguments_are_folded_and_short_ones_not() {
+        let views = arguments(&json!({"path": "/tmp/a", "content": "x".repeat(500), "n": {"a": [1, 2]}}));
+        let by_name = |name: &str| views.iter().find(|v| v.name == name).unwrap();
+        assert!(!by_name("path").folded);
+        assert_eq!(by_name("path").value, "/tmp/a");
+        assert!(by_name("content").folded);
+        assert!(by_name("content").preview.ends_with('…'));
+        assert!(by_name("n").value.contains('\n'), "pretty-printed: {}", by_name("n").value);
+    }
+
+    #[test]
+    fn markup_in_arguments_is_escaped_on_the_page() {
+        let list = InboxList {
+            items: vec![InboxItem {
+                id: "1".into(),
+                agent: "a".into(),
+                tool: "t".into(),
+                server: None,
+                arguments: arguments(&json!({"content": "<img src=x onerror=alert(1)>"})),
+                created_at: String::new(),
+                expires_at: String::new(),
+                waited: String::new(),
+                expires_in: String::new(),
+            }],
+            can_decide: true,
+            more: false,
+        };
+        let html = list.render().unwrap();
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("&#60;img src=x onerror=alert(1)&#62;") || html.contains("&lt;img"), "{html}");
+    }
+}
