@@ -10,7 +10,7 @@ use std::time::Duration;
 use alexandria_domain::request_id;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use uuid::Uuid;
 
 use crate::auth_helpers::*;
@@ -19,6 +19,31 @@ use crate::helpers::{eventually, TestApp};
 use crate::peers::{peer_file, peers, repo, text_of};
 
 const PEER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Starts `tests/peers/python_client.py` against `url` with `token` and the driver's
+/// `args` (its mode, ...): the child, its stdin (the test's commands) and its stdout lines
+/// (the steps it reports).
+fn spawn_python_client(
+    peers: &std::path::Path,
+    url: &str,
+    token: &str,
+    args: &[&str],
+) -> (Child, ChildStdin, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(python(peers))
+        .arg(repo().join("tests/peers/python_client.py"))
+        .arg(url)
+        .arg(token)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Python MCP client");
+    let stdin = child.stdin.take().expect("piped stdin");
+    let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    (child, stdin, lines)
+}
 
 async fn next_step(lines: &mut Lines<BufReader<ChildStdout>>, want: &str) -> Value {
     let line = tokio::time::timeout(PEER_DEADLINE, lines.next_line())
@@ -42,19 +67,8 @@ async fn python_client_walk(
     peers: &std::path::Path,
 ) {
     let token = agent_token(app, admin, agent, &["echo", "read_file", "write_file"], &["write_file"]).await;
-    let mut child = Command::new(python(peers))
-        .arg(repo().join("tests/peers/python_client.py"))
-        .arg(app.url(&format!("/mcp/agents/{agent}")))
-        .arg(&token)
-        .arg(mode)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Python MCP client");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let (mut child, mut stdin, mut lines) =
+        spawn_python_client(peers, &app.url(&format!("/mcp/agents/{agent}")), &token, &[mode]);
 
     let session = next_step(&mut lines, "session").await;
     match mode {
@@ -142,20 +156,8 @@ async fn the_python_mcp_client_waits_for_approval_of_a_tool_with_an_output_schem
     let (app, admin, _upstream, _token) = python_upstream_gateway(&peers, dir.path(), Duration::from_millis(200)).await;
     for (agent, mode) in [("typed-auto", "auto"), ("typed-legacy", "legacy")] {
         let token = agent_token(&app, &admin, agent, &["add"], &["add"]).await;
-        let mut child = Command::new(python(&peers))
-            .arg(repo().join("tests/peers/python_client.py"))
-            .arg(app.url(&format!("/mcp/agents/{agent}")))
-            .arg(&token)
-            .arg(mode)
-            .arg("typed")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the Python MCP client");
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let (mut child, mut stdin, mut lines) =
+            spawn_python_client(&peers, &app.url(&format!("/mcp/agents/{agent}")), &token, &[mode, "typed"]);
         next_step(&mut lines, "session").await;
         let tools = next_step(&mut lines, "tools").await;
         assert_eq!(tools["tools"], json!(["add"]), "{tools}");
