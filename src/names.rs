@@ -100,12 +100,6 @@ impl fmt::Display for ToolName {
     }
 }
 
-impl PartialEq<str> for ToolName {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
 /// Who did something, as event metadata and the admin audit trail record it:
 /// `user:<name>`, `agent:<name>` or `system:<component>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
