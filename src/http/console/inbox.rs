@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::pages::{error_page, failure, render};
 use super::session::ConsoleUser;
-use super::view::{InboxItem, InboxList, InboxPage, Notice};
+use super::view::{Chrome, InboxItem, InboxList, InboxPage, Notice, Section};
 use crate::approval::queries::{self, PermissionDto};
 use crate::approval::review::{self, Decision};
 use crate::approval::CommandError;
@@ -60,9 +60,7 @@ pub async fn page(
         Err(error) => return failure(error),
     };
     let page = InboxPage {
-        assets: super::assets::version(),
-        user_name: user.0.name.clone(),
-        role: user.0.role.to_string(),
+        chrome: Chrome::new(&user.0, Section::Inbox),
         notice,
         items: list.items,
         can_decide: list.can_decide,

@@ -27,6 +27,11 @@ use super::AppState;
 
 pub use session::ConsoleUser;
 
+/// For the templates: the digest in the assets' URLs.
+pub fn assets_version() -> &'static str {
+    assets::version()
+}
+
 /// The console's routes. Paths under `/console/` answer scripts (fragments, the event
 /// stream, assets): an ended session gets 401 there, and a redirect to the login page
 /// everywhere else.

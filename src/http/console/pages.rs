@@ -32,7 +32,7 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 /// A page saying what went wrong and what to do.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error").to_owned();
-    let page = ErrorPage { assets: super::assets::version(), title, message: message.to_owned() };
+    let page = ErrorPage { title, message: message.to_owned() };
     render(status, &page)
 }
 

@@ -9,28 +9,117 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::assets;
 use crate::approval::queries::PermissionDto;
+use crate::auth::{AuthenticatedUser, Role};
 use crate::upstream::Catalog;
+
+/// The console's sections, in the order the navigation shows them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Section {
+    Inbox,
+    History,
+    Agents,
+    Servers,
+    Settings,
+    Users,
+    Audit,
+    Projections,
+}
+
+impl Section {
+    const ALL: [Section; 8] = [
+        Section::Inbox,
+        Section::History,
+        Section::Agents,
+        Section::Servers,
+        Section::Settings,
+        Section::Users,
+        Section::Audit,
+        Section::Projections,
+    ];
+
+    pub fn href(self) -> &'static str {
+        match self {
+            Section::Inbox => "/",
+            Section::History => "/history",
+            Section::Agents => "/agents",
+            Section::Servers => "/servers",
+            Section::Settings => "/settings/notifications",
+            Section::Users => "/users",
+            Section::Audit => "/audit",
+            Section::Projections => "/projections",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Section::Inbox => "Approvals",
+            Section::History => "History",
+            Section::Agents => "Agents",
+            Section::Servers => "MCP servers",
+            Section::Settings => "Settings",
+            Section::Users => "Users",
+            Section::Audit => "Audit trail",
+            Section::Projections => "Projections",
+        }
+    }
+
+    /// The least role that may open the section. A viewer reads what deciding is about;
+    /// what only managing needs (settings, users, the admin audit trail) is super_admin's,
+    /// as in the JSON API.
+    pub fn least_role(self) -> Role {
+        match self {
+            Section::Settings | Section::Users | Section::Audit => Role::SuperAdmin,
+            _ => Role::Viewer,
+        }
+    }
+}
+
+/// What every signed-in page shows around its content: who is signed in, and the
+/// sections they may open (a section they may not open is not linked at all).
+pub struct Chrome {
+    pub user_name: String,
+    pub role: Role,
+    pub current: Section,
+}
+
+/// One link of the navigation.
+pub struct NavLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+impl Chrome {
+    pub fn new(user: &AuthenticatedUser, current: Section) -> Self {
+        Chrome { user_name: user.name.clone(), role: user.role, current }
+    }
+
+    pub fn links(&self) -> Vec<NavLink> {
+        Section::ALL
+            .into_iter()
+            .filter(|section| self.role >= section.least_role())
+            .map(|section| NavLink { href: section.href(), label: section.label(), current: section == self.current })
+            .collect()
+    }
+}
 
 #[derive(Template)]
 #[template(path = "console/login.html")]
 pub struct LoginPage {
-    pub assets: &'static str,
     pub message: Option<String>,
     pub username: String,
 }
 
 impl LoginPage {
     pub fn new(message: Option<String>, username: String) -> Self {
-        LoginPage { assets: assets::version(), message, username }
+        LoginPage { message, username }
     }
 }
 
 #[derive(Template)]
 #[template(path = "console/error.html")]
 pub struct ErrorPage {
-    pub assets: &'static str,
     pub title: String,
     pub message: String,
 }
@@ -45,9 +134,7 @@ pub struct Notice {
 #[derive(Template)]
 #[template(path = "console/inbox.html")]
 pub struct InboxPage {
-    pub assets: &'static str,
-    pub user_name: String,
-    pub role: String,
+    pub chrome: Chrome,
     pub notice: Option<Notice>,
     // The list's fields, shared with `InboxList` (the page includes the list's template).
     pub items: Vec<InboxItem>,
