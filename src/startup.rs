@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::approval::{Gate, GateSettings, PermissionStore};
 use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
+use crate::http::console::InboxFeed;
 use crate::http::{AppState, HttpSettings};
 use crate::mcp::McpService;
 use crate::metrics::Metrics;
@@ -101,6 +102,7 @@ impl Application {
             jwt: Arc::new(jwt),
             listener: Arc::clone(&listener),
             shutdown: shutdown.clone(),
+            inbox_feed: InboxFeed::default(),
             store,
             metrics,
             pool,

@@ -18,6 +18,8 @@ use super::sessions::{self, revoke_session};
 use super::{AuthError, AuthenticatedUser, Role};
 
 const SESSION_ENDED: &str = "session ended; log in again";
+/// How often a console session's activity is written down.
+const ACTIVITY_STAMP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The value of a console session's cookie: `<session id>.<secret>`. Secret: `Debug` is
 /// redacted, and it is never logged.
@@ -67,17 +69,25 @@ pub async fn start(pool: &PgPool, username: &str) -> Result<ConsoleCredential, A
 /// The user a cookie stands for, with the role stored now; records the activity. Refused
 /// when the session is unknown, revoked, idle too long, or the secret does not match.
 pub async fn authenticate(pool: &PgPool, credential: &ConsoleCredential) -> Result<AuthenticatedUser, AuthError> {
-    // One statement: the check and the activity stamp. Comparing SHA-256 digests of a
-    // 256-bit secret in SQL leaks nothing a timing attack could use.
+    // One statement: the check, and the activity stamp at most once a minute (the idle
+    // limit is a week; stamping every request would make each page view a write).
+    // Comparing SHA-256 digests of a 256-bit secret in SQL leaks nothing a timing attack
+    // could use.
     let row: Option<(String, String)> = sqlx::query_as(
-        "UPDATE sessions s SET last_refreshed_at = now() FROM users u
-         WHERE s.id = $1 AND s.console_secret_hash = $2 AND u.name = s.username
-           AND s.revoked_at IS NULL AND s.last_refreshed_at >= now() - make_interval(secs => $3)
-         RETURNING s.username, u.role",
+        "WITH live AS (
+           SELECT s.id, s.username, u.role, s.last_refreshed_at FROM sessions s JOIN users u ON u.name = s.username
+           WHERE s.id = $1 AND s.console_secret_hash = $2
+             AND s.revoked_at IS NULL AND s.last_refreshed_at >= now() - make_interval(secs => $3)
+         ), stamped AS (
+           UPDATE sessions s SET last_refreshed_at = now() FROM live
+           WHERE s.id = live.id AND live.last_refreshed_at < now() - make_interval(secs => $4)
+         )
+         SELECT username, role FROM live",
     )
     .bind(credential.session_id)
     .bind(credential.secret_hash())
     .bind(REFRESH_TOKEN_TTL.as_secs_f64())
+    .bind(ACTIVITY_STAMP_INTERVAL.as_secs_f64())
     .fetch_optional(pool)
     .await?;
     let Some((name, role)) = row else {

@@ -7,6 +7,7 @@ use alexandria_projections::EventListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use super::console::InboxFeed;
 use crate::approval::PermissionStore;
 use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
@@ -33,6 +34,9 @@ pub struct AppState {
     /// Cancelled at shutdown: endless responses (the console's event stream) end with it,
     /// so the server can drain.
     pub shutdown: CancellationToken,
+    /// The log's head for the console's open inboxes: one reader per process, however
+    /// many consoles are open.
+    pub inbox_feed: InboxFeed,
 }
 
 /// The settings handlers read.

@@ -255,6 +255,66 @@ async fn the_event_stream_announces_changes_and_resumes_from_last_event_id() {
 }
 
 #[tokio::test]
+async fn many_open_streams_hold_no_database_connection_and_each_hears_of_a_new_request() {
+    let app = spawn_app().await;
+    let cookie = console_cookie(&app, "admin", TEST_ADMIN_PASSWORD).await;
+    let pool = &app.state.pool;
+    // The server's own workers (projection leadership, the reconciler) hold a few.
+    let in_use = || pool.size() as usize - pool.num_idle();
+    let workers = in_use();
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        let stream = get(&app, "/console/events", Some(&cookie)).await;
+        assert_eq!(stream.status(), 200);
+        streams.push(stream);
+    }
+    // Waiting streams hold nothing: no more connections are in use than before them.
+    crate::helpers::eventually(Duration::from_secs(5), "streams hold no connection", || async {
+        in_use() <= workers.max(1)
+    })
+    .await;
+    requests::request_through(&app.state.store, "demo-agent", "many-1", &[]).await;
+    let positions: Vec<i64> =
+        futures::future::join_all(streams.iter_mut().map(|stream| next_event(stream, Duration::from_secs(5))))
+            .await
+            .iter()
+            .map(|event| event_id(event))
+            .collect();
+    assert!(positions.iter().all(|&position| position == positions[0] && position >= 1), "{positions:?}");
+}
+
+#[tokio::test]
+async fn a_console_session_writes_its_activity_down_at_most_once_a_minute() {
+    let app = spawn_app().await;
+    let cookie = console_cookie(&app, "admin", TEST_ADMIN_PASSWORD).await;
+    let session_id = cookie.trim_start_matches("alexandria_session=").split('.').next().unwrap().to_owned();
+    let set_idle = |seconds: i64| {
+        sqlx::query("UPDATE sessions SET last_refreshed_at = now() - make_interval(secs => $2) WHERE id = $1::uuid")
+            .bind(session_id.clone())
+            .bind(seconds as f64)
+            .execute(&app.db.pool)
+    };
+    let idle_seconds = || async {
+        let (idle,): (f64,) = sqlx::query_as(
+            "SELECT extract(epoch FROM now() - last_refreshed_at)::float8 FROM sessions WHERE id = $1::uuid",
+        )
+        .bind(session_id.clone())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        idle
+    };
+    // Used 30 s ago: a page view reads the session and writes nothing.
+    set_idle(30).await.unwrap();
+    assert_eq!(get(&app, "/", Some(&cookie)).await.status(), 200);
+    assert!(idle_seconds().await >= 30.0);
+    // Used two minutes ago: the page view is written down.
+    set_idle(120).await.unwrap();
+    assert_eq!(get(&app, "/", Some(&cookie)).await.status(), 200);
+    assert!(idle_seconds().await < 30.0);
+}
+
+#[tokio::test]
 async fn deciding_what_someone_else_just_decided_shows_who_did() {
     let app = spawn_app().await;
     let admin = admin_session(&app).await;

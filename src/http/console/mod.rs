@@ -25,6 +25,7 @@ use axum::Router;
 
 use super::AppState;
 
+pub use live::InboxFeed;
 pub use session::ConsoleUser;
 
 /// For the templates: the digest in the assets' URLs.
