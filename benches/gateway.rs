@@ -1,13 +1,15 @@
 //! Gateway benchmarks (issue 4). Not a test: it prints numbers for docs/BENCHMARKS.md.
 //!
-//!   scripts/bench-gateway.sh [passthrough|resume|waiters|all]
+//!   scripts/bench-gateway.sh [passthrough|resume|waiters|consoles|all]
 //!
 //! Starts `alexandria serve --demo` (release build) as a child process on a fresh
 //! database and measures:
 //! - passthrough: `tools/call echo` (no gate) through the gateway vs. the same example
 //!   upstream called directly over rmcp, at concurrency 1 and 64;
 //! - resume: time from an approve response to the waiting gated call's response;
-//! - waiters: 10,000 concurrent in-band waiters: server RSS and database connections.
+//! - waiters: 10,000 concurrent in-band waiters: server RSS and database connections;
+//! - consoles: 200 open consoles (the inbox's event streams): server RSS, database
+//!   connections, and how long until every stream has heard of a new request.
 //!
 //! Profiling: BENCH_HEAPTRACK=/tmp/out runs the server under heaptrack (Debian package
 //! `heaptrack`); BENCH_STDERR=1 shows the server's log; BENCH_WAITERS=N sets the count.
@@ -423,6 +425,112 @@ async fn waiters() {
     }
 }
 
+async fn database_connections(admin_db: &mut PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(admin_db)
+    .await
+    .unwrap()
+}
+
+async fn consoles() {
+    let count: usize = std::env::var("BENCH_CONSOLES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    const ROUNDS: usize = 20;
+    let server = Server::start(1).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(count)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let tokens = tokens(&client, &server).await;
+    let login = client
+        .post(format!("{}/login", server.url))
+        .header("origin", &server.url)
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303, "console login");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let mut admin_db =
+        PgConnection::connect(&format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, server.database))
+            .await
+            .unwrap();
+    // One page view first, so the process has served the console once (templates, feed).
+    client.get(format!("{}/", server.url)).header("cookie", &cookie).send().await.unwrap();
+    let rss_before = rss_kib(server.pid(), "VmRSS:");
+    let connections_before = database_connections(&mut admin_db).await;
+    let (heard, mut receipts) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let mut streams = Vec::with_capacity(count);
+    for index in 0..count {
+        let response = client
+            .get(format!("{}/console/events", server.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let heard = heard.clone();
+        streams.push(tokio::spawn(async move {
+            let mut chunks = response.bytes_stream();
+            let mut text = String::new();
+            while let Some(Ok(chunk)) = chunks.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = text.find("\n\n") {
+                    let event: String = text.drain(..end + 2).collect();
+                    if event.contains("event: changed") && heard.send((index, Instant::now())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_open = rss_kib(server.pid(), "VmRSS:");
+    let connections_open = database_connections(&mut admin_db).await;
+    let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
+    let mut all_heard = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let started = Instant::now();
+        let (client, endpoint, token) = (client.clone(), endpoint.clone(), tokens.agent.clone());
+        tokio::spawn(async move {
+            gated_write(&client, &endpoint, &token, &format!("console-{round}"), round as u64, "/consoles.txt").await
+        });
+        let mut seen = vec![false; count];
+        let mut remaining = count;
+        let mut last = started;
+        while remaining > 0 {
+            let (index, at) = tokio::time::timeout(Duration::from_secs(10), receipts.recv())
+                .await
+                .expect("every stream hears of the request within 10 s")
+                .unwrap();
+            if !std::mem::replace(&mut seen[index], true) {
+                remaining -= 1;
+                last = last.max(at);
+            }
+        }
+        all_heard.push(last - started);
+        // Let stragglers of this round (a second event for the same change) drain.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while receipts.try_recv().is_ok() {}
+    }
+    all_heard.sort();
+    println!("## {count} open consoles (event streams) on one replica\n");
+    println!("| measure | value |\n|---|---|");
+    println!("| server RSS before the streams | {} MiB |", rss_before / 1024);
+    println!("| server RSS with {count} streams open | {} MiB (+{} KiB) |", rss_open / 1024, rss_open - rss_before);
+    println!("| database connections of the server, before / with the streams | {connections_before} / {connections_open} |");
+    println!(
+        "| a new request heard by all {count} streams, p50 / max of {ROUNDS} | {} / {} |\n",
+        ms(percentile(&all_heard, 0.5)),
+        ms(all_heard[ROUNDS - 1])
+    );
+    for stream in streams {
+        stream.abort();
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "all".into());
@@ -434,5 +542,8 @@ async fn main() {
     }
     if which == "waiters" || which == "all" {
         waiters().await;
+    }
+    if which == "consoles" || which == "all" {
+        consoles().await;
     }
 }
