@@ -464,12 +464,8 @@ async fn consoles() {
     let (heard, mut receipts) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
     let mut streams = Vec::with_capacity(count);
     for index in 0..count {
-        let response = client
-            .get(format!("{}/console/events", server.url))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            client.get(format!("{}/console/events", server.url)).header("cookie", &cookie).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let heard = heard.clone();
         streams.push(tokio::spawn(async move {
@@ -520,7 +516,9 @@ async fn consoles() {
     println!("| measure | value |\n|---|---|");
     println!("| server RSS before the streams | {} MiB |", rss_before / 1024);
     println!("| server RSS with {count} streams open | {} MiB (+{} KiB) |", rss_open / 1024, rss_open - rss_before);
-    println!("| database connections of the server, before / with the streams | {connections_before} / {connections_open} |");
+    println!(
+        "| database connections of the server, before / with the streams | {connections_before} / {connections_open} |"
+    );
     println!(
         "| a new request heard by all {count} streams, p50 / max of {ROUNDS} | {} / {} |\n",
         ms(percentile(&all_heard, 0.5)),

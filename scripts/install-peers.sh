@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real MCP servers the integration tests talk to, pinned and by package
 # name, into .peers/ at the repository root (gitignored):
-#   .peers/node   npm @modelcontextprotocol/server-filesystem (stdio upstream)
+#   .peers/node   npm @modelcontextprotocol/server-filesystem (stdio upstream), and
+#                 axe-core (the console's accessibility check, injected into the browser)
 #   .peers/venv   Python venv with the `mcp` SDK (Streamable HTTP upstream, and client)
 # Idempotent: a peer already at its pinned version is left alone, so a second run takes
 # well under a second. Tests find the peers here; under CI=true a missing peer fails them.
@@ -9,6 +10,7 @@ set -euo pipefail
 
 SERVER_FILESYSTEM_VERSION="2026.8.31"
 PYTHON_MCP_VERSION="2.3.0"
+AXE_CORE_VERSION="4.14.1"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$repo/.peers"
@@ -29,6 +31,18 @@ fi
 [[ "$(installed_fs_version)" == "$SERVER_FILESYSTEM_VERSION" ]] || {
     echo "install-peers: server-filesystem $SERVER_FILESYSTEM_VERSION did not install" >&2; exit 1; }
 
+# --- npm: axe-core, for the console's browser tests -------------------------------------
+installed_axe_version() {
+    local manifest="$node_prefix/node_modules/axe-core/package.json"
+    [[ -f "$manifest" ]] && node -p "require('$manifest').version" 2>/dev/null || true
+}
+if [[ "$(installed_axe_version)" != "$AXE_CORE_VERSION" ]]; then
+    echo "install-peers: npm axe-core@$AXE_CORE_VERSION"
+    npm install --prefix "$node_prefix" --no-audit --no-fund --loglevel=error "axe-core@$AXE_CORE_VERSION"
+fi
+[[ "$(installed_axe_version)" == "$AXE_CORE_VERSION" ]] || {
+    echo "install-peers: axe-core $AXE_CORE_VERSION did not install" >&2; exit 1; }
+
 # --- PyPI: the Python MCP SDK -----------------------------------------------------------
 venv="$peers/venv"
 installed_mcp_version() {
@@ -45,4 +59,4 @@ fi
 [[ "$(installed_mcp_version)" == "$PYTHON_MCP_VERSION" ]] || {
     echo "install-peers: mcp $PYTHON_MCP_VERSION did not install" >&2; exit 1; }
 
-echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, mcp $PYTHON_MCP_VERSION)"
+echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, axe-core $AXE_CORE_VERSION, mcp $PYTHON_MCP_VERSION)"

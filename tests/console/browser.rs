@@ -24,8 +24,21 @@ pub struct Browser {
     driver: Child,
 }
 
+/// How the browser looks at the console.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// A laptop window, light colour scheme.
+    Laptop,
+    /// A phone (390 × 844 CSS pixels, touch) whose system asks for dark colours.
+    PhoneDark,
+}
+
 /// A browser, or `None` (after a loud message) when Chromium is not installed outside CI.
 pub async fn browser(test: &str) -> Option<Browser> {
+    browser_looking(test, Look::Laptop).await
+}
+
+pub async fn browser_looking(test: &str, look: Look) -> Option<Browser> {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
         assert!(
             !under_ci(),
@@ -49,13 +62,16 @@ pub async fn browser(test: &str) -> Option<Browser> {
         http.get(&status).send().await.is_ok_and(|response| response.status().is_success())
     })
     .await;
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"],
-        },
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"],
     });
+    if look == Look::PhoneDark {
+        options["args"].as_array_mut().expect("args").push(json!("--force-dark-mode"));
+        options["mobileEmulation"] =
+            json!({"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2, "touch": true}});
+    }
+    let capabilities = json!({"browserName": "chrome", "goog:chromeOptions": options});
     // Several crypto providers are linked; fantoccini takes the process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = ClientBuilder::rustls()
@@ -119,9 +135,50 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
     }
 
+    /// Runs axe-core (npm, pinned by scripts/install-peers.sh) on the page and fails on
+    /// any serious or critical violation, naming the rule and the elements.
+    pub async fn assert_accessible(&self, page: &str) {
+        let Some(axe) = axe_script() else { return };
+        self.client.execute(&axe, vec![]).await.expect("inject axe-core");
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']})
+                    .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                        .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                    nodes: v.nodes.map(n => n.html).slice(0, 5)}))))
+                    .catch(e => done([{id: 'axe-error', help: String(e)}]));",
+                vec![],
+            )
+            .await
+            .expect("run axe-core");
+        let violations = result.as_array().cloned().unwrap_or_default();
+        assert!(violations.is_empty(), "{page}: serious or critical accessibility violations: {result:#}");
+    }
+
+    /// Whether the page's colour scheme is dark (the system setting the browser reports).
+    pub async fn prefers_dark(&self) -> bool {
+        let dark = self.client.execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![]).await;
+        dark.expect("matchMedia").as_bool().unwrap_or(false)
+    }
+
     pub async fn close(mut self) {
         self.client.clone().close().await.ok();
         self.driver.kill().await.ok();
+    }
+}
+
+/// axe-core's script, or `None` (after a loud message) when it is not installed outside CI.
+fn axe_script() -> Option<String> {
+    let path = repo().join(".peers/node/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(script) => Some(script),
+        Err(error) => {
+            assert!(!under_ci(), "CI=true but {} is missing ({error}): run scripts/install-peers.sh", path.display());
+            announce_skip("accessibility check", "axe-core is not installed (scripts/install-peers.sh)");
+            None
+        }
     }
 }
 

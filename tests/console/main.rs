@@ -15,6 +15,7 @@ mod helpers;
 #[path = "../api/peers.rs"]
 mod peers;
 
+mod accessibility;
 mod browser;
 mod console_http;
 mod inbox;
