@@ -15,6 +15,8 @@ mod helpers;
 #[path = "../api/peers.rs"]
 mod peers;
 
+mod agents;
 mod browser;
 mod console_http;
 mod inbox;
+mod servers;

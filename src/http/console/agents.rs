@@ -33,10 +33,10 @@ pub async fn list(
 ) -> Response {
     let query = query.map(|Query(query)| query).unwrap_or_default();
     // Only a valid agent name is echoed: a crafted link cannot make the page say anything.
-    let notice = query.deleted.filter(|name| is_principal_name(name)).map(|name| Notice {
-        text: format!("Agent {name} deleted; its tokens no longer work."),
-        warning: false,
-    });
+    let notice = query
+        .deleted
+        .filter(|name| is_principal_name(name))
+        .map(|name| Notice { text: format!("Agent {name} deleted; its tokens no longer work."), warning: false });
     list_page(&state, &user, StatusCode::OK, notice, NewAgentForm::default(), None).await
 }
 
@@ -122,7 +122,8 @@ pub async fn show(
             warning: false,
         })
     };
-    let (allowed, approval) = (ToolName::strings(&agent.allowed_tools), ToolName::strings(&agent.approval_required_tools));
+    let (allowed, approval) =
+        (ToolName::strings(&agent.allowed_tools), ToolName::strings(&agent.approval_required_tools));
     detail_page(&state, &user, StatusCode::OK, notice, AgentView::new(&agent), &allowed, &approval, None)
 }
 
@@ -204,7 +205,16 @@ pub async fn set_tools(
             };
             let error = ApiError::from(error);
             let message = format!("Nothing was saved: {error}");
-            detail_page(&state, &user, error.status(), None, AgentView::new(&stored), &allowed, &approval, Some(message))
+            detail_page(
+                &state,
+                &user,
+                error.status(),
+                None,
+                AgentView::new(&stored),
+                &allowed,
+                &approval,
+                Some(message),
+            )
         }
         Err(error) => failure(error),
     }

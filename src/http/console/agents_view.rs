@@ -121,7 +121,8 @@ pub fn picker(catalog: &Catalog, allowed: &[String], approval: &[String]) -> (Ve
             approval: approval.contains(name),
         });
     }
-    let groups = by_server.into_iter().map(|(server, tools)| PickerGroup { server: server.to_owned(), tools }).collect();
+    let groups =
+        by_server.into_iter().map(|(server, tools)| PickerGroup { server: server.to_owned(), tools }).collect();
     let other = |list: &[String]| {
         let mut seen: Vec<&str> = Vec::new();
         for name in list.iter().filter(|name| !catalog.contains_key(name.as_str())) {

@@ -26,7 +26,11 @@ pub struct ListQuery {
     removed: Option<String>,
 }
 
-pub async fn list(user: ConsoleUser, State(state): State<AppState>, query: Result<Query<ListQuery>, QueryRejection>) -> Response {
+pub async fn list(
+    user: ConsoleUser,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
     let query = query.map(|Query(query)| query).unwrap_or_default();
     // Only a valid server name is echoed: a crafted link cannot make the page say anything.
     let notice = query.removed.filter(|name| validate_server_name(name).is_ok()).map(|name| Notice {
@@ -77,7 +81,14 @@ pub async fn register(
     let config = match config(&form) {
         Ok(config) => config,
         Err(message) => {
-            return list_page(&state, &user, StatusCode::UNPROCESSABLE_ENTITY, None, form.without_secrets(), Some(message))
+            return list_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                form.without_secrets(),
+                Some(message),
+            )
         }
     };
     match mcp_servers::register(&state.pool, &state.upstreams, &manager.actor(), config).await {
@@ -163,7 +174,9 @@ pub async fn show(
         Err(error) => return failure(error),
     };
     let notice = if query.registered.is_some() {
-        Some(format!("MCP server {name} registered; its tools are in the catalog. Allow them to agents on their pages."))
+        Some(format!(
+            "MCP server {name} registered; its tools are in the catalog. Allow them to agents on their pages."
+        ))
     } else {
         query.refreshed.map(|_| format!("Tool list of {name} read again: {} tools.", server.tools.len()))
     };
