@@ -135,3 +135,51 @@ async fn a_viewer_reads_agents_and_servers_without_forms_and_a_hand_made_post_is
     assert!(html.contains("mint-token-submit") && !html.contains("tool-picker") && !html.contains("delete-agent"));
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_streamable_http_form_shows_the_apis_message_and_never_echoes_a_header_value() {
+    let app = spawn_gateway(Duration::from_millis(200)).await;
+    let cookie = console_cookie(&app, "admin", TEST_ADMIN_PASSWORD).await;
+    let register = |form: Vec<(&'static str, &'static str)>| {
+        app.client.post(app.url("/servers")).header("cookie", &cookie).header("origin", &app.address).form(&form).send()
+    };
+    let refused = register(vec![
+        ("transport", "streamable_http"),
+        ("name", "web"),
+        ("url", "ftp://mcp.example/mcp"),
+        ("headers", "Authorization: Bearer s3cr3t-header"),
+        ("tool_prefix", "web_"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("id=\"http-error\"") && page.contains("url must be an http:// or https:// URL with a host"));
+    assert!(!page.contains("id=\"stdio-error\""), "the message is next to the form that was sent");
+    assert!(page.contains("value=\"ftp://mcp.example/mcp\"") && page.contains("value=\"web_\""), "typed values kept");
+    assert!(!page.contains("s3cr3t-header"), "a header value is never rendered");
+
+    let malformed = register(vec![
+        ("transport", "streamable_http"),
+        ("name", "web"),
+        ("url", "https://mcp.example/mcp"),
+        ("headers", "Authorization Bearer s3cr3t-header"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(malformed.status(), 422);
+    let page = malformed.text().await.unwrap();
+    assert!(
+        page.contains("headers: line 1 is not of the form Name: value") && !page.contains("s3cr3t-header"),
+        "{page}"
+    );
+
+    // Unreachable: the registry's connect error, as the API says it (422), nothing stored.
+    let unreachable =
+        register(vec![("transport", "streamable_http"), ("name", "web"), ("url", "http://127.0.0.1:9/mcp")])
+            .await
+            .unwrap();
+    assert_eq!(unreachable.status(), 422);
+    assert!(unreachable.text().await.unwrap().contains("cannot connect to MCP server"));
+    assert!(app.state.upstreams.list().is_empty());
+}
