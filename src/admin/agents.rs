@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
 use crate::audit_trail;
+use crate::auth::Role;
 use crate::names::{Actor, AgentName, ToolName};
 use crate::validation::{check_approval_subset, normalize_tool_list};
 
@@ -82,9 +83,16 @@ pub enum AgentError {
     NotFound(String),
     #[error("an agent named {0:?} already exists")]
     AlreadyExists(String),
+    /// A token could not be signed (a broken key: nothing the caller can fix).
+    #[error("cannot sign the agent token")]
+    Signing(anyhow::Error),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
+
+/// The least role that may create, delete or change an agent's policy (reading it is the
+/// caller's business: the JSON API lets admins, the console every signed-in user).
+pub const MANAGER_ROLE: Role = Role::SuperAdmin;
 
 type Result<T, E = AgentError> = std::result::Result<T, E>;
 
@@ -181,17 +189,60 @@ pub async fn set_tools(
     tools: Vec<String>,
 ) -> Result<Agent> {
     let tools = normalize_tool_list(list.field(), tools).map_err(AgentError::Invalid)?;
+    let change = match list {
+        ToolList::Allowed => PolicyChange { allowed: Some(tools), approval: None },
+        ToolList::ApprovalRequired => PolicyChange { allowed: None, approval: Some(tools) },
+    };
+    let hint = match list {
+        ToolList::Allowed => "; remove them from approval_required_tools first",
+        ToolList::ApprovalRequired => "; add them to allowed_tools first",
+    };
+    change_policy(pool, actor, name, change, hint, list.audit_action()).await
+}
+
+/// Replaces both tool lists at once (the console's picker edits them together), with one
+/// version bump: checked as a whole, so moving a tool in or out of both lists needs no
+/// particular order. Same rules and messages as [`set_tools`] and [`create`].
+pub async fn set_policy(
+    pool: &PgPool,
+    actor: &Actor,
+    name: &AgentName,
+    allowed_tools: Vec<String>,
+    approval_required_tools: Vec<String>,
+) -> Result<Agent> {
+    let mut problems = Vec::new();
+    let allowed = normalize_tool_list(ToolList::Allowed.field(), allowed_tools).map_err(|p| problems.push(p)).ok();
+    let approval = normalize_tool_list(ToolList::ApprovalRequired.field(), approval_required_tools)
+        .map_err(|p| problems.push(p))
+        .ok();
+    let (Some(allowed), Some(approval)) = (allowed, approval) else {
+        return Err(AgentError::Invalid(problems.join("; ")));
+    };
+    let change = PolicyChange { allowed: Some(allowed), approval: Some(approval) };
+    change_policy(pool, actor, name, change, "", "agent.tools.set").await
+}
+
+/// The new lists of a policy change; `None` keeps the stored one.
+struct PolicyChange {
+    allowed: Option<Vec<ToolName>>,
+    approval: Option<Vec<ToolName>>,
+}
+
+/// Applies a change under the agent's row lock: checks the subset rule against what the
+/// lists become (`hint` appended to its message), bumps the version, records the audit row.
+async fn change_policy(
+    pool: &PgPool,
+    actor: &Actor,
+    name: &AgentName,
+    change: PolicyChange,
+    hint: &str,
+    audit_action: &'static str,
+) -> Result<Agent> {
     let mut tx = pool.begin().await?;
     let before = lock(&mut tx, name).await?;
-    let (allowed, approval) = match list {
-        ToolList::Allowed => (&tools, &before.approval_required_tools),
-        ToolList::ApprovalRequired => (&before.allowed_tools, &tools),
-    };
+    let allowed = change.allowed.as_ref().unwrap_or(&before.allowed_tools);
+    let approval = change.approval.as_ref().unwrap_or(&before.approval_required_tools);
     if let Err(problem) = check_approval_subset(allowed, approval) {
-        let hint = match list {
-            ToolList::Allowed => "; remove them from approval_required_tools first",
-            ToolList::ApprovalRequired => "; add them to allowed_tools first",
-        };
         return Err(AgentError::Invalid(format!("{problem}{hint}")));
     }
     let after: Agent = sqlx::query_as(&format!(
@@ -204,15 +255,8 @@ pub async fn set_tools(
     .bind(approval)
     .fetch_one(&mut *tx)
     .await?;
-    audit_trail::record(
-        &mut tx,
-        actor,
-        list.audit_action(),
-        name.as_str(),
-        Some(before.policy()),
-        Some(after.policy()),
-    )
-    .await?;
+    audit_trail::record(&mut tx, actor, audit_action, name.as_str(), Some(before.policy()), Some(after.policy()))
+        .await?;
     tx.commit().await?;
     Ok(after)
 }

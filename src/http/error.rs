@@ -120,6 +120,7 @@ impl From<AgentError> for ApiError {
             AgentError::Invalid(_) => ApiError::Unprocessable(error.to_string()),
             AgentError::NotFound(_) => ApiError::NotFound(error.to_string()),
             AgentError::AlreadyExists(_) => ApiError::Conflict(error.to_string()),
+            AgentError::Signing(cause) => ApiError::Internal(cause),
             AgentError::Database(error) => error.into(),
         }
     }

@@ -46,7 +46,9 @@ use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 pub use self::catalog::{Catalog, CatalogTool};
-pub use self::config::{InvalidConfig, RedactedConfig, TransportKind, UpstreamConfig};
+pub use self::config::{
+    validate_name as validate_server_name, InvalidConfig, RedactedConfig, TransportKind, UpstreamConfig,
+};
 pub use self::error::UpstreamError;
 pub use self::registry::UpstreamRegistry;
 pub use self::server::{ConnectionStatus, UpstreamStatus};

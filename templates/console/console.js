@@ -171,3 +171,26 @@
   events.addEventListener("changed", refresh);
   events.addEventListener("error", function () { setStatus("reconnecting…"); });
 })();
+
+// ---- Agents and MCP servers pages: the copy button of a freshly minted token --------
+// The button is `hidden` in the page (it needs this script); the token stays selectable
+// text either way.
+(function () {
+  document.querySelectorAll("button.copy[data-copy]").forEach(function (button) {
+    var source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    var said = button.parentElement && button.parentElement.querySelector(".copied");
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var done = function () { if (said) said.textContent = "Copied."; };
+      source.select();
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(source.value).then(done, function () {
+          if (document.execCommand("copy")) done();
+        });
+      } else if (document.execCommand("copy")) {
+        done();
+      }
+    });
+  });
+})();

@@ -14,7 +14,13 @@ use crate::helpers::{TestApp, TEST_ADMIN_PASSWORD};
 const AGENT: &str = "demo-agent";
 
 /// The pages a super_admin can open, each with an element that shows it has rendered.
-const PAGES: &[(&str, &str)] = &[("/", "li.request")];
+const PAGES: &[(&str, &str)] = &[
+    ("/", "li.request"),
+    ("/agents", "main h1"),
+    ("/agents/demo-agent", "main h1"),
+    ("/servers", "main h1"),
+    ("/servers/demo-fs", "main h1"),
+];
 
 async fn app_with_a_pending_request() -> TestApp {
     let app = spawn_gateway(Duration::from_millis(100)).await;

@@ -16,7 +16,9 @@ mod helpers;
 mod peers;
 
 mod accessibility;
+mod agents;
 mod browser;
 mod console_http;
 mod inbox;
 mod replicas;
+mod servers;

@@ -11,12 +11,18 @@
 //! - `guard`: security headers on every response, and the same-origin check of every POST.
 //! - `pages`: log in, sign out, error pages; `inbox`: the approvals inbox and decisions;
 //!   `live`: the event stream that tells open inboxes to refresh.
+//! - `agents` (+ `agents_view`): agents, their tool lists and tokens; `servers` (+
+//!   `servers_view`): upstream MCP servers and their tools.
 
+mod agents;
+mod agents_view;
 mod assets;
 mod guard;
 mod inbox;
 mod live;
 mod pages;
+mod servers;
+mod servers_view;
 mod session;
 mod view;
 
@@ -43,6 +49,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(pages::log_out))
         .route("/requests/{id}/approve", post(inbox::approve))
         .route("/requests/{id}/reject", post(inbox::reject))
+        .route("/agents", get(agents::list).post(agents::create))
+        .route("/agents/{name}", get(agents::show))
+        .route("/agents/{name}/tools", post(agents::set_tools))
+        .route("/agents/{name}/delete", post(agents::delete))
+        .route("/agents/{name}/token", post(agents::mint_token))
+        .route("/servers", get(servers::list).post(servers::register))
+        .route("/servers/{name}", get(servers::show))
+        .route("/servers/{name}/refresh", post(servers::refresh))
+        .route("/servers/{name}/remove", post(servers::remove))
         .route("/console/inbox", get(inbox::fragment))
         .route("/console/events", get(live::events))
         .route("/console/assets/{name}", get(assets::serve))

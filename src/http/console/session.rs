@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::error_page;
 use crate::auth::console_session::{self, ConsoleCredential};
-use crate::auth::{AuthError, AuthenticatedUser, Role};
+use crate::auth::{AuthError, AuthenticatedUser, Principal, Role};
 use crate::http::{ApiError, AppState};
 
 /// The cookie's name. With https the `__Host-` prefix makes the browser insist on
@@ -75,6 +75,12 @@ impl ConsoleUser {
     /// Whether this person may approve and reject (the API's rule: admin or higher).
     pub fn can_decide(&self) -> bool {
         self.0.role >= Role::Admin
+    }
+
+    /// This person, if their role is at least `role` (the service's rule, as the JSON API
+    /// applies it): `Err` is the API's 403.
+    pub fn at_least(&self, role: Role) -> Result<AuthenticatedUser, AuthError> {
+        Principal::User(self.0.clone()).user_at_least(role)
     }
 }
 

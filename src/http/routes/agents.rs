@@ -7,13 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use uuid::Uuid;
 
+use crate::admin::agent_tokens;
 use crate::admin::agents::{self, Agent, NewAgent, ToolList};
-use crate::auth::jwt::{AgentClaims, Claims, AGENT_TOKEN_TTL};
 use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
@@ -134,38 +131,19 @@ struct MintTokenResponse {
     expires_in: u64,
 }
 
-/// Bakes the agent's current policy and `permissions_version` into a 1-hour token. Any
-/// later policy change makes the token useless: the caller must mint again.
+/// Bakes the agent's current policy and `permissions_version` into a 1-hour token
+/// (`admin::agent_tokens::mint`). Any later policy change makes the token useless: the
+/// caller must mint again.
 async fn mint_token(
     State(state): State<AppState>,
     caller: UserAtLeast<Admin>,
     ApiJson(request): ApiJson<MintTokenRequest>,
 ) -> ApiResult<Json<MintTokenResponse>> {
-    let agent = agents::get(&state.pool, &agents::existing_name(&request.agent)?).await?;
-    let now = Utc::now();
-    let expires_at = now + AGENT_TOKEN_TTL;
-    let token_id = Uuid::new_v4();
-    // Until upstream servers are consulted, the tools an agent can use are the ones it
-    // is allowed.
-    let effective_tools = agent.allowed_tools.clone();
-    let claims = Claims::Agent(AgentClaims {
-        sub: format!("agent:{}", agent.name),
-        agent: agent.name.clone(),
-        effective_tools: ToolName::strings(&effective_tools),
-        approval_required_tools: ToolName::strings(&agent.approval_required_tools),
-        pv: agent.permissions_version,
-        iat: now.timestamp(),
-        exp: expires_at.timestamp(),
-        jti: token_id,
-        minted_by: caller.name.clone(),
-    });
-    let token = state.jwt.sign(&claims)?;
-    agents::record_token_minted(
-        &state.pool,
-        &caller.actor(),
-        &agent.name,
-        json!({"jti": token_id, "permissions_version": agent.permissions_version, "expires_at": expires_at}),
-    )
-    .await?;
-    Ok(Json(MintTokenResponse { token, agent: agent.name, effective_tools, expires_in: AGENT_TOKEN_TTL.as_secs() }))
+    let minted = agent_tokens::mint(&state.pool, &state.jwt, &caller, &request.agent).await?;
+    Ok(Json(MintTokenResponse {
+        token: minted.token,
+        agent: minted.agent,
+        effective_tools: minted.effective_tools,
+        expires_in: minted.expires_in_secs,
+    }))
 }

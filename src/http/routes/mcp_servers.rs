@@ -1,5 +1,5 @@
 //! `/admin/mcp-servers`: registering upstream MCP servers (super_admin) and reading their
-//! status (admin). Changes are recorded in the admin audit trail.
+//! status (admin). Changes are recorded in the admin audit trail (`admin::mcp_servers`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,12 +7,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::audit_trail;
+use crate::admin::mcp_servers;
 use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::names::Actor;
 use crate::upstream::{UpstreamConfig, UpstreamStatus};
 
 pub fn router() -> Router<AppState> {
@@ -22,28 +21,12 @@ pub fn router() -> Router<AppState> {
         .route("/admin/mcp-servers/{name}/refresh", post(refresh))
 }
 
-async fn audit(
-    state: &AppState,
-    actor: &Actor,
-    action: &'static str,
-    target: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> ApiResult<()> {
-    let mut conn = state.pool.acquire().await?;
-    audit_trail::record(&mut conn, actor, action, target, before, after).await?;
-    Ok(())
-}
-
 async fn register(
     admin: UserAtLeast<SuperAdmin>,
     State(state): State<AppState>,
     ApiJson(config): ApiJson<UpstreamConfig>,
 ) -> ApiResult<(StatusCode, Json<UpstreamStatus>)> {
-    let status = state.upstreams.register(config).await?;
-    // Only the redacted configuration: header and env values may be credentials.
-    let after = serde_json::to_value(&status.config).ok();
-    audit(&state, &admin.actor(), "mcp_server.register", &status.name, None, after).await?;
+    let status = mcp_servers::register(&state.pool, &state.upstreams, &admin.actor(), config).await?;
     Ok((StatusCode::CREATED, Json(status)))
 }
 
@@ -64,9 +47,7 @@ async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let before = state.upstreams.get(&name)?;
-    state.upstreams.remove(&name).await?;
-    audit(&state, &admin.actor(), "mcp_server.delete", &name, serde_json::to_value(&before.config).ok(), None).await?;
+    mcp_servers::remove(&state.pool, &state.upstreams, &admin.actor(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
