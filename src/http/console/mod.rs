@@ -11,13 +11,21 @@
 //! - `guard`: security headers on every response, and the same-origin check of every POST.
 //! - `pages`: log in, sign out, error pages; `inbox`: the approvals inbox and decisions;
 //!   `live`: the event stream that tells open inboxes to refresh.
+//! - `settings` (notifications), `users`, `account` (one's own password), `audit`,
+//!   `projections`: the operators' pages; `access`: their role check.
 
+mod access;
+mod account;
 mod assets;
+mod audit;
 mod guard;
 mod inbox;
 mod live;
 mod pages;
+mod projections;
 mod session;
+mod settings;
+mod users;
 mod view;
 
 use axum::routing::{get, post};
@@ -42,6 +50,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(pages::log_out))
         .route("/requests/{id}/approve", post(inbox::approve))
         .route("/requests/{id}/reject", post(inbox::reject))
+        .route("/settings/notifications", get(settings::page).post(settings::save))
+        .route("/settings/notifications/test", post(settings::test))
+        .route("/users", get(users::page).post(users::create))
+        .route("/users/{name}/role", post(users::set_role))
+        .route("/users/{name}/password", post(users::reset_password))
+        .route("/users/{name}/delete", post(users::delete))
+        .route("/account/password", get(account::page).post(account::change))
+        .route("/audit", get(audit::page))
+        .route("/projections", get(projections::page))
         .route("/console/inbox", get(inbox::fragment))
         .route("/console/events", get(live::events))
         .route("/console/assets/{name}", get(assets::serve))
