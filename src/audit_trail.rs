@@ -88,7 +88,11 @@ pub enum AuditError {
 
 /// A page of at most `limit` rows (default [`DEFAULT_PAGE`]) matching `filter`, with the
 /// cursor of the next one.
-pub async fn page_with_cursor(pool: &PgPool, filter: &AuditFilter, limit: Option<i64>) -> Result<AuditPage, AuditError> {
+pub async fn page_with_cursor(
+    pool: &PgPool,
+    filter: &AuditFilter,
+    limit: Option<i64>,
+) -> Result<AuditPage, AuditError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AuditError::InvalidLimit);

@@ -129,4 +129,3 @@ impl Drop for Alertmanager {
         self.stop();
     }
 }
-

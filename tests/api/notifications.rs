@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::helpers::requests::{create_cmd, meta, request_through};
 use crate::alertmanager::Alertmanager;
+use crate::helpers::requests::{create_cmd, meta, request_through};
 use crate::helpers::{eventually, spawn_app, spawn_app_on, test_settings, TestApp};
 
 const WAIT: Duration = Duration::from_secs(20);

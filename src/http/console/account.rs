@@ -33,7 +33,8 @@ pub struct PasswordPage {
 }
 
 pub async fn page(user: ConsoleUser) -> Response {
-    let page = PasswordPage { chrome: Chrome::new(&user.0, Section::Account), error: None, min_chars: MIN_PASSWORD_CHARS };
+    let page =
+        PasswordPage { chrome: Chrome::new(&user.0, Section::Account), error: None, min_chars: MIN_PASSWORD_CHARS };
     render(StatusCode::OK, &page)
 }
 
@@ -62,7 +63,10 @@ pub async fn change(
         return again(StatusCode::BAD_REQUEST, "Fill in all three fields.");
     };
     if form.new_password.expose_secret() != form.confirm_password.expose_secret() {
-        return again(StatusCode::UNPROCESSABLE_ENTITY, "The new password and its confirmation differ. Type them again.");
+        return again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The new password and its confirmation differ. Type them again.",
+        );
     }
     let change = OwnPasswordChange {
         name: &user.0.name,

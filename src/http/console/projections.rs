@@ -31,6 +31,9 @@ pub struct ProjectionRow {
     pub last_error_at: Option<String>,
     /// Which session leads it, in words; `None` when no replica runs it.
     pub leader: Option<String>,
+    /// Whether `projections rebuild` may rebuild it. The notification outbox may not (its
+    /// delivery state is not in the log; a rebuild would send every notice again).
+    pub rebuildable: bool,
 }
 
 pub async fn page(user: ConsoleUser, State(state): State<AppState>) -> Response {
@@ -59,6 +62,7 @@ pub async fn page(user: ConsoleUser, State(state): State<AppState>) -> Response 
                 }
                 words
             }),
+            rebuildable: alexandria_projections::by_name(&status.name).is_some(),
             name: status.name,
             position: status.position,
             lag: status.lag,

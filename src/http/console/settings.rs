@@ -68,9 +68,10 @@ impl NotificationsPage {
                 severity: view.alertmanager_severity.as_str().to_owned(),
             },
             secret_set: view.webhook_secret == "set",
-            updated: view.updated_by.as_ref().map(|by| {
-                format!("Last changed by {by} at {}.", view.updated_at.format("%Y-%m-%d %H:%M:%S UTC"))
-            }),
+            updated: view
+                .updated_by
+                .as_ref()
+                .map(|by| format!("Last changed by {by} at {}.", view.updated_at.format("%Y-%m-%d %H:%M:%S UTC"))),
             severities: SEVERITIES,
             test: None,
         }
@@ -154,7 +155,11 @@ impl SaveForm {
     }
 }
 
-pub async fn save(user: ConsoleUser, State(state): State<AppState>, form: Result<Form<SaveForm>, FormRejection>) -> Response {
+pub async fn save(
+    user: ConsoleUser,
+    State(state): State<AppState>,
+    form: Result<Form<SaveForm>, FormRejection>,
+) -> Response {
     let user = match at_least(user, Role::SuperAdmin) {
         Ok(user) => user,
         Err(refused) => return refused,

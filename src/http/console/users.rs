@@ -86,7 +86,9 @@ pub struct DoneQuery {
 impl DoneQuery {
     fn notice(self) -> Option<String> {
         if let Some(name) = self.created {
-            return Some(format!("Created {name}. Give them their initial password; they can change it on their account page."));
+            return Some(format!(
+                "Created {name}. Give them their initial password; they can change it on their account page."
+            ));
         }
         if let Some(name) = self.role {
             return Some(format!("Changed the role of {name}. It applies to their next request."));
@@ -149,7 +151,11 @@ pub struct CreateForm {
     password: SecretString,
 }
 
-pub async fn create(user: ConsoleUser, State(state): State<AppState>, form: Result<Form<CreateForm>, FormRejection>) -> Response {
+pub async fn create(
+    user: ConsoleUser,
+    State(state): State<AppState>,
+    form: Result<Form<CreateForm>, FormRejection>,
+) -> Response {
     let me = match at_least(user, Role::SuperAdmin) {
         Ok(me) => me,
         Err(refused) => return refused,
