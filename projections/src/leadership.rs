@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The PostgreSQL session that holds a leadership lock: the leading replica's lock
 /// connection, as the server sees it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct LockHolder {
     pub pid: i32,
     /// The replica's address (`None` over a Unix socket, or when the database role may
@@ -30,8 +30,9 @@ pub struct LockHolder {
 /// on every replica, not only the leader).
 pub async fn holder(pool: &PgPool, key: &str) -> Result<Option<LockHolder>, sqlx::Error> {
     // A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
-    let row: Option<(i32, Option<String>, Option<String>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
-        "SELECT a.pid, host(a.client_addr), NULLIF(a.application_name, ''), a.backend_start \
+    sqlx::query_as(
+        "SELECT a.pid, host(a.client_addr) AS client_address, NULLIF(a.application_name, '') AS application_name, \
+                a.backend_start AS since \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
@@ -40,13 +41,7 @@ pub async fn holder(pool: &PgPool, key: &str) -> Result<Option<LockHolder>, sqlx
     )
     .bind(key)
     .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|(pid, client_address, application_name, since)| LockHolder {
-        pid,
-        client_address,
-        application_name,
-        since,
-    }))
+    .await
 }
 
 pub struct Leadership {

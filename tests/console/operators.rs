@@ -125,7 +125,7 @@ async fn the_audit_trail_pages_by_cursor_and_shows_markup_in_changes_as_text() {
         let actor = alexandria::names::Actor::User("admin".to_owned());
         for n in 0..55 {
             let after = json!({"n": n, "note": "<img src=x onerror=alert(1)>"});
-            alexandria::audit_trail::record(&mut *conn, &actor, "test.entry", "<b>target</b>", None, Some(after))
+            alexandria::audit_trail::record(&mut conn, &actor, "test.entry", "<b>target</b>", None, Some(after))
                 .await
                 .unwrap();
         }

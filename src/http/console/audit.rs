@@ -105,7 +105,7 @@ pub async fn page(
 ) -> Response {
     let user = match at_least(user, Role::SuperAdmin) {
         Ok(user) => user,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let Ok(Query(query)) = query else {
         return error_page(StatusCode::BAD_REQUEST, "That page of the audit trail does not exist: `before` must be an entry number. Open the audit trail from the menu.");

@@ -107,7 +107,7 @@ pub async fn page(
 ) -> Response {
     let user = match at_least(user, Role::SuperAdmin) {
         Ok(user) => user,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let view = match settings::current(&state.pool).await {
         Ok(view) => view,
@@ -162,7 +162,7 @@ pub async fn save(
 ) -> Response {
     let user = match at_least(user, Role::SuperAdmin) {
         Ok(user) => user,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let Ok(Form(form)) = form else {
         return error_page(StatusCode::BAD_REQUEST, "The settings form was incomplete. Reload the page and try again.");
@@ -193,7 +193,7 @@ pub async fn save(
 pub async fn test(user: ConsoleUser, State(state): State<AppState>) -> Response {
     let user = match at_least(user, Role::SuperAdmin) {
         Ok(user) => user,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let options = &state.settings;
     let sent = crate::notify::test_configured_channels(

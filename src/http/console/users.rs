@@ -107,7 +107,7 @@ pub async fn page(
 ) -> Response {
     let me = match at_least(user, Role::SuperAdmin) {
         Ok(me) => me,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let mut page = match UsersPage::load(&state, &me).await {
         Ok(page) => page,
@@ -158,7 +158,7 @@ pub async fn create(
 ) -> Response {
     let me = match at_least(user, Role::SuperAdmin) {
         Ok(me) => me,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let Ok(Form(CreateForm { username, role, password })) = form else {
         return error_page(StatusCode::BAD_REQUEST, "A new user needs a name, a role and an initial password.");
@@ -199,7 +199,7 @@ pub async fn set_role(
 ) -> Response {
     let me = match at_least(user, Role::SuperAdmin) {
         Ok(me) => me,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let Ok(Form(RoleForm { role })) = form else {
         return error_page(StatusCode::BAD_REQUEST, "Choose a role.");
@@ -227,7 +227,7 @@ pub async fn reset_password(
 ) -> Response {
     let me = match at_least(user, Role::SuperAdmin) {
         Ok(me) => me,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let Ok(Form(PasswordForm { password })) = form else {
         return error_page(StatusCode::BAD_REQUEST, "Type the new password.");
@@ -247,7 +247,7 @@ pub async fn reset_password(
 pub async fn delete(user: ConsoleUser, State(state): State<AppState>, Path(name): Path<String>) -> Response {
     let me = match at_least(user, Role::SuperAdmin) {
         Ok(me) => me,
-        Err(refused) => return refused,
+        Err(refused) => return failure(refused),
     };
     let deleted = match users::existing_name(&name) {
         Ok(name) => users::delete(&state.pool, &me.actor(), &name).await.map(|()| name),
