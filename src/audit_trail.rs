@@ -65,3 +65,39 @@ pub async fn page(pool: &PgPool, filter: &AuditFilter, limit: i64) -> Result<Vec
     .fetch_all(pool)
     .await
 }
+
+/// The page size when none is asked for, and the most one page may hold.
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+
+/// One page of the trail, newest first (`GET /admin/audit`, the console's audit page).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `before` for the next (older) page; `null` on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("limit must be between 1 and {MAX_PAGE}")]
+    InvalidLimit,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A page of at most `limit` rows (default [`DEFAULT_PAGE`]) matching `filter`, with the
+/// cursor of the next one.
+pub async fn page_with_cursor(
+    pool: &PgPool,
+    filter: &AuditFilter,
+    limit: Option<i64>,
+) -> Result<AuditPage, AuditError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AuditError::InvalidLimit);
+    }
+    let entries = page(pool, filter, limit).await?;
+    let next_before = if entries.len() as i64 == limit { entries.last().map(|entry| entry.id) } else { None };
+    Ok(AuditPage { entries, next_before })
+}

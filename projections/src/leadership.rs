@@ -13,6 +13,37 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+/// The PostgreSQL session that holds a leadership lock: the leading replica's lock
+/// connection, as the server sees it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct LockHolder {
+    pub pid: i32,
+    /// The replica's address (`None` over a Unix socket, or when the database role may
+    /// not see other sessions' addresses).
+    pub client_address: Option<String>,
+    pub application_name: Option<String>,
+    /// When its lock connection was opened: about when it began to lead.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Who holds the lock named `key`, if anyone does (read from `pg_locks`, so it is known
+/// on every replica, not only the leader).
+pub async fn holder(pool: &PgPool, key: &str) -> Result<Option<LockHolder>, sqlx::Error> {
+    // A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
+    sqlx::query_as(
+        "SELECT a.pid, host(a.client_addr) AS client_address, NULLIF(a.application_name, '') AS application_name, \
+                a.backend_start AS since \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0) \
+         LIMIT 1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+}
+
 pub struct Leadership {
     conn: PgConnection,
 }

@@ -95,6 +95,11 @@ pub async fn record_error(pool: &PgPool, name: &str, error: &anyhow::Error) {
     }
 }
 
+/// The advisory lock whose holder runs the projection called `name`.
+pub fn lock_key(name: &str) -> String {
+    format!("alexandria.projection.{name}")
+}
+
 /// Keeps one projection caught up for as long as the process runs. Across replicas only
 /// the holder of the projection's advisory lock works; the others stand by and take over
 /// when its session ends.
@@ -113,7 +118,7 @@ impl ProjectionRunner {
     }
 
     fn lock_key(&self) -> String {
-        format!("alexandria.projection.{}", self.projection.name())
+        lock_key(self.projection.name())
     }
 
     pub async fn run(self, shutdown: CancellationToken) {

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
+use crate::leadership::{holder, LockHolder};
 use crate::log::{count_after, LogPosition};
+use crate::runner::lock_key;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProjectionStatus {
@@ -16,9 +18,12 @@ pub struct ProjectionStatus {
     pub updated_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// The session running it now (`None`: no replica is, e.g. none is serving).
+    pub leader: Option<LockHolder>,
 }
 
-/// Status of every known projection (one that never ran shows position 0 and the whole
+/// Status of every known projection (what `alexandria projections status` and the
+/// console's Projections page show) (one that never ran shows position 0 and the whole
 /// log as lag).
 pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, sqlx::Error> {
     for projection in crate::all() {
@@ -34,8 +39,10 @@ pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, s
     let mut conn = pool.acquire().await?;
     for row in rows {
         let at = LogPosition { tx_id: row.try_get("tx_id")?, global_position: row.try_get("last_position")? };
+        let name: String = row.try_get("name")?;
         out.push(ProjectionStatus {
-            name: row.try_get("name")?,
+            leader: holder(pool, &lock_key(&name)).await?,
+            name,
             position: at.global_position,
             lag: count_after(&mut conn, at).await?,
             updated_at: row.try_get("updated_at")?,

@@ -8,7 +8,9 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::audit_trail;
-use crate::auth::{password, sessions, Role};
+use crate::auth::login::verify_password;
+use crate::auth::throttle::LoginThrottlePolicy;
+use crate::auth::{password, sessions, AuthError, Role};
 use crate::names::{check_principal_name, Actor, UserName};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -40,6 +42,12 @@ pub enum UserError {
     LastSuperAdmin { action: &'static str, user: String },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// Users changing their own password gave a wrong current one.
+    #[error("current_password is incorrect")]
+    WrongCurrentPassword,
+    /// The password check refused (throttled after failures) or failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// Hashing failed, or a stored role is unreadable.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -225,4 +233,33 @@ pub async fn set_password(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Users changing their own password (`PUT /auth/password`, the console's account page).
+/// The new one must meet the policy (checked first, so a weak choice costs no guess); the
+/// current one must be right, with wrong guesses counted by the login throttle, so a
+/// stolen session alone cannot take the account over. Ends every session of the user's
+/// except `keep_session`.
+pub struct OwnPasswordChange<'a> {
+    pub name: &'a str,
+    pub current_password: SecretString,
+    pub new_password: SecretString,
+    pub keep_session: Option<uuid::Uuid>,
+    pub address: Option<std::net::IpAddr>,
+}
+
+pub async fn change_own_password(
+    pool: &PgPool,
+    throttle: &LoginThrottlePolicy,
+    change: OwnPasswordChange<'_>,
+) -> Result<()> {
+    if let Some(problem) = password::policy_violation(change.new_password.expose_secret()) {
+        return Err(UserError::Invalid(format!("new_password: {problem}")));
+    }
+    if verify_password(pool, throttle, change.name, change.current_password, change.address).await?.is_none() {
+        return Err(UserError::WrongCurrentPassword);
+    }
+    let name = existing_name(change.name)?;
+    let actor = Actor::User(name.to_string());
+    set_password(pool, &actor, PasswordChange::ChangedByOwner, &name, change.new_password, change.keep_session).await
 }

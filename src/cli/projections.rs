@@ -48,14 +48,22 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&statuses)?);
             } else {
-                println!("{:<24} {:>12} {:>10}  {:<25}  LAST ERROR", "PROJECTION", "POSITION", "LAG", "UPDATED");
+                println!(
+                    "{:<24} {:>12} {:>10}  {:<25}  {:<24}  LAST ERROR",
+                    "PROJECTION", "POSITION", "LAG", "UPDATED", "LEADER"
+                );
                 for s in statuses {
+                    let leader = s.leader.map_or_else(
+                        || "-".to_owned(),
+                        |l| format!("pid {} {}", l.pid, l.client_address.as_deref().unwrap_or("")),
+                    );
                     println!(
-                        "{:<24} {:>12} {:>10}  {:<25}  {}",
+                        "{:<24} {:>12} {:>10}  {:<25}  {:<24}  {}",
                         s.name,
                         s.position,
                         s.lag,
                         s.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        leader.trim_end(),
                         s.last_error.as_deref().unwrap_or("-")
                     );
                 }

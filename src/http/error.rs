@@ -14,6 +14,7 @@ use crate::admin::agents::AgentError;
 use crate::admin::users::UserError;
 use crate::approval::queries::QueryError;
 use crate::approval::store::CommandError;
+use crate::audit_trail::AuditError;
 use crate::auth::AuthError;
 use crate::notify::settings::SettingsError;
 use crate::upstream::UpstreamError;
@@ -132,6 +133,8 @@ impl From<UserError> for ApiError {
             UserError::Invalid(_) => ApiError::Unprocessable(error.to_string()),
             UserError::NotFound(_) => ApiError::NotFound(error.to_string()),
             UserError::AlreadyExists(_) | UserError::LastSuperAdmin { .. } => ApiError::Conflict(error.to_string()),
+            UserError::WrongCurrentPassword => ApiError::Forbidden(error.to_string()),
+            UserError::Auth(error) => error.into(),
             UserError::Database(error) => error.into(),
             UserError::Internal(error) => ApiError::Internal(error),
         }
@@ -161,11 +164,21 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<AuditError> for ApiError {
+    fn from(error: AuditError) -> Self {
+        match error {
+            AuditError::InvalidLimit => ApiError::BadRequest(error.to_string()),
+            AuditError::Database(error) => error.into(),
+        }
+    }
+}
+
 impl From<SettingsError> for ApiError {
     fn from(error: SettingsError) -> Self {
         match error {
             SettingsError::Invalid(_) => ApiError::Unprocessable(error.to_string()),
             SettingsError::Database(error) => error.into(),
+            SettingsError::Internal(error) => ApiError::Internal(error),
         }
     }
 }

@@ -5,10 +5,12 @@
 
 use futures::future::join_all;
 use serde::Serialize;
+use sqlx::PgPool;
 
 use super::notice::{RequestNotice, Review};
-use super::settings::NotificationSettings;
-use super::{DeliveryContext, DeliveryError, Notifier};
+use super::reconciler::ReconcilerOptions;
+use super::settings::{NotificationSettings, SettingsError};
+use super::{Channel, DeliveryContext, DeliveryError, Notifier};
 use crate::metrics::Metrics;
 use crate::names::Actor;
 
@@ -66,12 +68,31 @@ impl CompositeNotifier {
 }
 
 /// `POST /admin/notifications/test`'s answer: `{"ok": true}`, or `ok: false` with one
-/// error per failed channel.
+/// error per failed channel. `channels` (not in the JSON, which the runbook fixes) says
+/// what became of every channel, for the console.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TestReport {
     pub ok: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ChannelFailure>,
+    #[serde(skip)]
+    pub channels: Vec<ChannelOutcome>,
+}
+
+/// What a test send did on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelOutcome {
+    pub channel: Channel,
+    pub result: TestResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestResult {
+    Delivered,
+    /// Why it failed, in words safe to show (no URL, no secret).
+    Failed(String),
+    /// The channel has no settings, so nothing was sent.
+    NotConfigured,
 }
 
 /// Sends a synthetic pending notice and then its review through every configured
@@ -101,5 +122,35 @@ pub async fn send_test_notifications(
             errors.push(failure);
         }
     }
-    TestReport { ok: errors.is_empty(), errors }
+    let channels = Channel::ALL
+        .into_iter()
+        .map(|channel| {
+            let result = if settings.notifier(channel, context).is_none() {
+                TestResult::NotConfigured
+            } else {
+                match errors.iter().find(|failure| failure.channel == channel.as_str()) {
+                    Some(failure) => TestResult::Failed(failure.error.clone()),
+                    None => TestResult::Delivered,
+                }
+            };
+            ChannelOutcome { channel, result }
+        })
+        .collect();
+    TestReport { ok: errors.is_empty(), errors, channels }
+}
+
+/// The test send of `POST /admin/notifications/test` and the console's Test button: the
+/// stored settings, the reconciler's time bounds, links to `public_url`.
+pub async fn test_configured_channels(
+    pool: &PgPool,
+    public_url: &str,
+    options: &ReconcilerOptions,
+    metrics: &Metrics,
+    actor: &Actor,
+) -> Result<TestReport, SettingsError> {
+    let settings = NotificationSettings::load(&mut *pool.acquire().await?).await?;
+    let context = DeliveryContext::new(public_url, options.delivery_timeout, options.alert_validity)?;
+    let report = send_test_notifications(&settings, &context, metrics, actor).await;
+    tracing::info!(%actor, ok = report.ok, "test notifications sent");
+    Ok(report)
 }

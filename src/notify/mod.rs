@@ -23,7 +23,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use alertmanager::Severity;
-pub use composite::{send_test_notifications, ChannelFailure, TestReport};
+pub use composite::{
+    send_test_notifications, test_configured_channels, ChannelFailure, ChannelOutcome, TestReport, TestResult,
+};
 pub use notice::{Links, RequestNotice};
 pub use outbox::{attach_delivery_state, delivery_state, NotificationOutboxProjection};
 pub use reconciler::{Reconciler, ReconcilerOptions};

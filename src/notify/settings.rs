@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::alertmanager::{AlertmanagerNotifier, Severity};
 use super::webhook::WebhookNotifier;
@@ -171,6 +171,34 @@ pub enum SettingsError {
     Invalid(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The test send could not be prepared (its HTTP client).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The settings as people see them (`GET /admin/notifications/config`, the console).
+pub async fn current(pool: &PgPool) -> Result<SettingsView, SettingsError> {
+    let mut conn = pool.acquire().await?;
+    Ok(NotificationSettings::load(&mut conn).await?.view())
+}
+
+/// Applies a partial update and its audit record in one transaction (every front end's
+/// way to change the settings). Refused, with nothing changed, when any field is invalid.
+pub async fn update(pool: &PgPool, actor: &Actor, patch: SettingsPatch) -> Result<SettingsChange, SettingsError> {
+    let mut tx = pool.begin().await?;
+    let change = patch.apply(&mut tx, actor).await?;
+    tx.commit().await?;
+    // Field names only: a webhook URL can carry a token, and logs are not for secrets.
+    let (before, after) = (change.audit_before(), change.audit_after());
+    let mut changed: Vec<&str> = ["webhook_url", "webhook_secret", "alertmanager_url", "alertmanager_severity"]
+        .into_iter()
+        .filter(|field| before.get(field) != after.get(field))
+        .collect();
+    if change.secret_replaced {
+        changed.push("webhook_secret");
+    }
+    tracing::info!(%actor, changed = ?changed, "notification settings changed");
+    Ok(change)
 }
 
 /// `admin_audit.action` and `.target` of a settings change.

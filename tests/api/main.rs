@@ -1,6 +1,7 @@
 //! Integration tests against real PostgreSQL: every test gets a fresh database.
 
 mod agents_admin;
+mod alertmanager;
 mod audit;
 mod auth_bootstrap;
 mod auth_helpers;

@@ -3,7 +3,6 @@
 //! the way `docs/NOTIFICATIONS.md` tells receivers to.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,8 +21,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::alertmanager::Alertmanager;
 use crate::helpers::requests::{create_cmd, meta, request_through};
-use crate::helpers::{announce_skip, eventually, spawn_app, spawn_app_on, test_settings, under_ci, TestApp};
+use crate::helpers::{eventually, spawn_app, spawn_app_on, test_settings, TestApp};
 
 const WAIT: Duration = Duration::from_secs(20);
 const ADMIN: &str = "user:notify-admin";
@@ -33,127 +33,6 @@ fn admin_actor() -> alexandria::names::Actor {
     alexandria::names::Actor::User("notify-admin".to_owned())
 }
 const WEBHOOK_SECRET: &str = "receiver-shared-secret-0123456789";
-
-// ---------------------------------------------------------------------------------------
-// A real Alertmanager.
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-/// `prometheus-alertmanager` on 127.0.0.1, killed on drop.
-struct Alertmanager {
-    binary: String,
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    client: reqwest::Client,
-}
-
-impl Alertmanager {
-    /// Starts one, or `None` (test skipped) where the binary is missing, except under CI,
-    /// where a missing binary fails the test.
-    async fn start() -> Option<Alertmanager> {
-        let binary = ["/usr/bin/prometheus-alertmanager", "/usr/local/bin/prometheus-alertmanager"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let Some(binary) = binary else {
-            assert!(!under_ci(), "CI=true but prometheus-alertmanager is missing: .ci/run installs the package");
-            announce_skip(
-                std::thread::current().name().unwrap_or("a notifications test"),
-                "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager); \
-                 under CI=true this is a failure.",
-            );
-            return None;
-        };
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(
-            dir.path().join("alertmanager.yml"),
-            "route:\n  receiver: default\nreceivers:\n  - name: default\n",
-        )
-        .expect("write config");
-        let mut alertmanager = Alertmanager {
-            binary: binary.to_owned(),
-            port: free_port(),
-            dir,
-            child: None,
-            client: reqwest::Client::new(),
-        };
-        alertmanager.start_again().await;
-        Some(alertmanager)
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// (Re)starts the process on the same port and waits until it is ready.
-    async fn start_again(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let log = std::fs::File::create(self.dir.path().join("alertmanager.log")).expect("log file");
-        let child = Command::new(&self.binary)
-            .arg(format!("--config.file={}", self.dir.path().join("alertmanager.yml").display()))
-            .arg(format!("--storage.path={}", self.dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus-alertmanager");
-        self.child = Some(child);
-        let ready = format!("{}/-/ready", self.url());
-        eventually(WAIT, "Alertmanager to be ready", || async {
-            matches!(self.client.get(&ready).send().await, Ok(r) if r.status().is_success())
-        })
-        .await;
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
-
-    /// Active alerts about one request.
-    async fn alerts(&self, request_id: Uuid) -> Vec<Value> {
-        let response = self
-            .client
-            // filter=request_id="<id>", percent-encoded.
-            .get(format!("{}/api/v2/alerts?filter=request_id%3D%22{request_id}%22", self.url()))
-            .send()
-            .await
-            .expect("GET /api/v2/alerts");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("alerts JSON")
-    }
-
-    /// `alertmanager_alerts_received_total{status}` (API v2): how many alerts this process
-    /// has received, firing or resolved.
-    async fn received(&self, status: &str) -> u64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.url()))
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        let series = format!("alertmanager_alerts_received_total{{status=\"{status}\",version=\"v2\"}}");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&series))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .map(|value| value as u64)
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // A real webhook receiver, verifying as docs/NOTIFICATIONS.md says.

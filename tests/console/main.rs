@@ -6,6 +6,8 @@
 //! except under CI=true, where it fails. The helpers of the `api` target are shared, not
 //! copied (`#[path]`).
 
+#[path = "../api/alertmanager.rs"]
+mod alertmanager;
 #[path = "../api/auth_helpers.rs"]
 mod auth_helpers;
 #[path = "../api/gateway_helpers.rs"]
@@ -20,5 +22,7 @@ mod agents;
 mod browser;
 mod console_http;
 mod inbox;
+mod operators;
 mod replicas;
 mod servers;
+mod settings;

@@ -13,17 +13,25 @@
 //!   `live`: the event stream that tells open inboxes to refresh.
 //! - `agents` (+ `agents_view`): agents, their tool lists and tokens; `servers` (+
 //!   `servers_view`): upstream MCP servers and their tools.
+//! - `settings` (notifications), `users`, `account` (one's own password), `audit`,
+//!   `projections`: the operators' pages; `access`: their role check.
 
+mod access;
 mod agents;
 mod agents_view;
+mod account;
 mod assets;
+mod audit;
 mod guard;
 mod inbox;
 mod live;
 mod pages;
 mod servers;
 mod servers_view;
+mod projections;
 mod session;
+mod settings;
+mod users;
 mod view;
 
 use axum::routing::{get, post};
@@ -58,6 +66,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/servers/{name}", get(servers::show))
         .route("/servers/{name}/refresh", post(servers::refresh))
         .route("/servers/{name}/remove", post(servers::remove))
+        .route("/settings/notifications", get(settings::page).post(settings::save))
+        .route("/settings/notifications/test", post(settings::test))
+        .route("/users", get(users::page).post(users::create))
+        .route("/users/{name}/role", post(users::set_role))
+        .route("/users/{name}/password", post(users::reset_password))
+        .route("/users/{name}/delete", post(users::delete))
+        .route("/account/password", get(account::page).post(account::change))
+        .route("/audit", get(audit::page))
+        .route("/projections", get(projections::page))
         .route("/console/inbox", get(inbox::fragment))
         .route("/console/events", get(live::events))
         .route("/console/assets/{name}", get(assets::serve))

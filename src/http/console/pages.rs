@@ -49,14 +49,22 @@ pub fn failure(error: impl Into<ApiError>) -> Response {
 #[derive(Deserialize)]
 pub struct LoginQuery {
     expired: Option<String>,
+    password_changed: Option<String>,
 }
 
 const SESSION_EXPIRED: &str =
     "Your session ended (signed out elsewhere, password changed, or unused for a week). Log in again.";
 
+const PASSWORD_CHANGED: &str =
+    "Your password was changed, so every session of yours was signed out, this one too. Log in with the new password.";
+
 pub async fn login_form(query: Result<Query<LoginQuery>, QueryRejection>) -> Response {
-    let expired = query.is_ok_and(|Query(query)| query.expired.is_some());
-    render(StatusCode::OK, &LoginPage::new(expired.then(|| SESSION_EXPIRED.to_owned()), String::new()))
+    let message = match query {
+        Ok(Query(query)) if query.password_changed.is_some() => Some(PASSWORD_CHANGED),
+        Ok(Query(query)) if query.expired.is_some() => Some(SESSION_EXPIRED),
+        _ => None,
+    };
+    render(StatusCode::OK, &LoginPage::new(message.map(str::to_owned), String::new()))
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,8 @@ pub enum Section {
     Users,
     Audit,
     Projections,
+    /// The signed-in person's own account (linked from their name, not in the sections).
+    Account,
 }
 
 impl Section {
@@ -48,6 +50,7 @@ impl Section {
             Section::Users => "/users",
             Section::Audit => "/audit",
             Section::Projections => "/projections",
+            Section::Account => "/account/password",
         }
     }
 
@@ -61,6 +64,7 @@ impl Section {
             Section::Users => "Users",
             Section::Audit => "Audit trail",
             Section::Projections => "Projections",
+            Section::Account => "Your account",
         }
     }
 

@@ -8,14 +8,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
-use crate::admin::users;
-use crate::admin::users::PasswordChange;
-use crate::auth::login::{check_password, verify_password};
-use crate::auth::{password, sessions, Principal};
+use crate::admin::users::{self, OwnPasswordChange};
+use crate::auth::login::check_password;
+use crate::auth::{sessions, Principal};
 use crate::http::auth::{UserAtLeast, Viewer};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ClientAddress};
 use crate::http::AppState;
 
@@ -88,29 +87,20 @@ struct ChangePasswordRequest {
 
 /// Needs the current password (a stolen access token alone cannot take the account over);
 /// wrong guesses count against the same throttle as logins. Ends the user's other sessions
-/// and keeps this one.
+/// and keeps this one. The rules are `admin::users::change_own_password`'s.
 async fn change_own_password(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     caller: UserAtLeast<Viewer>,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    if let Some(problem) = password::policy_violation(request.new_password.expose_secret()) {
-        return Err(ApiError::Unprocessable(format!("new_password: {problem}")));
-    }
-    let throttle = &state.settings.login_throttle;
-    let current = verify_password(&state.pool, throttle, &caller.name, request.current_password, address).await?;
-    if current.is_none() {
-        return Err(ApiError::Forbidden("current_password is incorrect".to_owned()));
-    }
-    users::set_password(
-        &state.pool,
-        &caller.actor(),
-        PasswordChange::ChangedByOwner,
-        &users::existing_name(&caller.name)?,
-        request.new_password,
-        Some(caller.session_id),
-    )
-    .await?;
+    let change = OwnPasswordChange {
+        name: &caller.name,
+        current_password: request.current_password,
+        new_password: request.new_password,
+        keep_session: Some(caller.session_id),
+        address,
+    };
+    users::change_own_password(&state.pool, &state.settings.login_throttle, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,46 +6,28 @@
 
 use axum::Json;
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::AppState;
 use crate::names::Actor;
-use crate::notify::settings::NotificationSettings;
-use crate::notify::{send_test_notifications, DeliveryContext, SettingsPatch, SettingsView, TestReport};
+use crate::notify::{settings, test_configured_channels, SettingsPatch, SettingsView, TestReport};
 
 /// The settings; the webhook secret only as `"set"` or `"unset"`.
 pub async fn get_config(state: &AppState) -> ApiResult<Json<SettingsView>> {
-    let mut conn = state.pool.acquire().await?;
-    Ok(Json(NotificationSettings::load(&mut conn).await?.view()))
+    Ok(Json(settings::current(&state.pool).await?))
 }
 
 /// Applies a partial update (audited) and answers with the new settings. Refused (422,
 /// nothing changed) when any field is invalid.
 pub async fn patch_config(state: &AppState, actor: &Actor, patch: SettingsPatch) -> ApiResult<Json<SettingsView>> {
-    let mut tx = state.pool.begin().await?;
-    let change = patch.apply(&mut tx, actor).await?;
-    tx.commit().await?;
-    // Field names only: a webhook URL can carry a token, and logs are not for secrets.
-    let (before, after) = (change.audit_before(), change.audit_after());
-    let mut changed: Vec<&str> = ["webhook_url", "webhook_secret", "alertmanager_url", "alertmanager_severity"]
-        .into_iter()
-        .filter(|field| before.get(field) != after.get(field))
-        .collect();
-    if change.secret_replaced {
-        changed.push("webhook_secret");
-    }
-    tracing::info!(%actor, changed = ?changed, "notification settings changed");
-    Ok(Json(change.after))
+    Ok(Json(settings::update(&state.pool, actor, patch).await?.after))
 }
 
 /// Sends a synthetic pending notice and its review through every configured channel.
 /// `{"ok": true}`, or `{"ok": false, "errors": [{"channel", "error"}]}`.
 pub async fn test_notifications(state: &AppState, actor: &Actor) -> ApiResult<Json<TestReport>> {
-    let settings = NotificationSettings::load(&mut *state.pool.acquire().await?).await?;
-    let options = &state.settings.notifier;
-    let context = DeliveryContext::new(&state.settings.public_url, options.delivery_timeout, options.alert_validity)
-        .map_err(ApiError::Internal)?;
-    let report = send_test_notifications(&settings, &context, &state.metrics, actor).await;
-    tracing::info!(%actor, ok = report.ok, "test notifications sent");
+    let settings = &state.settings;
+    let report =
+        test_configured_channels(&state.pool, &settings.public_url, &settings.notifier, &state.metrics, actor).await?;
     Ok(Json(report))
 }
 
