@@ -18,3 +18,4 @@ mod peers;
 mod browser;
 mod console_http;
 mod inbox;
+mod decide;

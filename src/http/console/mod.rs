@@ -11,12 +11,17 @@
 //! - `guard`: security headers on every response, and the same-origin check of every POST.
 //! - `pages`: log in, sign out, error pages; `inbox`: the approvals inbox and decisions;
 //!   `live`: the event stream that tells open inboxes to refresh.
+//! - `request`: a request's page; `history`: every request, filtered and paged;
+//!   `request_view`: their page structs and what helps a person decide.
 
 mod assets;
 mod guard;
+mod history;
 mod inbox;
 mod live;
 mod pages;
+mod request;
+mod request_view;
 mod session;
 mod view;
 
@@ -40,6 +45,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(inbox::page))
         .route("/login", get(pages::login_form).post(pages::log_in))
         .route("/logout", post(pages::log_out))
+        .route("/history", get(history::page))
+        .route("/requests/{id}", get(request::page))
         .route("/requests/{id}/approve", post(inbox::approve))
         .route("/requests/{id}/reject", post(inbox::reject))
         .route("/console/inbox", get(inbox::fragment))
