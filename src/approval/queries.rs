@@ -150,7 +150,9 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, QueryError
     }
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
         if from >= to {
-            return Err(QueryError::InvalidFilter("the time range ends before it begins (from must be before to)".to_owned()));
+            return Err(QueryError::InvalidFilter(
+                "the time range ends before it begins (from must be before to)".to_owned(),
+            ));
         }
     }
     let cursor = filter.cursor.as_deref().map(decode_cursor).transpose()?;

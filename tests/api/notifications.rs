@@ -319,7 +319,10 @@ async fn a_pending_request_fires_an_alert_until_it_is_approved_or_rejected() {
     assert_eq!(label(alert, "tool"), "write_file");
     assert_eq!(label(alert, "severity"), "critical");
     assert_eq!(alert["annotations"]["approve_url"], format!("http://127.0.0.1/requests/{approved}"));
-    assert_eq!(alert["annotations"]["api_approve_url"], format!("http://127.0.0.1/admin/permissions/{approved}/approve"));
+    assert_eq!(
+        alert["annotations"]["api_approve_url"],
+        format!("http://127.0.0.1/admin/permissions/{approved}/approve")
+    );
     assert!(alert["annotations"]["summary"].as_str().unwrap().contains("agent-a"));
     assert!(alert["annotations"]["description"].as_str().unwrap().contains("/tmp/to-approve"));
     assert_eq!(alert["generatorURL"], format!("http://127.0.0.1/requests/{approved}"));

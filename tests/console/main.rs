@@ -17,5 +17,5 @@ mod peers;
 
 mod browser;
 mod console_http;
-mod inbox;
 mod decide;
+mod inbox;

@@ -68,7 +68,11 @@ impl Guidance {
 /// silent tool are the cautious ones (may write, may destroy, talks to the world).
 fn badges(tool: &CatalogTool) -> Vec<Badge> {
     let Some(hints) = &tool.tool.annotations else {
-        return vec![Badge { label: "no hints", tone: "caution", title: "the tool declares nothing about its effects" }];
+        return vec![Badge {
+            label: "no hints",
+            tone: "caution",
+            title: "the tool declares nothing about its effects",
+        }];
     };
     let mut badges = Vec::new();
     if hints.read_only_hint == Some(true) {
@@ -83,7 +87,11 @@ fn badges(tool: &CatalogTool) -> Vec<Badge> {
         badges.push(Badge { label: "additive", tone: "calm", title: "writes, but declares it destroys nothing" });
     }
     if hints.idempotent_hint == Some(true) && hints.read_only_hint != Some(true) {
-        badges.push(Badge { label: "idempotent", tone: "calm", title: "repeating the call changes nothing more (idempotentHint)" });
+        badges.push(Badge {
+            label: "idempotent",
+            tone: "calm",
+            title: "repeating the call changes nothing more (idempotentHint)",
+        });
     }
     if hints.open_world_hint != Some(false) {
         badges.push(Badge {
@@ -92,7 +100,11 @@ fn badges(tool: &CatalogTool) -> Vec<Badge> {
             title: "may reach systems outside this server (openWorldHint, true unless declared false)",
         });
     } else {
-        badges.push(Badge { label: "closed world", tone: "calm", title: "declares it stays within its server (openWorldHint)" });
+        badges.push(Badge {
+            label: "closed world",
+            tone: "calm",
+            title: "declares it stays within its server (openWorldHint)",
+        });
     }
     badges
 }

@@ -82,7 +82,10 @@ impl ConsoleUser {
 /// the session ended when there was one); scripts (`/console/...`) get 401 and decide.
 pub enum NotSignedIn {
     /// `next`: the page asked for, opened after logging in (pages fetched with `GET`).
-    Redirect { had_session: bool, next: Option<String> },
+    Redirect {
+        had_session: bool,
+        next: Option<String>,
+    },
     Unauthorized,
     Failed(ApiError),
 }

@@ -1,8 +1,8 @@
 //! `/admin/permissions`: list, inspect, approve and reject permission requests (admin).
 
 use axum::extract::{Path, State};
-use chrono::{DateTime, Utc};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
