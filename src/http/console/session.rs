@@ -123,9 +123,10 @@ impl FromRequestParts<AppState> for ConsoleUser {
         let for_script = parts.uri.path().starts_with("/console/");
         let value = cookie_value(&parts.headers, cookie_name(secure(state)));
         // The inbox is where a login lands anyway; any other page is returned to.
-        let next = (parts.method == Method::GET && parts.uri.path() != "/")
-            .then(|| parts.uri.path_and_query().map(|path| path.as_str().to_owned()))
-            .flatten();
+        let next = match parts.uri.path_and_query() {
+            Some(path) if parts.method == Method::GET && path.path() != "/" => Some(path.as_str().to_owned()),
+            _ => None,
+        };
         let not_signed_in = || {
             if for_script {
                 NotSignedIn::Unauthorized
