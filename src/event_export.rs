@@ -30,6 +30,13 @@ pub fn export_line(event: &StoredEvent) -> Value {
     })
 }
 
+/// One request's events in log order (at most 10,000: a request has a handful): its
+/// history as the admin API and the console show it. Empty for an unknown request.
+pub async fn request_events(pool: &PgPool, id: Uuid) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    read_global_batch(&mut conn, Some(&id.to_string()), 0, 10_000).await
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ExportFilter {
     pub request: Option<Uuid>,

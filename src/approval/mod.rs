@@ -1,8 +1,9 @@
 //! Permission requests, the heart of the product: `store` appends the aggregate's events
 //! (the only writer of `events`), `gate` turns a gated `tools/call` into a request and
 //! waits for its outcome, `review` records a person's decision, `queries` shows requests
-//! as the admin API returns them.
+//! as the admin API returns them, `argument_diff` what changed since an earlier call.
 
+pub mod argument_diff;
 pub mod gate;
 pub mod queries;
 pub mod review;

@@ -1,11 +1,14 @@
 //! Permission requests as the admin API shows them: the DTO, listing from the read
 //! model, history from the log.
 
+use std::collections::HashMap;
+
 use alexandria_domain::{PermissionRequest, RequestStatus};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -103,6 +106,10 @@ pub struct ListFilter {
     pub tool: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// Only requests created at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only requests created before this instant.
+    pub to: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,12 +148,20 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, QueryError
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(QueryError::InvalidFilter(format!("limit must be between 1 and {MAX_PAGE}")));
     }
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from >= to {
+            return Err(QueryError::InvalidFilter(
+                "the time range ends before it begins (from must be before to)".to_owned(),
+            ));
+        }
+    }
     let cursor = filter.cursor.as_deref().map(decode_cursor).transpose()?;
     let rows = sqlx::query(
         "SELECT * FROM permission_requests \
          WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR agent = $2) \
            AND ($3::text IS NULL OR tool = $3) \
            AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+           AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8) \
          ORDER BY created_at DESC, id DESC LIMIT $6",
     )
     .bind(&filter.status)
@@ -155,6 +170,8 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Page, QueryError
     .bind(cursor.map(|c| c.0))
     .bind(cursor.map(|c| c.1))
     .bind(limit + 1)
+    .bind(filter.from)
+    .bind(filter.to)
     .fetch_all(pool)
     .await?;
     let mut items = rows.iter().map(PermissionDto::from_row).collect::<Result<Vec<_>, _>>()?;
@@ -182,6 +199,72 @@ pub async fn pending_oldest_first(pool: &PgPool, limit: i64) -> Result<(Vec<Perm
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);
     Ok((items, more))
+}
+
+/// A person's decision on an earlier request, as the inbox recalls it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct PastDecision {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// Set when the request was rejected (a rejection always has a reason).
+    pub reason: Option<String>,
+}
+
+impl PastDecision {
+    pub fn approved(&self) -> bool {
+        self.reason.is_none()
+    }
+}
+
+/// What an agent's earlier calls of a tool tell the person deciding on a new one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecisionContext {
+    /// The latest decisions, newest first.
+    pub recent: Vec<PastDecision>,
+    /// The arguments of the last approved request.
+    pub last_approved_arguments: Option<Value>,
+}
+
+/// For each (agent, tool) pair: its `per_pair` latest decisions and the arguments it was
+/// last approved with. One query for all the pairs of an inbox page, each pair answered
+/// from the `(agent, tool, reviewed_at)` index, so a page costs the same however many
+/// requests it shows.
+pub async fn decision_context(
+    pool: &PgPool,
+    pairs: &[(String, String)],
+    per_pair: i64,
+) -> Result<HashMap<(String, String), DecisionContext>, QueryError> {
+    let mut pairs: Vec<&(String, String)> = pairs.iter().collect();
+    pairs.sort();
+    pairs.dedup();
+    if pairs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let agents: Vec<&str> = pairs.iter().map(|(agent, _)| agent.as_str()).collect();
+    let tools: Vec<&str> = pairs.iter().map(|(_, tool)| tool.as_str()).collect();
+    let rows: Vec<(String, String, Json<Vec<PastDecision>>, Option<Value>)> = sqlx::query_as(
+        "SELECT p.agent, p.tool, \
+           (SELECT coalesce(json_agg(json_build_object('by', d.reviewed_by, 'at', d.reviewed_at, 'reason', d.reason) \
+                                     ORDER BY d.reviewed_at DESC), '[]'::json) \
+              FROM (SELECT reviewed_by, reviewed_at, reason FROM permission_requests r \
+                     WHERE r.agent = p.agent AND r.tool = p.tool AND r.reviewed_at IS NOT NULL \
+                     ORDER BY r.reviewed_at DESC LIMIT $3) d), \
+           (SELECT r.arguments FROM permission_requests r \
+             WHERE r.agent = p.agent AND r.tool = p.tool AND r.reviewed_at IS NOT NULL AND r.reason IS NULL \
+             ORDER BY r.reviewed_at DESC LIMIT 1) \
+         FROM unnest($1::text[], $2::text[]) AS p(agent, tool)",
+    )
+    .bind(&agents)
+    .bind(&tools)
+    .bind(per_pair)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(agent, tool, Json(recent), last_approved_arguments)| {
+            ((agent, tool), DecisionContext { recent, last_approved_arguments })
+        })
+        .collect())
 }
 
 /// Where the log is, for a live view of the read model: the newest event's

@@ -128,10 +128,11 @@ impl AlertmanagerNotifier {
                 "summary": summary,
                 "description": description,
                 "approve_url": self.links.approve_url(notice.id),
+                "api_approve_url": self.links.api_approve_url(notice.id),
             },
             "startsAt": notice.created_at.to_rfc3339(),
             "endsAt": ends_at.to_rfc3339(),
-            "generatorURL": self.links.request_url(notice.id),
+            "generatorURL": self.links.approve_url(notice.id),
         })
     }
 
@@ -191,7 +192,7 @@ mod tests {
         assert_eq!(firing["labels"], resolving["labels"]);
         assert_eq!(firing["labels"]["severity"], "critical");
         assert_eq!(firing["labels"]["alertname"], ALERT_NAME);
-        assert_eq!(firing["generatorURL"], format!("https://gw.example/admin/permissions/{}", pending.id));
+        assert_eq!(firing["generatorURL"], format!("https://gw.example/requests/{}", pending.id));
         assert!(resolving["annotations"]["description"].as_str().unwrap().contains("rejected by user:admin"));
     }
 }

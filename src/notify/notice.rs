@@ -143,8 +143,15 @@ impl Links {
         format!("{}/admin/permissions/{id}", self.public_url)
     }
 
-    /// Where an admin approves it (`POST`, admin bearer token).
+    /// Where a person decides it: the request's page in the console (a browser link; an
+    /// admin who is not signed in logs in first and lands there).
     pub fn approve_url(&self, id: Uuid) -> String {
+        format!("{}/requests/{id}", self.public_url)
+    }
+
+    /// Where a program approves it (`POST`, admin bearer token): what `approve_url` was
+    /// before the console had a page per request.
+    pub fn api_approve_url(&self, id: Uuid) -> String {
         format!("{}/admin/permissions/{id}/approve", self.public_url)
     }
 }
@@ -169,7 +176,8 @@ mod tests {
     fn links_do_not_double_slashes() {
         let id = Uuid::nil();
         let links = Links::new("https://gw.example/");
-        assert_eq!(links.approve_url(id), format!("https://gw.example/admin/permissions/{id}/approve"));
+        assert_eq!(links.approve_url(id), format!("https://gw.example/requests/{id}"));
+        assert_eq!(links.api_approve_url(id), format!("https://gw.example/admin/permissions/{id}/approve"));
         assert_eq!(links.request_url(id), format!("https://gw.example/admin/permissions/{id}"));
     }
 }

@@ -64,6 +64,7 @@ pub fn payload(kind: NoticeKind, notice: &RequestNotice, links: &Links) -> Value
         "reviewed_at": notice.reviewed_at,
         "reason": notice.reason,
         "approve_url": links.approve_url(notice.id),
+        "api_approve_url": links.api_approve_url(notice.id),
         "request_url": links.request_url(notice.id),
         "test": notice.test,
     })

@@ -193,4 +193,44 @@
       }
     });
   });
+// ---- copy buttons (inbox, request page) -----------------------------------------------
+// A "Copy" button beside each argument's value, added by this script only: without it the
+// value is selectable text, and a button that cannot work is not shown.
+(function () {
+  if (!navigator.clipboard) return;
+
+  function addCopyButtons(root) {
+    root.querySelectorAll("dl.arguments > dd").forEach(function (dd) {
+      if (dd.querySelector("button.copy")) return;
+      var pre = dd.querySelector("pre");
+      if (!pre) return;
+      var dt = dd.previousElementSibling;
+      var name = dt ? dt.textContent : "";
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy";
+      button.textContent = "Copy";
+      button.setAttribute("aria-label", "Copy the value of " + (name || "the arguments"));
+      var said = document.createElement("span");
+      said.className = "copied";
+      said.setAttribute("role", "status");
+      button.addEventListener("click", function (event) {
+        event.stopPropagation();
+        navigator.clipboard.writeText(pre.textContent).then(function () {
+          said.textContent = "Copied";
+        }, function () {
+          said.textContent = "Copy failed: select the text instead";
+        }).then(function () {
+          setTimeout(function () { said.textContent = ""; }, 2500);
+        });
+      });
+      dd.appendChild(button);
+      dd.appendChild(said);
+    });
+  }
+
+  function start() { addCopyButtons(document); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+  document.addEventListener("inbox-refreshed", start);
 })();

@@ -197,10 +197,14 @@ async fn a_pending_request_fires_an_alert_until_it_is_approved_or_rejected() {
     assert_eq!(label(alert, "agent"), "agent-a");
     assert_eq!(label(alert, "tool"), "write_file");
     assert_eq!(label(alert, "severity"), "critical");
-    assert_eq!(alert["annotations"]["approve_url"], format!("http://127.0.0.1/admin/permissions/{approved}/approve"));
+    assert_eq!(alert["annotations"]["approve_url"], format!("http://127.0.0.1/requests/{approved}"));
+    assert_eq!(
+        alert["annotations"]["api_approve_url"],
+        format!("http://127.0.0.1/admin/permissions/{approved}/approve")
+    );
     assert!(alert["annotations"]["summary"].as_str().unwrap().contains("agent-a"));
     assert!(alert["annotations"]["description"].as_str().unwrap().contains("/tmp/to-approve"));
-    assert_eq!(alert["generatorURL"], format!("http://127.0.0.1/admin/permissions/{approved}"));
+    assert_eq!(alert["generatorURL"], format!("http://127.0.0.1/requests/{approved}"));
 
     eventually(WAIT, "the delivery to be recorded", || delivered(&app, approved, "alertmanager", "pending")).await;
     let pending = delivery(&app, approved, "alertmanager", "pending").await.unwrap();
@@ -359,7 +363,9 @@ async fn webhook_deliveries_are_signed_retried_and_tampering_is_refused() {
     assert_eq!(body["agent"], "agent-w");
     assert_eq!(body["tool"], "write_file");
     assert_eq!(body["arguments"], json!({"path": "/tmp/signed", "content": "hello"}));
-    assert_eq!(body["approve_url"], format!("http://127.0.0.1/admin/permissions/{id}/approve"));
+    assert_eq!(body["approve_url"], format!("http://127.0.0.1/requests/{id}"));
+    assert_eq!(body["api_approve_url"], format!("http://127.0.0.1/admin/permissions/{id}/approve"));
+    assert_eq!(body["request_url"], format!("http://127.0.0.1/admin/permissions/{id}"));
     assert_eq!(body["test"], false);
     eventually(WAIT, "the delivery to be recorded", || delivered(&app, id, "webhook", "pending")).await;
     let state = delivery(&app, id, "webhook", "pending").await.unwrap();

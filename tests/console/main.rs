@@ -21,6 +21,7 @@ mod accessibility;
 mod agents;
 mod browser;
 mod console_http;
+mod decide;
 mod inbox;
 mod operators;
 mod replicas;

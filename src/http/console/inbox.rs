@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::pages::{error_page, failure, render};
+use super::request_view::RECENT_DECISIONS;
 use super::session::ConsoleUser;
 use super::view::{Chrome, InboxItem, InboxList, InboxPage, Notice, Section};
 use crate::approval::queries::{self, PermissionDto};
@@ -80,15 +81,24 @@ pub async fn fragment(user: ConsoleUser, State(state): State<AppState>) -> Respo
 
 async fn list(state: &AppState, user: &ConsoleUser) -> Result<InboxList, ApiError> {
     let (requests, more) = queries::pending_oldest_first(&state.pool, INBOX_SIZE).await?;
+    let pairs: Vec<(String, String)> =
+        requests.iter().map(|request| (request.agent.clone(), request.tool.clone())).collect();
+    let contexts = queries::decision_context(&state.pool, &pairs, RECENT_DECISIONS).await?;
     let catalog = state.upstreams.tools();
     let now = Utc::now();
-    let items = requests.iter().map(|request| InboxItem::new(request, &catalog, now)).collect();
+    let items = requests
+        .iter()
+        .map(|request| {
+            let context = contexts.get(&(request.agent.clone(), request.tool.clone()));
+            InboxItem::new(request, &catalog, context, now)
+        })
+        .collect();
     Ok(InboxList { items, can_decide: user.can_decide(), more })
 }
 
 /// What became of a request, from its own history (the read model may lag): who decided
 /// it and when, whoever it was.
-async fn notice(state: &AppState, id: Uuid, already: bool) -> Result<Option<Notice>, ApiError> {
+pub(super) async fn notice(state: &AppState, id: Uuid, already: bool) -> Result<Option<Notice>, ApiError> {
     let Some(request) = state.store.load(id).await? else { return Ok(None) };
     let Some(dto) = PermissionDto::from_state(id, &request) else { return Ok(None) };
     let mut text = format!("{} for {}: ", dto.tool, dto.agent);
@@ -114,13 +124,34 @@ async fn notice(state: &AppState, id: Uuid, already: bool) -> Result<Option<Noti
     Ok(Some(Notice { text, warning: already }))
 }
 
-pub async fn approve(user: ConsoleUser, State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    decide(&state, user, &id, Decision::Approve).await
+/// Where a decision was made, so the person returns there: the inbox (the default) or the
+/// request's own page (`from=request`). Only these two: a decision never redirects to a
+/// place the form named.
+#[derive(Deserialize, Default)]
+pub struct DecidedFrom {
+    from: Option<String>,
+}
+
+impl DecidedFrom {
+    fn request_page(&self) -> bool {
+        self.from.as_deref() == Some("request")
+    }
+}
+
+pub async fn approve(
+    user: ConsoleUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: Result<Form<DecidedFrom>, FormRejection>,
+) -> Response {
+    let from = form.map(|Form(from)| from).unwrap_or_default();
+    decide(&state, user, &id, Decision::Approve, &from).await
 }
 
 #[derive(Deserialize)]
 pub struct RejectForm {
     reason: String,
+    from: Option<String>,
 }
 
 pub async fn reject(
@@ -129,15 +160,16 @@ pub async fn reject(
     Path(id): Path<String>,
     form: Result<Form<RejectForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(RejectForm { reason })) = form else {
+    let Ok(Form(RejectForm { reason, from })) = form else {
         return error_page(StatusCode::UNPROCESSABLE_ENTITY, "A rejection needs a reason: the agent is told it.");
     };
-    decide(&state, user, &id, Decision::Reject { reason }).await
+    decide(&state, user, &id, Decision::Reject { reason }, &DecidedFrom { from }).await
 }
 
-/// Decides, then shows the inbox with what became of the request (post/redirect/get). A
-/// request someone else decided a moment earlier is not an error: the inbox says who did.
-async fn decide(state: &AppState, user: ConsoleUser, id: &str, decision: Decision) -> Response {
+/// Decides, then shows where the person decided (the inbox or the request's page) with
+/// what became of the request (post/redirect/get). A request someone else decided a
+/// moment earlier is not an error: the page says who did.
+async fn decide(state: &AppState, user: ConsoleUser, id: &str, decision: Decision, from: &DecidedFrom) -> Response {
     let reviewer = match Principal::User(user.0).user_at_least(review::REVIEWER_ROLE) {
         Ok(reviewer) => reviewer,
         Err(error) => return failure(error),
@@ -145,11 +177,18 @@ async fn decide(state: &AppState, user: ConsoleUser, id: &str, decision: Decisio
     let Ok(id) = Uuid::parse_str(id) else {
         return error_page(StatusCode::BAD_REQUEST, "That is not a permission request id.");
     };
-    match review::decide(&state.store, &state.settings.replica_id, id, &reviewer.name, decision).await {
-        Ok(_) => Redirect::to(&format!("/?decided={id}#notice")).into_response(),
+    let already = match review::decide(&state.store, &state.settings.replica_id, id, &reviewer.name, decision).await {
+        Ok(_) => false,
         Err(CommandError::Domain(
             PermissionRequestError::NotPending { .. } | PermissionRequestError::ApprovalWindowClosed { .. },
-        )) => Redirect::to(&format!("/?decided={id}&already=1#notice")).into_response(),
-        Err(error) => failure(error),
-    }
+        )) => true,
+        Err(error) => return failure(error),
+    };
+    let target = match (from.request_page(), already) {
+        (true, false) => format!("/requests/{id}?decided=1#notice"),
+        (true, true) => format!("/requests/{id}?already=1#notice"),
+        (false, false) => format!("/?decided={id}#notice"),
+        (false, true) => format!("/?decided={id}&already=1#notice"),
+    };
+    Redirect::to(&target).into_response()
 }

@@ -15,20 +15,25 @@
 //!   `servers_view`): upstream MCP servers and their tools.
 //! - `settings` (notifications), `users`, `account` (one's own password), `audit`,
 //!   `projections`: the operators' pages; `access`: their role check.
+//! - `request`: a request's page; `history`: every request, filtered and paged;
+//!   `request_view`: their page structs and what helps a person decide.
 
 mod access;
+mod account;
 mod agents;
 mod agents_view;
-mod account;
 mod assets;
 mod audit;
 mod guard;
+mod history;
 mod inbox;
 mod live;
 mod pages;
+mod projections;
+mod request;
+mod request_view;
 mod servers;
 mod servers_view;
-mod projections;
 mod session;
 mod settings;
 mod users;
@@ -55,6 +60,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(inbox::page))
         .route("/login", get(pages::login_form).post(pages::log_in))
         .route("/logout", post(pages::log_out))
+        .route("/history", get(history::page))
+        .route("/requests/{id}", get(request::page))
         .route("/requests/{id}/approve", post(inbox::approve))
         .route("/requests/{id}/reject", post(inbox::reject))
         .route("/agents", get(agents::list).post(agents::create))

@@ -50,6 +50,21 @@ pub fn failure(error: impl Into<ApiError>) -> Response {
 pub struct LoginQuery {
     expired: Option<String>,
     password_changed: Option<String>,
+    /// The page to open after logging in (see `local_path`).
+    next: Option<String>,
+}
+
+/// `next` if it is a path on this console: one leading `/`, not `//` or `/\` (which a
+/// browser reads as another host), printable ASCII only (it becomes a `Location`
+/// header). Anything else is ignored, so a link cannot send a person who logs in to
+/// another site (an open redirect).
+pub fn local_path(next: Option<&str>) -> Option<&str> {
+    let next = next?;
+    let mut bytes = next.bytes();
+    let local = bytes.next() == Some(b'/')
+        && !matches!(bytes.next(), Some(b'/' | b'\\'))
+        && next.bytes().all(|byte| byte.is_ascii_graphic());
+    local.then_some(next)
 }
 
 const SESSION_EXPIRED: &str =
@@ -59,18 +74,21 @@ const PASSWORD_CHANGED: &str =
     "Your password was changed, so every session of yours was signed out, this one too. Log in with the new password.";
 
 pub async fn login_form(query: Result<Query<LoginQuery>, QueryRejection>) -> Response {
-    let message = match query {
-        Ok(Query(query)) if query.password_changed.is_some() => Some(PASSWORD_CHANGED),
-        Ok(Query(query)) if query.expired.is_some() => Some(SESSION_EXPIRED),
-        _ => None,
+    let (message, next) = match query {
+        Ok(Query(query)) if query.password_changed.is_some() => (Some(PASSWORD_CHANGED), query.next),
+        Ok(Query(query)) if query.expired.is_some() => (Some(SESSION_EXPIRED), query.next),
+        Ok(Query(query)) => (None, query.next),
+        Err(_) => (None, None),
     };
-    render(StatusCode::OK, &LoginPage::new(message.map(str::to_owned), String::new()))
+    let page = LoginPage::new(message.map(str::to_owned), String::new());
+    render(StatusCode::OK, &page.returning_to(local_path(next.as_deref())))
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
     username: String,
     password: SecretString,
+    next: Option<String>,
 }
 
 /// Checks the password with the API's rule (`auth::login`), then starts a console
@@ -80,21 +98,24 @@ pub async fn log_in(
     ClientAddress(address): ClientAddress,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(LoginForm { username, password })) = form else {
+    let Ok(Form(LoginForm { username, password, next })) = form else {
         return render(
             StatusCode::BAD_REQUEST,
             &LoginPage::new(Some("Enter a username and a password.".to_owned()), String::new()),
         );
     };
     let throttle = &state.settings.login_throttle;
+    let next = local_path(next.as_deref());
     match check_password(&state.pool, throttle, &username, password, address).await {
         Ok(_role) => {}
         Err(AuthError::Unauthenticated(message)) => {
-            return render(StatusCode::UNAUTHORIZED, &LoginPage::new(Some(capitalised(&message)), username));
+            let page = LoginPage::new(Some(capitalised(&message)), username).returning_to(next);
+            return render(StatusCode::UNAUTHORIZED, &page);
         }
         Err(AuthError::Throttled { retry_after_secs }) => {
             let message = format!("Too many failed logins. Try again in {retry_after_secs} seconds.");
-            let mut response = render(StatusCode::TOO_MANY_REQUESTS, &LoginPage::new(Some(message), username));
+            let page = LoginPage::new(Some(message), username).returning_to(next);
+            let mut response = render(StatusCode::TOO_MANY_REQUESTS, &page);
             if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
@@ -109,7 +130,7 @@ pub async fn log_in(
     let Some(cookie) = session::set_cookie(session::secure(&state), &credential) else {
         return failure(anyhow::anyhow!("the session cookie is not a valid header value"));
     };
-    let mut response = Redirect::to("/").into_response();
+    let mut response = Redirect::to(next.unwrap_or("/")).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
 }
@@ -125,10 +146,35 @@ pub async fn log_out(user: ConsoleUser, State(state): State<AppState>) -> Respon
     response
 }
 
+/// `text` as a URL query value: everything but the unreserved characters percent-encoded.
+pub fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 fn capitalised(message: &str) -> String {
     let mut chars = message.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_returned_to() {
+        assert_eq!(local_path(Some("/requests/1?a=b")), Some("/requests/1?a=b"));
+        assert_eq!(local_path(Some("/")), Some("/"));
+        for refused in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "", "/a b", "/a\r\nX: y"] {
+            assert_eq!(local_path(Some(refused)), None, "{refused:?}");
+        }
+        assert_eq!(local_path(None), None);
     }
 }

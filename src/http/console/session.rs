@@ -4,10 +4,10 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::pages::error_page;
+use super::pages::{error_page, local_path, percent_encoded};
 use crate::auth::console_session::{self, ConsoleCredential};
 use crate::auth::{AuthError, AuthenticatedUser, Principal, Role};
 use crate::http::{ApiError, AppState};
@@ -87,7 +87,11 @@ impl ConsoleUser {
 /// Why a request has no console user: pages send the person to the login page (saying
 /// the session ended when there was one); scripts (`/console/...`) get 401 and decide.
 pub enum NotSignedIn {
-    Redirect { had_session: bool },
+    /// `next`: the page asked for, opened after logging in (pages fetched with `GET`).
+    Redirect {
+        had_session: bool,
+        next: Option<String>,
+    },
     Unauthorized,
     Failed(ApiError),
 }
@@ -95,8 +99,17 @@ pub enum NotSignedIn {
 impl IntoResponse for NotSignedIn {
     fn into_response(self) -> Response {
         match self {
-            NotSignedIn::Redirect { had_session: true } => Redirect::to("/login?expired=1").into_response(),
-            NotSignedIn::Redirect { had_session: false } => Redirect::to("/login").into_response(),
+            NotSignedIn::Redirect { had_session, next } => {
+                let mut query = Vec::new();
+                if had_session {
+                    query.push("expired=1".to_owned());
+                }
+                if let Some(next) = next.as_deref().and_then(|next| local_path(Some(next))) {
+                    query.push(format!("next={}", percent_encoded(next)));
+                }
+                let target = if query.is_empty() { "/login".to_owned() } else { format!("/login?{}", query.join("&")) };
+                Redirect::to(&target).into_response()
+            }
             NotSignedIn::Unauthorized => (StatusCode::UNAUTHORIZED, "session ended; log in again").into_response(),
             NotSignedIn::Failed(error) => {
                 let status = error.status();
@@ -115,11 +128,16 @@ impl FromRequestParts<AppState> for ConsoleUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let for_script = parts.uri.path().starts_with("/console/");
         let value = cookie_value(&parts.headers, cookie_name(secure(state)));
+        // The inbox is where a login lands anyway; any other page is returned to.
+        let next = match parts.uri.path_and_query() {
+            Some(path) if parts.method == Method::GET && path.path() != "/" => Some(path.as_str().to_owned()),
+            _ => None,
+        };
         let not_signed_in = || {
             if for_script {
                 NotSignedIn::Unauthorized
             } else {
-                NotSignedIn::Redirect { had_session: value.is_some() }
+                NotSignedIn::Redirect { had_session: value.is_some(), next: next.clone() }
             }
         };
         let Some(credential) = value.and_then(ConsoleCredential::parse) else {

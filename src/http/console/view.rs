@@ -9,7 +9,8 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::approval::queries::PermissionDto;
+use super::request_view::Guidance;
+use crate::approval::queries::{DecisionContext, PermissionDto};
 use crate::auth::{AuthenticatedUser, Role};
 use crate::upstream::Catalog;
 
@@ -113,11 +114,18 @@ impl Chrome {
 pub struct LoginPage {
     pub message: Option<String>,
     pub username: String,
+    /// The console page to open after logging in (a local path; empty: the inbox).
+    pub next: String,
 }
 
 impl LoginPage {
     pub fn new(message: Option<String>, username: String) -> Self {
-        LoginPage { message, username }
+        LoginPage { message, username, next: String::new() }
+    }
+
+    pub fn returning_to(mut self, next: Option<&str>) -> Self {
+        self.next = next.unwrap_or_default().to_owned();
+        self
     }
 }
 
@@ -169,6 +177,7 @@ pub struct InboxItem {
     pub expires_at: String,
     pub waited: String,
     pub expires_in: String,
+    pub guidance: Guidance,
 }
 
 /// One argument, pretty-printed; a long one is folded behind its first line.
@@ -185,12 +194,18 @@ const FOLD_LINES: usize = 6;
 const PREVIEW_CHARS: usize = 60;
 
 impl InboxItem {
-    pub fn new(request: &PermissionDto, catalog: &Catalog, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        request: &PermissionDto,
+        catalog: &Catalog,
+        context: Option<&DecisionContext>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let tool = catalog.get(&request.tool);
         InboxItem {
             id: request.id.to_string(),
             agent: request.agent.clone(),
             tool: request.tool.clone(),
-            server: catalog.get(&request.tool).map(|tool| tool.server.clone()),
+            server: tool.map(|tool| tool.server.clone()),
             arguments: arguments(&request.arguments),
             created_at: request.created_at.to_rfc3339(),
             expires_at: request.expires_at.to_rfc3339(),
@@ -200,11 +215,12 @@ impl InboxItem {
             } else {
                 "expired".to_owned()
             },
+            guidance: Guidance::new(tool, context, &request.arguments),
         }
     }
 }
 
-fn arguments(arguments: &Value) -> Vec<ArgumentView> {
+pub fn arguments(arguments: &Value) -> Vec<ArgumentView> {
     match arguments {
         Value::Object(map) => {
             let sorted: BTreeMap<&String, &Value> = map.iter().collect();
@@ -282,6 +298,7 @@ mod tests {
                 expires_at: String::new(),
                 waited: String::new(),
                 expires_in: String::new(),
+                guidance: Guidance::default(),
             }],
             can_decide: true,
             more: false,

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,6 +22,8 @@ pub struct ListQuery {
     tool: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
 }
 
 pub async fn list(
@@ -34,6 +37,8 @@ pub async fn list(
         tool: query.tool,
         limit: query.limit,
         cursor: query.cursor,
+        from: query.from,
+        to: query.to,
     };
     let mut page = queries::list(&state.pool, &filter).await?;
     notify::attach_delivery_state(&state.pool, &mut page.items).await?;
@@ -65,8 +70,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let id = parse_id(&id)?;
-    let mut conn = state.pool.acquire().await?;
-    let events = alexandria_projections::log::read_global_batch(&mut conn, Some(&id.to_string()), 0, 10_000).await?;
+    let events = crate::event_export::request_events(&state.pool, id).await?;
     if events.is_empty() {
         return Err(ApiError::NotFound(format!("no permission request {id}")));
     }
