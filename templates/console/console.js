@@ -193,6 +193,8 @@
       }
     });
   });
+})();
+
 // ---- copy buttons (inbox, request page) -----------------------------------------------
 // A "Copy" button beside each argument's value, added by this script only: without it the
 // value is selectable text, and a button that cannot work is not shown.

@@ -20,6 +20,12 @@ const PAGES: &[(&str, &str)] = &[
     ("/agents/demo-agent", "main h1"),
     ("/servers", "main h1"),
     ("/servers/demo-fs", "main h1"),
+    ("/history", "main h1"),
+    ("/settings/notifications", "main h1"),
+    ("/users", "main h1"),
+    ("/audit", "main h1"),
+    ("/projections", "main h1"),
+    ("/account/password", "main h1"),
 ];
 
 async fn app_with_a_pending_request() -> TestApp {
