@@ -242,7 +242,7 @@ pub async fn decision_context(
     }
     let agents: Vec<&str> = pairs.iter().map(|(agent, _)| agent.as_str()).collect();
     let tools: Vec<&str> = pairs.iter().map(|(_, tool)| tool.as_str()).collect();
-    let rows: Vec<(String, String, Json<Vec<PastDecision>>, Option<Value>)> = sqlx::query_as(
+    let rows: Vec<DecisionContextRow> = sqlx::query_as(
         "SELECT p.agent, p.tool, \
            (SELECT coalesce(json_agg(json_build_object('by', d.reviewed_by, 'at', d.reviewed_at, 'reason', d.reason) \
                                      ORDER BY d.reviewed_at DESC), '[]'::json) \
@@ -266,6 +266,9 @@ pub async fn decision_context(
         })
         .collect())
 }
+
+/// Agent, tool, its latest decisions, the arguments of its last approved call.
+type DecisionContextRow = (String, String, Json<Vec<PastDecision>>, Option<Value>);
 
 /// Where the log is, for a live view of the read model: the newest event's
 /// `global_position`, and whether the `permission_requests` read model has applied every
