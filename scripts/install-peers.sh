@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real MCP servers the integration tests talk to, pinned and by package
 # name, into .peers/ at the repository root (gitignored):
-#   .peers/node   npm @modelcontextprotocol/server-filesystem (stdio upstream), and
-#                 axe-core (the console's accessibility check, injected into the browser)
+#   .peers/node   npm @modelcontextprotocol/server-filesystem (stdio upstream),
+#                 axe-core (the console's accessibility check, injected into the browser),
+#                 and the TypeScript SDK @modelcontextprotocol/sdk (a client of the matrix)
 #   .peers/venv   Python venv with the `mcp` SDK (Streamable HTTP upstream, and client)
+#                 and the FastMCP client (PyPI `fastmcp`, a client of the matrix)
 # Idempotent: a peer already at its pinned version is left alone, so a second run takes
 # well under a second. Tests find the peers here; under CI=true a missing peer fails them.
 set -euo pipefail
@@ -11,6 +13,8 @@ set -euo pipefail
 SERVER_FILESYSTEM_VERSION="2026.8.31"
 PYTHON_MCP_VERSION="2.3.0"
 AXE_CORE_VERSION="4.14.1"
+TYPESCRIPT_SDK_VERSION="1.32.2"
+FASTMCP_VERSION="4.2.3"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$repo/.peers"
@@ -43,6 +47,21 @@ fi
 [[ "$(installed_axe_version)" == "$AXE_CORE_VERSION" ]] || {
     echo "install-peers: axe-core $AXE_CORE_VERSION did not install" >&2; exit 1; }
 
+# --- npm: the TypeScript MCP SDK, a client of the client matrix (tests/api/client_matrix.rs)
+# server-filesystem depends on it too (with a range): installed by name and exact version so
+# the matrix always runs the pinned client, whatever that range resolves to.
+installed_ts_sdk_version() {
+    local manifest="$node_prefix/node_modules/@modelcontextprotocol/sdk/package.json"
+    [[ -f "$manifest" ]] && node -p "require('$manifest').version" 2>/dev/null || true
+}
+if [[ "$(installed_ts_sdk_version)" != "$TYPESCRIPT_SDK_VERSION" ]]; then
+    echo "install-peers: npm @modelcontextprotocol/sdk@$TYPESCRIPT_SDK_VERSION"
+    npm install --prefix "$node_prefix" --no-audit --no-fund --loglevel=error --save-exact \
+        "@modelcontextprotocol/sdk@$TYPESCRIPT_SDK_VERSION"
+fi
+[[ "$(installed_ts_sdk_version)" == "$TYPESCRIPT_SDK_VERSION" ]] || {
+    echo "install-peers: @modelcontextprotocol/sdk $TYPESCRIPT_SDK_VERSION did not install" >&2; exit 1; }
+
 # --- PyPI: the Python MCP SDK -----------------------------------------------------------
 venv="$peers/venv"
 installed_mcp_version() {
@@ -59,4 +78,20 @@ fi
 [[ "$(installed_mcp_version)" == "$PYTHON_MCP_VERSION" ]] || {
     echo "install-peers: mcp $PYTHON_MCP_VERSION did not install" >&2; exit 1; }
 
-echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, axe-core $AXE_CORE_VERSION, mcp $PYTHON_MCP_VERSION)"
+# --- PyPI: the FastMCP client, a client of the client matrix --------------------------------
+# Into the same venv, with mcp held at its pin (fastmcp 4.x works with mcp 2.x).
+installed_fastmcp_version() {
+    "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("fastmcp"))' 2>/dev/null || true
+}
+if [[ "$(installed_fastmcp_version)" != "$FASTMCP_VERSION" ]]; then
+    echo "install-peers: PyPI fastmcp==$FASTMCP_VERSION into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "fastmcp==$FASTMCP_VERSION" "mcp==$PYTHON_MCP_VERSION"
+fi
+[[ "$(installed_fastmcp_version)" == "$FASTMCP_VERSION" ]] || {
+    echo "install-peers: fastmcp $FASTMCP_VERSION did not install" >&2; exit 1; }
+[[ "$(installed_mcp_version)" == "$PYTHON_MCP_VERSION" ]] || {
+    echo "install-peers: fastmcp moved mcp off $PYTHON_MCP_VERSION" >&2; exit 1; }
+
+echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, axe-core $AXE_CORE_VERSION," \
+    "@modelcontextprotocol/sdk $TYPESCRIPT_SDK_VERSION, mcp $PYTHON_MCP_VERSION, fastmcp $FASTMCP_VERSION)"
