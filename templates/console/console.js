@@ -236,3 +236,45 @@
   else start();
   document.addEventListener("inbox-refreshed", start);
 })();
+
+// ---- a reason in flight survives an ended session ------------------------------------
+// A decision posted after the session ended is not done (the login page says so). What
+// the person typed as a reason is kept for this tab (sessionStorage, never a secret) and
+// put back into the same request's form once they are signed in again, opened, to
+// submit again by hand.
+(function () {
+  var KEY = "alexandria-unsaved-reason";
+  var store;
+  try { store = window.sessionStorage; } catch (e) { return; }
+  if (!store) return;
+  document.addEventListener("submit", function (event) {
+    var reason = event.target.querySelector && event.target.querySelector("textarea[name=reason]");
+    if (reason && reason.value) {
+      store.setItem(KEY, JSON.stringify({action: event.target.getAttribute("action"), reason: reason.value}));
+    }
+  }, true);
+  var saved = store.getItem(KEY);
+  if (!saved) return;
+  var onLogin = location.pathname === "/login";
+  if (onLogin) {
+    // Kept only when the post was refused for the ended session.
+    if (!/[?&]unsaved=1/.test(location.search)) store.removeItem(KEY);
+    return;
+  }
+  store.removeItem(KEY);
+  var entry;
+  try { entry = JSON.parse(saved); } catch (e) { return; }
+  var restore = function () {
+    var form = Array.prototype.find.call(document.querySelectorAll("form"), function (f) {
+      return f.getAttribute("action") === entry.action;
+    });
+    var reason = form && form.querySelector("textarea[name=reason]");
+    if (!reason) return;
+    reason.value = entry.reason;
+    var details = form.closest("details");
+    if (details) details.open = true;
+    reason.focus();
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", restore);
+  else restore();
+})();

@@ -173,3 +173,41 @@ async fn after_sign_out_back_shows_nothing_private() {
     assert_eq!(browser.client.current_url().await.unwrap().path(), "/login");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_rejection_posted_after_the_session_ended_is_not_lost_silently() {
+    let Some(browser) = browser("a_rejection_posted_after_the_session_ended").await else { return };
+    let app = spawn_app().await;
+    let id = requests::request_through(&app.state.store, AGENT, "in-flight", &[]).await;
+    browser.log_in(&app, "admin", TEST_ADMIN_PASSWORD).await;
+    browser.wait_for("li.request details.reject > summary").await.click().await.unwrap();
+    browser
+        .wait_for("li.request details.reject textarea")
+        .await
+        .send_keys("typed before the session ended")
+        .await
+        .unwrap();
+
+    // The session ends (unused too long, say) while the person is typing.
+    sqlx::query("UPDATE sessions SET last_refreshed_at = now() - interval '8 days'").execute(&app.db.pool).await.unwrap();
+    browser.wait_for("li.request button.confirm-reject").await.click().await.unwrap();
+    let message = browser.wait_for_xpath("//*[contains(., 'nothing was changed')]").await;
+    assert!(message.text().await.unwrap().contains("submit it again"));
+    assert_eq!(browser.client.current_url().await.unwrap().path(), "/login");
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM permission_requests WHERE id = $1::uuid")
+        .bind(id.to_string())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "pending", "the decision was not made");
+
+    // Signed in again: the same request's reject form is open with the reason as typed.
+    browser.wait_for("#username").await.send_keys("admin").await.unwrap();
+    browser.wait_for("#password").await.send_keys(TEST_ADMIN_PASSWORD).await.unwrap();
+    browser.wait_for("#log-in").await.click().await.unwrap();
+    let reason = browser.wait_for("li.request details.reject[open] textarea").await;
+    assert_eq!(reason.prop("value").await.unwrap().as_deref(), Some("typed before the session ended"));
+    browser.wait_for("li.request button.confirm-reject").await.click().await.unwrap();
+    browser.wait_for_xpath("//p[@id='notice' and contains(., 'typed before the session ended')]").await;
+    browser.close().await;
+}

@@ -49,6 +49,8 @@ pub fn failure(error: impl Into<ApiError>) -> Response {
 #[derive(Deserialize)]
 pub struct LoginQuery {
     expired: Option<String>,
+    /// A form was posted after the session ended (see `session::NotSignedIn`).
+    unsaved: Option<String>,
     password_changed: Option<String>,
     /// The page to open after logging in (see `local_path`).
     next: Option<String>,
@@ -70,12 +72,16 @@ pub fn local_path(next: Option<&str>) -> Option<&str> {
 const SESSION_EXPIRED: &str =
     "Your session ended (signed out elsewhere, password changed, or unused for a week). Log in again.";
 
+const UNSAVED: &str = "Your session ended before what you just submitted was saved, so nothing was changed. \
+     Log in and submit it again: a reason you typed is kept.";
+
 const PASSWORD_CHANGED: &str =
     "Your password was changed, so every session of yours was signed out, this one too. Log in with the new password.";
 
 pub async fn login_form(query: Result<Query<LoginQuery>, QueryRejection>) -> Response {
     let (message, next) = match query {
         Ok(Query(query)) if query.password_changed.is_some() => (Some(PASSWORD_CHANGED), query.next),
+        Ok(Query(query)) if query.unsaved.is_some() => (Some(UNSAVED), query.next),
         Ok(Query(query)) if query.expired.is_some() => (Some(SESSION_EXPIRED), query.next),
         Ok(Query(query)) => (None, query.next),
         Err(_) => (None, None),

@@ -88,9 +88,12 @@ impl ConsoleUser {
 /// the session ended when there was one); scripts (`/console/...`) get 401 and decide.
 pub enum NotSignedIn {
     /// `next`: the page asked for, opened after logging in (pages fetched with `GET`).
+    /// `unsaved`: a form was posted with a session that had ended, so what it asked for
+    /// was not done; the login page says so.
     Redirect {
         had_session: bool,
         next: Option<String>,
+        unsaved: bool,
     },
     Unauthorized,
     Failed(ApiError),
@@ -99,10 +102,13 @@ pub enum NotSignedIn {
 impl IntoResponse for NotSignedIn {
     fn into_response(self) -> Response {
         match self {
-            NotSignedIn::Redirect { had_session, next } => {
+            NotSignedIn::Redirect { had_session, next, unsaved } => {
                 let mut query = Vec::new();
                 if had_session {
                     query.push("expired=1".to_owned());
+                }
+                if unsaved {
+                    query.push("unsaved=1".to_owned());
                 }
                 if let Some(next) = next.as_deref().and_then(|next| local_path(Some(next))) {
                     query.push(format!("next={}", percent_encoded(next)));
@@ -137,7 +143,9 @@ impl FromRequestParts<AppState> for ConsoleUser {
             if for_script {
                 NotSignedIn::Unauthorized
             } else {
-                NotSignedIn::Redirect { had_session: value.is_some(), next: next.clone() }
+                let had_session = value.is_some();
+                let unsaved = had_session && parts.method == Method::POST;
+                NotSignedIn::Redirect { had_session, next: next.clone(), unsaved }
             }
         };
         let Some(credential) = value.and_then(ConsoleCredential::parse) else {
