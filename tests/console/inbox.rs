@@ -189,7 +189,10 @@ async fn a_rejection_posted_after_the_session_ended_is_not_lost_silently() {
         .unwrap();
 
     // The session ends (unused too long, say) while the person is typing.
-    sqlx::query("UPDATE sessions SET last_refreshed_at = now() - interval '8 days'").execute(&app.db.pool).await.unwrap();
+    sqlx::query("UPDATE sessions SET last_refreshed_at = now() - interval '8 days'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     browser.wait_for("li.request button.confirm-reject").await.click().await.unwrap();
     let message = browser.wait_for_xpath("//*[contains(., 'nothing was changed')]").await;
     assert!(message.text().await.unwrap().contains("submit it again"));
