@@ -10,7 +10,6 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::access::at_least;
 use super::pages::{error_page, failure, render};
 use super::session::ConsoleUser;
 use super::view::{Chrome, Section};
@@ -103,7 +102,7 @@ pub async fn page(
     State(state): State<AppState>,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let user = match at_least(user, Role::SuperAdmin) {
+    let user = match user.at_least(Role::SuperAdmin) {
         Ok(user) => user,
         Err(refused) => return failure(refused),
     };

@@ -18,7 +18,6 @@ use super::view::{Chrome, InboxItem, InboxList, InboxPage, Notice, Section};
 use crate::approval::queries::{self, PermissionDto};
 use crate::approval::review::{self, Decision};
 use crate::approval::CommandError;
-use crate::auth::Principal;
 use crate::http::{ApiError, AppState};
 
 /// How many pending requests the inbox shows at once.
@@ -170,7 +169,7 @@ pub async fn reject(
 /// what became of the request (post/redirect/get). A request someone else decided a
 /// moment earlier is not an error: the page says who did.
 async fn decide(state: &AppState, user: ConsoleUser, id: &str, decision: Decision, from: &DecidedFrom) -> Response {
-    let reviewer = match Principal::User(user.0).user_at_least(review::REVIEWER_ROLE) {
+    let reviewer = match user.at_least(review::REVIEWER_ROLE) {
         Ok(reviewer) => reviewer,
         Err(error) => return failure(error),
     };

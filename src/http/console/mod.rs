@@ -14,11 +14,10 @@
 //! - `agents` (+ `agents_view`): agents, their tool lists and tokens; `servers` (+
 //!   `servers_view`): upstream MCP servers and their tools.
 //! - `settings` (notifications), `users`, `account` (one's own password), `audit`,
-//!   `projections`: the operators' pages; `access`: their role check.
+//!   `projections`: the operators' pages.
 //! - `request`: a request's page; `history`: every request, filtered and paged;
 //!   `request_view`: their page structs and what helps a person decide.
 
-mod access;
 mod account;
 mod agents;
 mod agents_view;

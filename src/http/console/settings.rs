@@ -13,7 +13,6 @@ use axum::Form;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::access::at_least;
 use super::pages::{error_page, failure, render};
 use super::session::ConsoleUser;
 use super::view::{Chrome, Section};
@@ -105,7 +104,7 @@ pub async fn page(
     State(state): State<AppState>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let user = match at_least(user, Role::SuperAdmin) {
+    let user = match user.at_least(Role::SuperAdmin) {
         Ok(user) => user,
         Err(refused) => return failure(refused),
     };
@@ -160,7 +159,7 @@ pub async fn save(
     State(state): State<AppState>,
     form: Result<Form<SaveForm>, FormRejection>,
 ) -> Response {
-    let user = match at_least(user, Role::SuperAdmin) {
+    let user = match user.at_least(Role::SuperAdmin) {
         Ok(user) => user,
         Err(refused) => return failure(refused),
     };
@@ -191,7 +190,7 @@ pub async fn save(
 /// Sends the test notices now and shows each channel's outcome. Nothing stored changes
 /// (so no redirect: the outcome is this response).
 pub async fn test(user: ConsoleUser, State(state): State<AppState>) -> Response {
-    let user = match at_least(user, Role::SuperAdmin) {
+    let user = match user.at_least(Role::SuperAdmin) {
         Ok(user) => user,
         Err(refused) => return failure(refused),
     };

@@ -16,7 +16,6 @@ use axum::Form;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::access::at_least;
 use super::pages::{error_page, failure, render};
 use super::session::ConsoleUser;
 use super::view::{Chrome, Section};
@@ -105,7 +104,7 @@ pub async fn page(
     State(state): State<AppState>,
     query: Result<Query<DoneQuery>, QueryRejection>,
 ) -> Response {
-    let me = match at_least(user, Role::SuperAdmin) {
+    let me = match user.at_least(Role::SuperAdmin) {
         Ok(me) => me,
         Err(refused) => return failure(refused),
     };
@@ -156,7 +155,7 @@ pub async fn create(
     State(state): State<AppState>,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> Response {
-    let me = match at_least(user, Role::SuperAdmin) {
+    let me = match user.at_least(Role::SuperAdmin) {
         Ok(me) => me,
         Err(refused) => return failure(refused),
     };
@@ -197,7 +196,7 @@ pub async fn set_role(
     Path(name): Path<String>,
     form: Result<Form<RoleForm>, FormRejection>,
 ) -> Response {
-    let me = match at_least(user, Role::SuperAdmin) {
+    let me = match user.at_least(Role::SuperAdmin) {
         Ok(me) => me,
         Err(refused) => return failure(refused),
     };
@@ -225,7 +224,7 @@ pub async fn reset_password(
     Path(name): Path<String>,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
-    let me = match at_least(user, Role::SuperAdmin) {
+    let me = match user.at_least(Role::SuperAdmin) {
         Ok(me) => me,
         Err(refused) => return failure(refused),
     };
@@ -245,7 +244,7 @@ pub async fn reset_password(
 }
 
 pub async fn delete(user: ConsoleUser, State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let me = match at_least(user, Role::SuperAdmin) {
+    let me = match user.at_least(Role::SuperAdmin) {
         Ok(me) => me,
         Err(refused) => return failure(refused),
     };
