@@ -21,7 +21,7 @@ use crate::gateway_helpers::python;
 use crate::peers::{peer_file, repo};
 
 /// Longer than any cell's longest call (the in-band wait, then an upstream call).
-const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum McpClient {
