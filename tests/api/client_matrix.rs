@@ -168,7 +168,9 @@ impl Gateway {
         let id = request_id(GATED_AGENT, &key);
         match outcome {
             Outcome::ApprovedInBand | Outcome::UpstreamIsError => {
-                let approve = || approve_ok(&self.app, &self.admin, id);
+                let approve = || async {
+                    approve_ok(&self.app, &self.admin, id).await;
+                };
                 self.run_and_decide(clients, client, &scenario, id, approve).await
             }
             Outcome::Rejected => {
