@@ -97,7 +97,7 @@ impl Application {
             notifier: settings.notifier.clone(),
         };
         let state = AppState {
-            mcp: McpService::new(tools.clone(), tools, gate),
+            mcp: McpService::new(tools.clone(), tools, gate, pool.clone()),
             upstreams,
             jwt: Arc::new(jwt),
             listener: Arc::clone(&listener),

@@ -4,7 +4,8 @@
 //! Created ──► Approved ──► Executed ──► ResultCached
 //!    │
 //!    ├──► Rejected
-//!    └──► Expired
+//!    ├──► Expired
+//!    └──► Withdrawn   (the agent cancelled its own task while it was pending)
 //! ```
 //! `Executed` is the at-most-once claim: it is appended *before* the upstream call, so a
 //! second claimer loses on optimistic concurrency and a crash mid-call leaves a request
@@ -49,6 +50,8 @@ pub enum RequestStatus {
     Executing,
     /// Executed and its outcome cached.
     Executed,
+    /// Withdrawn by the agent that asked (an MCP `tasks/cancel`) before anyone decided.
+    Withdrawn,
 }
 
 impl RequestStatus {
@@ -60,6 +63,7 @@ impl RequestStatus {
             RequestStatus::Expired => "expired",
             RequestStatus::Executing => "executing",
             RequestStatus::Executed => "executed",
+            RequestStatus::Withdrawn => "withdrawn",
         }
     }
 
@@ -71,17 +75,28 @@ impl RequestStatus {
             "expired" => RequestStatus::Expired,
             "executing" => RequestStatus::Executing,
             "executed" => RequestStatus::Executed,
+            "withdrawn" => RequestStatus::Withdrawn,
             _ => return None,
         })
     }
 
-    pub const ALL: [RequestStatus; 6] = [
+    /// Whether the request can change no more: decided against, expired, withdrawn, or
+    /// executed with its outcome cached.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RequestStatus::Rejected | RequestStatus::Expired | RequestStatus::Executed | RequestStatus::Withdrawn
+        )
+    }
+
+    pub const ALL: [RequestStatus; 7] = [
         RequestStatus::Pending,
         RequestStatus::Approved,
         RequestStatus::Rejected,
         RequestStatus::Expired,
         RequestStatus::Executing,
         RequestStatus::Executed,
+        RequestStatus::Withdrawn,
     ];
 }
 
@@ -114,6 +129,11 @@ pub enum PermissionRequestCommand {
     Expire {
         at: DateTime<Utc>,
     },
+    /// The agent that asked takes its request back (MCP `tasks/cancel`).
+    Withdraw {
+        by: String,
+        at: DateTime<Utc>,
+    },
     ClaimExecution {
         replica: String,
         at: DateTime<Utc>,
@@ -134,6 +154,7 @@ pub enum PermissionRequestCommand {
 /// | `Expired`      | `expired`    |
 /// | `Executed`     | `executing`  |
 /// | `ResultCached` | `executed`   |
+/// | `Withdrawn`    | `withdrawn`  |
 ///
 /// The two names differ at the end on purpose: the event `Executed` is the claim, appended
 /// *before* the upstream call, so the request is `executing` until its outcome is cached
@@ -172,6 +193,10 @@ pub enum PermissionRequestEvent {
         outcome: CallOutcome,
         at: DateTime<Utc>,
     },
+    Withdrawn {
+        by: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl PermissionRequestEvent {
@@ -184,6 +209,7 @@ impl PermissionRequestEvent {
             PermissionRequestEvent::Expired { .. } => "Expired",
             PermissionRequestEvent::Executed { .. } => "Executed",
             PermissionRequestEvent::ResultCached { .. } => "ResultCached",
+            PermissionRequestEvent::Withdrawn { .. } => "Withdrawn",
         }
     }
 
@@ -196,6 +222,7 @@ impl PermissionRequestEvent {
             PermissionRequestEvent::Expired { .. } => RequestStatus::Expired,
             PermissionRequestEvent::Executed { .. } => RequestStatus::Executing,
             PermissionRequestEvent::ResultCached { .. } => RequestStatus::Executed,
+            PermissionRequestEvent::Withdrawn { .. } => RequestStatus::Withdrawn,
         }
     }
 }

@@ -57,6 +57,9 @@ impl ReadRow {
             S::Approved { details, review } => (details, Some(review), None, None, None, None),
             S::Rejected { details, review, reason } => (details, Some(review), Some(reason), None, None, None),
             S::Expired { details, expired_at } => (details, None, None, Some(expired_at), None, None),
+            // Who closed the request: for a withdrawn one, the agent (or the person acting
+            // through its path) that took it back.
+            S::Withdrawn { details, withdrawal } => (details, Some(withdrawal), None, None, None, None),
             S::Executing { details, review, claim } => (details, Some(review), None, None, Some(claim), None),
             // The outcome has no column: results are read from the log, not listed.
             S::Executed { details, review, claim, outcome: _, cached_at } => {
@@ -100,7 +103,8 @@ impl ReadRow {
     }
 
     /// The domain state this row stands for, to fold a later batch's events onto; `None`
-    /// for a terminal row (`rejected`, `expired`, `executed`), which no event may follow.
+    /// for a terminal row (`rejected`, `expired`, `executed`, `withdrawn`), which no event
+    /// may follow.
     /// Lossless for every other status: the only fact the row leaves out is the outcome,
     /// and a request that can still change has none. A row that breaks this (an approved
     /// row with no reviewer, say) was not written by this projection: an error.
@@ -138,7 +142,9 @@ impl ReadRow {
                 review: review.ok_or_else(|| missing("reviewer"))?,
                 claim: claim.ok_or_else(|| missing("execution claim"))?,
             },
-            RequestStatus::Rejected | RequestStatus::Expired | RequestStatus::Executed => return Ok(None),
+            RequestStatus::Rejected | RequestStatus::Expired | RequestStatus::Executed | RequestStatus::Withdrawn => {
+                return Ok(None)
+            }
         }))
     }
 }
@@ -384,11 +390,12 @@ mod tests {
                 Ev::Executed { replica: "r1".into(), at: at(2) },
             ],
             vec![
-                created,
+                created.clone(),
                 Ev::Approved { by: "admin".into(), at: at(1) },
                 Ev::Executed { replica: "r1".into(), at: at(2) },
                 Ev::ResultCached { outcome: CallOutcome::Result(json!({"isError": false})), at: at(3) },
             ],
+            vec![created.clone(), Ev::Withdrawn { by: "agent:agent".into(), at: at(4) }],
         ];
         histories.into_iter().map(PermissionRequest::from_events).collect()
     }
@@ -402,7 +409,7 @@ mod tests {
             .map(|state| ReadRow::from_state(id, state, 7).expect("a created request has a row"))
             .collect();
         let statuses: Vec<&str> = rows.iter().map(|row| row.status.as_str()).collect();
-        assert_eq!(statuses, ["pending", "approved", "rejected", "expired", "executing", "executed"]);
+        assert_eq!(statuses, ["pending", "approved", "rejected", "expired", "executing", "executed", "withdrawn"]);
         let executed = &rows[5];
         assert_eq!((executed.id, executed.last_position), (id, 7));
         assert_eq!(executed.tool, "write_file");
@@ -413,6 +420,7 @@ mod tests {
         assert_eq!(executed.result_cached_at, Some(at(3)));
         assert_eq!(rows[2].reason.as_deref(), Some("no"));
         assert_eq!(rows[3].expired_at, Some(at(3600)));
+        assert_eq!((rows[6].reviewed_by.as_deref(), rows[6].reviewed_at), (Some("agent:agent"), Some(at(4))));
         assert!(rows[0].reviewed_by.is_none() && rows[0].executed_by.is_none() && rows[0].reason.is_none());
     }
 
@@ -425,6 +433,7 @@ mod tests {
                 state.status(),
                 Some(RequestStatus::Pending | RequestStatus::Approved | RequestStatus::Executing)
             );
+            assert_eq!(can_change, !state.status().is_some_and(RequestStatus::is_final));
             let back = row.into_state().expect("a well-formed row");
             if can_change {
                 assert_eq!(back, Some(state), "lossless");

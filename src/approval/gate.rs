@@ -71,7 +71,7 @@ pub enum GateResponse {
     Completed(CallOutcome),
     /// Not decided (or not finished executing) yet: retry with the same key.
     Pending { request_id: Uuid, status: RequestStatus, expires_at: DateTime<Utc>, retry_after: Duration },
-    /// Rejected (with the reviewer's reason) or expired.
+    /// Rejected (with the reviewer's reason), expired or withdrawn.
     Denied { request_id: Uuid, reason: String },
     /// Claimed for execution but no result was ever recorded: the executing process
     /// died mid-call. It is never executed a second time.
@@ -93,6 +93,8 @@ enum Step {
 }
 
 pub const APPROVAL_EXPIRED_REASON: &str = "approval expired";
+/// The denial of a request its agent withdrew (MCP `tasks/cancel`) before anyone decided.
+pub const WITHDRAWN_REASON: &str = "withdrawn by the agent";
 /// Tries to record an executed call's outcome, and the waits between them.
 const CACHE_ATTEMPTS: u32 = 3;
 const CACHE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
@@ -145,9 +147,17 @@ impl Gate {
         self.store.load(Self::request_id_for(call)).await.ok().flatten().and_then(|state| state.status())
     }
 
+    /// Creates the request (or finds it) and waits the configured in-band time for its
+    /// outcome.
     pub async fn call(&self, call: GatedCall) -> GateResponse {
+        self.call_waiting(call, self.settings.wait).await
+    }
+
+    /// [`Self::call`] with a wait of its own: zero for an MCP task, which answers as soon
+    /// as its request is durable.
+    pub async fn call_waiting(&self, call: GatedCall, wait: Duration) -> GateResponse {
         let _waiting = self.metrics.waiter();
-        let deadline = Instant::now() + self.settings.wait;
+        let deadline = Instant::now() + wait;
         let key = Self::idempotency_key_for(&call);
         let id = request_id(&call.agent, &key);
         let metadata = self.metadata(&call);
@@ -164,8 +174,71 @@ impl Gate {
             Ok(state) => state,
             Err(response) => return response,
         };
-        let resolve = Box::pin(self.resolve(id, state, watch, deadline, &metadata));
+        let resolve = Box::pin(self.resolve(id, Some(state), watch, deadline, &metadata));
         resolve.await
+    }
+
+    /// Drives an existing request towards its outcome for up to `wait`, as a retry of
+    /// its call would (an approved request is claimed and executed here): how an MCP
+    /// task's result is fetched. `actor` is who asks, recorded on what this appends.
+    pub async fn follow(&self, id: Uuid, actor: &Actor, trace_id: &str, wait: Duration) -> GateResponse {
+        let _waiting = self.metrics.waiter();
+        let deadline = Instant::now() + wait;
+        let metadata = EventMetadata::new(actor.to_string(), &self.settings.replica_id, trace_id);
+        let watch = self.listener.watch(&id.to_string());
+        let resolve = Box::pin(self.resolve(id, None, watch, deadline, &metadata));
+        resolve.await
+    }
+
+    /// Wakes on every change to request `id` (NOTIFY); see [`EventListener::watch`].
+    pub fn watch(&self, id: Uuid) -> alexandria_projections::changes::AggregateWatch {
+        self.listener.watch(&id.to_string())
+    }
+
+    /// The request as the log has it now (on any replica, after any restart).
+    pub async fn load(&self, id: Uuid) -> Result<Option<PermissionRequest>, CommandError> {
+        self.store.load(id).await
+    }
+
+    /// The agent takes its still-pending request back (MCP `tasks/cancel`); the domain
+    /// refuses once anyone decided, or the request closed.
+    pub async fn withdraw(&self, id: Uuid, actor: &Actor, trace_id: &str) -> Result<PermissionRequest, CommandError> {
+        let metadata = EventMetadata::new(actor.to_string(), &self.settings.replica_id, trace_id);
+        let command = Command::Withdraw { by: actor.to_string(), at: Utc::now() };
+        Ok(self.store.execute(id, command, &metadata).await?.state)
+    }
+
+    /// The answer a request has for good, without driving it: its cached outcome, its
+    /// denial, or an unknown outcome for a claim whose executor is presumed dead. `None`
+    /// while it may still change.
+    pub fn settled_answer(&self, id: Uuid, state: &PermissionRequest) -> Option<GateResponse> {
+        let status = state.status()?;
+        let denied = |reason: &str| Some(GateResponse::Denied { request_id: id, reason: reason.to_owned() });
+        match status {
+            RequestStatus::Executed => state.outcome().cloned().map(GateResponse::Completed),
+            RequestStatus::Rejected => denied(state.reason().unwrap_or("rejected")),
+            RequestStatus::Expired => denied(APPROVAL_EXPIRED_REASON),
+            RequestStatus::Withdrawn => denied(WITHDRAWN_REASON),
+            RequestStatus::Executing if self.claim_abandoned(state) => {
+                Some(GateResponse::OutcomeUnknown { request_id: id })
+            }
+            // Past its deadline with the `Expired` event not written yet: a retry would
+            // write it and be denied.
+            RequestStatus::Pending if state.details().is_some_and(|d| Utc::now() >= d.expires_at) => {
+                denied(APPROVAL_EXPIRED_REASON)
+            }
+            RequestStatus::Pending | RequestStatus::Approved | RequestStatus::Executing => None,
+        }
+    }
+
+    /// Whether an executing request's claim is older than any upstream call may take:
+    /// the process that claimed it died mid-call.
+    fn claim_abandoned(&self, state: &PermissionRequest) -> bool {
+        let Some(details) = state.details() else { return false };
+        let claimed_at = state.claim().map_or(details.created_at, |claim| claim.at);
+        let abandoned_after = chrono::Duration::from_std(self.settings.call_timeout + ABANDONED_CLAIM_GRACE)
+            .unwrap_or(chrono::Duration::minutes(2));
+        Utc::now() - claimed_at > abandoned_after
     }
 
     /// Creates the request (idempotently: a retry finds it as it is).
@@ -206,12 +279,12 @@ impl Gate {
     async fn resolve(
         &self,
         id: Uuid,
-        state: Box<PermissionRequest>,
+        state: Option<Box<PermissionRequest>>,
         mut watch: alexandria_projections::changes::AggregateWatch,
         deadline: Instant,
         metadata: &EventMetadata,
     ) -> GateResponse {
-        let mut known = Some(state);
+        let mut known = state;
         loop {
             let step = Box::pin(self.step(id, known.take(), metadata));
             match step.await {
@@ -246,12 +319,11 @@ impl Gate {
                 Some(outcome) => GateResponse::Completed(outcome),
                 None => GateResponse::Unavailable(format!("permission request {id} has no outcome")),
             }),
-            RequestStatus::Rejected => Step::Done(GateResponse::Denied {
-                request_id: id,
-                reason: state.reason().unwrap_or("rejected").to_owned(),
-            }),
-            RequestStatus::Expired => {
-                Step::Done(GateResponse::Denied { request_id: id, reason: APPROVAL_EXPIRED_REASON.to_owned() })
+            RequestStatus::Rejected | RequestStatus::Expired | RequestStatus::Withdrawn => {
+                match self.settled_answer(id, &state) {
+                    Some(answer) => Step::Done(answer),
+                    None => Step::Done(GateResponse::Unavailable(format!("permission request {id} is {status}"))),
+                }
             }
             RequestStatus::Pending if Utc::now() >= details.expires_at => {
                 // Expire it now rather than wait for the sweeper; losing that race
@@ -270,16 +342,10 @@ impl Gate {
                     Err(error) => Step::Done(GateResponse::Unavailable(error.to_string())),
                 }
             }
-            RequestStatus::Executing => {
-                let claimed_at = state.claim().map_or(details.created_at, |claim| claim.at);
-                let abandoned_after = chrono::Duration::from_std(self.settings.call_timeout + ABANDONED_CLAIM_GRACE)
-                    .unwrap_or(chrono::Duration::minutes(2));
-                if Utc::now() - claimed_at > abandoned_after {
-                    return Step::Done(GateResponse::OutcomeUnknown { request_id: id });
-                }
-                wait
+            RequestStatus::Executing if self.claim_abandoned(&state) => {
+                Step::Done(GateResponse::OutcomeUnknown { request_id: id })
             }
-            RequestStatus::Pending => wait,
+            RequestStatus::Executing | RequestStatus::Pending => wait,
         }
     }
 

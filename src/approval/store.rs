@@ -72,6 +72,7 @@ impl PermissionStore {
                 PermissionRequestEvent::Rejected { .. } => "rejected",
                 PermissionRequestEvent::Expired { .. } => "expired",
                 PermissionRequestEvent::Executed { .. } => "executed",
+                PermissionRequestEvent::Withdrawn { .. } => "withdrawn",
                 PermissionRequestEvent::ResultCached { .. } => continue,
             };
             metrics.permission_event(&details.request_type, &details.tool, label);

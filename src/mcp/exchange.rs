@@ -39,6 +39,9 @@ pub struct RequestContext {
     pub idempotency_key: Option<String>,
     /// The caller's trace id (W3C `traceparent` or `X-Request-Id`), if it sent one.
     pub trace_id: Option<String>,
+    /// The client's `Accept` lists `text/event-stream`: a reply may be a stream of
+    /// messages (progress and task status notifications, then the response).
+    pub accepts_event_stream: bool,
 }
 
 /// What the endpoint answers.
@@ -54,10 +57,16 @@ pub enum McpReply {
     /// transport answers at once and sends the body when this resolves, so a parked call
     /// holds only this future, not the request's handler stack.
     Deferred(DeferredResponse),
+    /// Notifications about the request while it is in progress, then its response, the
+    /// last message. Only for a client that accepts `text/event-stream`; the transport
+    /// sends each message as an SSE event.
+    Streamed(StreamedResponse),
 }
 
 /// The JSON-RPC response of a call still in progress.
 pub type DeferredResponse = Pin<Box<dyn Future<Output = Value> + Send>>;
+/// Messages of a request in progress, its response last.
+pub type StreamedResponse = Pin<Box<dyn futures::Stream<Item = Value> + Send>>;
 
 impl McpReply {
     pub(super) fn response(body: Value) -> Self {

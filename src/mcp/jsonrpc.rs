@@ -49,8 +49,47 @@ pub enum ClientMessage {
 pub struct Request {
     pub id: RequestId,
     pub method: Method,
-    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 requests).
-    pub meta_protocol_version: Option<String>,
+    pub meta: RequestMeta,
+}
+
+/// What a request's `params._meta` says that the gateway acts on.
+#[derive(Debug, Default, Clone)]
+pub struct RequestMeta {
+    /// `io.modelcontextprotocol/protocolVersion` (2026-07-28 requests).
+    pub protocol_version: Option<String>,
+    /// `progressToken`: the client wants `notifications/progress` for this request.
+    pub progress_token: Option<ProgressToken>,
+    /// The request's `io.modelcontextprotocol/clientCapabilities` declare the tasks
+    /// extension (`io.modelcontextprotocol/tasks`, 2026-07-28).
+    pub declares_tasks_extension: bool,
+}
+
+/// A progress token: a string or a number, as the client sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProgressToken {
+    Number(serde_json::Number),
+    String(String),
+}
+
+/// The extension identifier of MCP Tasks in 2026-07-28 capabilities.
+pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+impl RequestMeta {
+    /// Read leniently, field by field: a malformed field the gateway does not need must
+    /// not cost the ones it does.
+    fn from_value(meta: Option<Value>) -> Self {
+        let Some(Value::Object(meta)) = meta else { return Self::default() };
+        let protocol_version =
+            meta.get("io.modelcontextprotocol/protocolVersion").and_then(Value::as_str).map(str::to_owned);
+        let progress_token = meta.get("progressToken").and_then(|token| ProgressToken::deserialize(token).ok());
+        let declares_tasks_extension = meta
+            .get("io.modelcontextprotocol/clientCapabilities")
+            .and_then(|capabilities| capabilities.get("extensions"))
+            .and_then(|extensions| extensions.get(TASKS_EXTENSION))
+            .is_some_and(Value::is_object);
+        Self { protocol_version, progress_token, declares_tasks_extension }
+    }
 }
 
 /// The methods the gateway answers; anything else is `Unsupported`.
@@ -61,7 +100,23 @@ pub enum Method {
     Ping,
     ListTools,
     CallTool(CallToolParams),
+    /// `tasks/get`, `tasks/result`, `tasks/cancel`, `tasks/update` (MCP Tasks).
+    Task(TaskMethod, String),
+    /// `tasks/list`, from the cursor a previous page returned.
+    ListTasks {
+        cursor: Option<String>,
+    },
     Unsupported(String),
+}
+
+/// The task methods that name one task by its `taskId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskMethod {
+    Get,
+    Result,
+    Cancel,
+    /// 2026-07-28: answers to a task's input requests (this gateway never asks any).
+    Update,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,12 +130,9 @@ pub struct CallToolParams {
     pub name: String,
     /// `{}` when the client sent none (or `null`).
     pub arguments: Map<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RequestMeta {
-    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
-    protocol_version: Option<String>,
+    /// `params.task` (MCP 2025-11-25 experimental tasks): the client asks for a task.
+    /// Its `ttl` is not kept: a task lives as long as its permission request.
+    pub as_task: bool,
 }
 
 /// A message that is not one the endpoint can take: the error response to send, and
@@ -141,12 +193,12 @@ pub fn parse(body: &[u8]) -> Result<ClientMessage, Rejection> {
     // Notifications (`notifications/initialized`, `notifications/cancelled`, ...) need
     // no answer.
     let Some(id) = id else { return Ok(ClientMessage::NoAnswer) };
-    let meta = params.remove("_meta").and_then(|meta| RequestMeta::deserialize(meta).ok()).unwrap_or_default();
+    let meta = RequestMeta::from_value(params.remove("_meta"));
     let method = Method::parse(method, params).map_err(|message| Rejection {
         body: error_body(Some(&id), INVALID_PARAMS, message, None),
         malformed: false,
     })?;
-    Ok(ClientMessage::Request(Request { id, method, meta_protocol_version: meta.protocol_version }))
+    Ok(ClientMessage::Request(Request { id, method, meta }))
 }
 
 impl Method {
@@ -169,8 +221,30 @@ impl Method {
                     Some(Value::Object(arguments)) => arguments,
                     Some(_) => return Err("params.arguments must be an object".to_owned()),
                 };
-                Method::CallTool(CallToolParams { name, arguments })
+                let as_task = match params.remove("task") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Object(_)) => true,
+                    Some(_) => return Err("params.task must be an object".to_owned()),
+                };
+                Method::CallTool(CallToolParams { name, arguments, as_task })
             }
+            "tasks/get" | "tasks/result" | "tasks/cancel" | "tasks/update" => {
+                let which = match method.as_str() {
+                    "tasks/get" => TaskMethod::Get,
+                    "tasks/result" => TaskMethod::Result,
+                    "tasks/cancel" => TaskMethod::Cancel,
+                    _ => TaskMethod::Update,
+                };
+                match params.remove("taskId") {
+                    Some(Value::String(task_id)) => Method::Task(which, task_id),
+                    _ => return Err(format!("{method} needs params.taskId (a string)")),
+                }
+            }
+            "tasks/list" => match params.remove("cursor") {
+                None | Some(Value::Null) => Method::ListTasks { cursor: None },
+                Some(Value::String(cursor)) => Method::ListTasks { cursor: Some(cursor) },
+                Some(_) => return Err("params.cursor must be a string".to_owned()),
+            },
             _ => Method::Unsupported(method),
         })
     }
@@ -227,13 +301,35 @@ mod tests {
             "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
         let Ok(ClientMessage::Request(request)) = parse(body.as_bytes()) else { panic!("not a request") };
         assert_eq!(request.id, RequestId::String("a".into()));
-        assert_eq!(request.meta_protocol_version.as_deref(), Some("2026-07-28"));
+        assert_eq!(request.meta.protocol_version.as_deref(), Some("2026-07-28"));
         let Method::CallTool(call) = request.method else { panic!("not tools/call") };
         assert_eq!((call.name.as_str(), call.arguments.get("x")), ("echo", Some(&json!(1))));
         let Ok(ClientMessage::Request(request)) = parse(br#"{"jsonrpc":"2.0","id":7,"method":"x/y"}"#) else {
             panic!("not a request")
         };
         assert!(matches!(request.method, Method::Unsupported(ref m) if m == "x/y"));
+    }
+
+    #[test]
+    fn task_requests_and_the_meta_the_gateway_acts_on_are_read() {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","task":{"ttl":60000},
+            "_meta":{"progressToken":"p-1","io.modelcontextprotocol/clientCapabilities":
+            {"extensions":{"io.modelcontextprotocol/tasks":{}}}}}}"#;
+        let Ok(ClientMessage::Request(request)) = parse(body.as_bytes()) else { panic!("not a request") };
+        assert_eq!(request.meta.progress_token, Some(ProgressToken::String("p-1".into())));
+        assert!(request.meta.declares_tasks_extension);
+        let Method::CallTool(call) = request.method else { panic!("not tools/call") };
+        assert!(call.as_task);
+        // A malformed progress token costs only itself.
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"abc",
+            "_meta":{"progressToken":{"x":1},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        let Ok(ClientMessage::Request(request)) = parse(body.as_bytes()) else { panic!("not a request") };
+        assert_eq!((request.meta.progress_token, request.meta.protocol_version.as_deref()), (None, Some("2026-07-28")));
+        assert!(matches!(request.method, Method::Task(TaskMethod::Get, ref id) if id == "abc"));
+        let Ok(ClientMessage::Request(request)) = parse(br#"{"jsonrpc":"2.0","id":2,"method":"tasks/list"}"#) else {
+            panic!("not a request")
+        };
+        assert!(matches!(request.method, Method::ListTasks { cursor: None }));
     }
 
     #[test]
@@ -263,6 +359,9 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":[1]}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":7}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tasks/list","params":{"cursor":1}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","task":true}}"#,
         ] {
             let rejection = rejected(body);
             assert!(!rejection.malformed, "{body}");

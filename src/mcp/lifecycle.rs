@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::jsonrpc::{error_body, Era, RequestId, Responder, HEADER_MISMATCH, UNSUPPORTED_PROTOCOL_VERSION};
+use super::jsonrpc::{
+    error_body, Era, RequestId, Responder, HEADER_MISMATCH, TASKS_EXTENSION, UNSUPPORTED_PROTOCOL_VERSION,
+};
 
 /// Versions negotiated through `initialize`, oldest first.
 pub const HANDSHAKE_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
@@ -46,13 +48,25 @@ fn server_info() -> Value {
     json!({"name": SERVER_NAME, "version": env!("CARGO_PKG_VERSION")})
 }
 
-fn capabilities() -> Value {
-    json!({"tools": {"listChanged": false}})
+/// What the gateway offers, by era: tasks as 2025-11-25's experimental `tasks`
+/// capability, or as 2026-07-28's tasks extension.
+fn capabilities(era: Era) -> Value {
+    match era {
+        Era::Handshake => json!({
+            "tools": {"listChanged": false},
+            "tasks": {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}},
+        }),
+        Era::Modern => json!({
+            "tools": {"listChanged": false},
+            "extensions": {TASKS_EXTENSION: {}},
+        }),
+    }
 }
 
 const INSTRUCTIONS: &str = "Alexandria gateway. Some tools need a person's approval: such a call may answer \
     with a pending result (pending: true, request_id, retry_after_ms). Retry the same call with the same \
-    X-Idempotency-Key after retry_after_ms to get the real result, or a -32003 'denied: <reason>' error.";
+    X-Idempotency-Key after retry_after_ms to get the real result, or a -32003 'denied: <reason>' error. \
+    Task-aware clients get such a call as an MCP task instead, whose id is the permission request's id.";
 
 /// The `initialize` result: the client's version when we speak it, else our newest.
 pub fn initialize(responder: &Responder, requested: &str) -> Value {
@@ -63,7 +77,7 @@ pub fn initialize(responder: &Responder, requested: &str) -> Value {
     };
     responder.result(json!({
         "protocolVersion": version,
-        "capabilities": capabilities(),
+        "capabilities": capabilities(Era::Handshake),
         "serverInfo": server_info(),
         "instructions": INSTRUCTIONS,
     }))
@@ -73,7 +87,7 @@ pub fn initialize(responder: &Responder, requested: &str) -> Value {
 pub fn discover(responder: &Responder) -> Value {
     responder.result(json!({
         "supportedVersions": MODERN_VERSIONS,
-        "capabilities": capabilities(),
+        "capabilities": capabilities(Era::Modern),
         "instructions": INSTRUCTIONS,
         "ttlMs": 0,
         "cacheScope": "private",

@@ -6,7 +6,8 @@
 //! Modules, each depending only on those listed before it: `exchange` (the values in and
 //! out), `jsonrpc` (framing, typed messages, the protocol era), `lifecycle` (versions,
 //! `initialize`, `server/discover`), `tools` (policy, routing, the approval gate),
-//! `service` (dispatch).
+//! `tasks` (MCP Tasks: a gated call as a task whose id is its request's id), `streams`
+//! (progress and task status notifications on an SSE reply), `service` (dispatch).
 //!
 //! Sessions are stateless: `Mcp-Session-Id` is issued on `initialize` but nothing is
 //! kept per session, so any replica answers any request and the runbook's bare `curl`
@@ -16,8 +17,10 @@ mod exchange;
 pub mod jsonrpc;
 pub mod lifecycle;
 mod service;
+mod streams;
+mod tasks;
 mod tools;
 
-pub use exchange::{Caller, DeferredResponse, McpReply, RequestContext};
+pub use exchange::{Caller, DeferredResponse, McpReply, RequestContext, StreamedResponse};
 pub use service::McpService;
 pub use tools::{ToolDirectory, APPROVAL_META_KEY, IDEMPOTENCY_KEY_HEADER};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::exchange::{Caller, McpReply, RequestContext};
 use super::jsonrpc::{ClientMessage, Method, Responder, METHOD_NOT_FOUND};
 use super::lifecycle;
+use super::tasks::Tasks;
 use super::tools::{ToolDirectory, Tools};
 use crate::approval::{Gate, ToolExecutor};
 
@@ -15,8 +16,15 @@ pub struct McpService {
 }
 
 impl McpService {
-    pub fn new(directory: Arc<dyn ToolDirectory>, executor: Arc<dyn ToolExecutor>, gate: Gate) -> Self {
-        Self { tools: Tools { directory, executor, gate } }
+    /// `pool` reads the permission requests' read model (`tasks/list`).
+    pub fn new(
+        directory: Arc<dyn ToolDirectory>,
+        executor: Arc<dyn ToolExecutor>,
+        gate: Gate,
+        pool: sqlx::PgPool,
+    ) -> Self {
+        let tasks = Tasks { gate: gate.clone(), pool };
+        Self { tools: Tools { directory, executor, gate, tasks } }
     }
 
     /// Answers one parsed message. Takes the message and context by value: a gated call
@@ -25,7 +33,7 @@ impl McpService {
         let ClientMessage::Request(request) = message else { return McpReply::Accepted };
         let era = match lifecycle::era_of(
             context.protocol_version.as_deref(),
-            request.meta_protocol_version.as_deref(),
+            request.meta.protocol_version.as_deref(),
             &request.id,
         ) {
             Ok(era) => era,
@@ -33,7 +41,11 @@ impl McpService {
         };
         let responder = Responder { id: request.id, era };
         match request.method {
-            Method::CallTool(params) => self.tools.call(caller, params, context, responder).await,
+            Method::CallTool(params) => self.tools.call(caller, params, request.meta, context, responder).await,
+            Method::Task(method, task_id) => {
+                self.tools.tasks.handle(caller, method, &task_id, &context, responder).await
+            }
+            Method::ListTasks { cursor } => McpReply::response(self.tools.tasks.list(caller, cursor, &responder).await),
             Method::ListTools => McpReply::response(self.tools.list(caller, &responder)),
             Method::Initialize(params) => McpReply::Response {
                 body: lifecycle::initialize(&responder, &params.protocol_version),

@@ -2,12 +2,18 @@
 //! upstreams, and the approval gate.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use alexandria_domain::{CallOutcome, RequestStatus};
 use serde_json::{json, Value};
 
-use super::exchange::{Caller, McpReply, RequestContext};
-use super::jsonrpc::{CallToolParams, Era, Responder, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, OUTCOME_UNKNOWN};
+use super::exchange::{Caller, DeferredResponse, McpReply, RequestContext};
+use super::jsonrpc::{
+    CallToolParams, Era, RequestMeta, Responder, ACCESS_DENIED, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND,
+    OUTCOME_UNKNOWN,
+};
+use super::streams;
+use super::tasks::Tasks;
 use crate::approval::{Gate, GateResponse, GatedCall, ToolExecutor};
 
 /// The merged catalog of upstream tools.
@@ -28,6 +34,7 @@ pub(super) struct Tools {
     pub(super) directory: Arc<dyn ToolDirectory>,
     pub(super) executor: Arc<dyn ToolExecutor>,
     pub(super) gate: Gate,
+    pub(super) tasks: Tasks,
 }
 
 impl Tools {
@@ -40,6 +47,11 @@ impl Tools {
                 let meta = tool.as_object_mut()?.entry("_meta").or_insert_with(|| json!({}));
                 if let Some(meta) = meta.as_object_mut() {
                     meta.insert("alexandria/approval_required".to_owned(), json!(caller.needs_approval(name)));
+                }
+                // A call that needs approval may run as an MCP task; any other may not
+                // (no `execution.taskSupport` means "forbidden").
+                if caller.needs_approval(name) {
+                    tool["execution"] = json!({"taskSupport": "optional"});
                 }
                 Some(tool)
             })
@@ -60,10 +72,11 @@ impl Tools {
         &self,
         caller: &Caller,
         params: CallToolParams,
+        meta: RequestMeta,
         context: RequestContext,
         request: Responder,
     ) -> McpReply {
-        let CallToolParams { name, arguments } = params;
+        let CallToolParams { name, arguments, as_task } = params;
         if !caller.may_call(&name) {
             return McpReply::response(request.error(
                 INVALID_PARAMS,
@@ -89,6 +102,14 @@ impl Tools {
         };
         let arguments = Value::Object(arguments);
 
+        // 2025-11-25 tasks: only a tool that needs approval declares task support.
+        if as_task && !caller.needs_approval(&name) {
+            return McpReply::response(request.error(
+                METHOD_NOT_FOUND,
+                format!("tool {name:?} does not run as a task: only tools that need approval do"),
+                None,
+            ));
+        }
         // Both branches run in their own task: a client that hangs up must not cancel
         // an upstream call mid-way, nor the recording of its outcome.
         if !caller.needs_approval(&name) {
@@ -126,22 +147,41 @@ impl Tools {
                         | RequestStatus::Executed
                         | RequestStatus::Rejected
                         | RequestStatus::Expired
+                        | RequestStatus::Withdrawn
                 )
             );
             if !answered {
                 return not_offered();
             }
         }
+        // How an undecided call answers: the pending envelope, or a task for a client
+        // that asked for one (2025-11-25: at once) or declared the tasks extension
+        // (2026-07-28: after the usual in-band wait).
+        let as_task = match request.era {
+            Era::Handshake => as_task,
+            Era::Modern => meta.declares_tasks_extension,
+        };
+        let wait = if as_task && request.era == Era::Handshake { Duration::ZERO } else { self.gate.settings().wait };
         let gate = self.gate.clone();
+        let tasks = self.tasks.clone();
         let key_for_meta = call.idempotency_key.clone();
-        let task = tokio::spawn(async move { gate.call(call).await });
-        McpReply::Deferred(Box::pin(async move {
+        let task = tokio::spawn(async move { gate.call_waiting(call, wait).await });
+        let answer: DeferredResponse = Box::pin(async move {
             let response = match task.await {
                 Ok(response) => response,
                 Err(error) => GateResponse::Unavailable(error.to_string()),
             };
-            gate_response(&request, response, key_for_meta, declares_output_schema)
-        }))
+            match response {
+                GateResponse::Pending { request_id, .. } if as_task => tasks.created(request_id, &request).await,
+                response => gate_response(&request, response, key_for_meta, declares_output_schema),
+            }
+        });
+        match meta.progress_token {
+            Some(token) if context.accepts_event_stream && !wait.is_zero() => {
+                McpReply::Streamed(streams::with_progress(token, answer, streams::progress_interval(wait)))
+            }
+            _ => McpReply::Deferred(answer),
+        }
     }
 }
 
@@ -173,7 +213,7 @@ fn outcome_response(request: &Responder, outcome: CallOutcome) -> Value {
 /// tool that declares an `outputSchema` it is an error result (`isError: true`), which the
 /// Python and TypeScript SDKs do not validate against the schema, and never carries
 /// `structuredContent` (the TypeScript SDK validates it even on an error result).
-fn gate_response(
+pub(super) fn gate_response(
     request: &Responder,
     response: GateResponse,
     idempotency_key: Option<String>,

@@ -44,7 +44,7 @@ pub struct Review {
 }
 
 impl Review {
-    /// The review an event records, if it is one (approve, reject, expire).
+    /// The review an event records, if it is one (approve, reject, expire, withdraw).
     pub fn from_event(event: &PermissionRequestEvent) -> Option<Review> {
         use PermissionRequestEvent as Ev;
         Some(match event {
@@ -55,6 +55,9 @@ impl Review {
                 Review { status: RequestStatus::Rejected, by: Some(by.clone()), at: *at, reason: Some(reason.clone()) }
             }
             Ev::Expired { at } => Review { status: RequestStatus::Expired, by: None, at: *at, reason: None },
+            Ev::Withdrawn { by, at } => {
+                Review { status: RequestStatus::Withdrawn, by: Some(by.clone()), at: *at, reason: None }
+            }
             _ => return None,
         })
     }

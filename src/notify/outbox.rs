@@ -11,7 +11,7 @@
 //! Rules, per request and channel:
 //! - `Created` → a `pending` row, due now (unless the request already expired by the
 //!   time the event is projected: a first start over an old log announces nothing stale).
-//! - `Approved` / `Rejected` / `Expired` → the `pending` row is superseded (no more sends
+//! - `Approved` / `Rejected` / `Expired` / `Withdrawn` → the `pending` row is superseded (no more sends
 //!   or re-sends), and a `reviewed` row is due only where the pending notice was tried at
 //!   least once: there is nothing to resolve for a request nobody was told about. A
 //!   request created and decided within one batch therefore produces no rows at all.

@@ -19,6 +19,8 @@ mod gateway_runbook;
 mod helpers;
 mod managed_pg;
 mod matrix_clients;
+mod mcp_tasks;
+mod mcp_tasks_typescript;
 mod metrics;
 mod notifications;
 mod peers;

@@ -71,6 +71,12 @@ pub enum PermissionRequest {
         review: Review,
         claim: Claim,
     },
+    /// Taken back by the agent before anyone decided (the `Withdrawn` event); `withdrawal`
+    /// says who (the agent, or a person acting through its path) and when.
+    Withdrawn {
+        details: RequestDetails,
+        withdrawal: Review,
+    },
     /// Executed and its outcome cached (the `ResultCached` event).
     Executed {
         details: RequestDetails,
@@ -92,7 +98,8 @@ impl PermissionRequest {
             | S::Rejected { details, .. }
             | S::Expired { details, .. }
             | S::Executing { details, .. }
-            | S::Executed { details, .. } => Some(details),
+            | S::Executed { details, .. }
+            | S::Withdrawn { details, .. } => Some(details),
         }
     }
 
@@ -107,6 +114,7 @@ impl PermissionRequest {
             S::Expired { .. } => RequestStatus::Expired,
             S::Executing { .. } => RequestStatus::Executing,
             S::Executed { .. } => RequestStatus::Executed,
+            S::Withdrawn { .. } => RequestStatus::Withdrawn,
         })
     }
 
@@ -118,8 +126,30 @@ impl PermissionRequest {
             | S::Rejected { review, .. }
             | S::Executing { review, .. }
             | S::Executed { review, .. } => Some(review),
-            S::New | S::Pending { .. } | S::Expired { .. } => None,
+            S::New | S::Pending { .. } | S::Expired { .. } | S::Withdrawn { .. } => None,
         }
+    }
+
+    /// Who withdrew the request, and when.
+    pub fn withdrawal(&self) -> Option<&Review> {
+        match self {
+            PermissionRequest::Withdrawn { withdrawal, .. } => Some(withdrawal),
+            _ => None,
+        }
+    }
+
+    /// When the request last changed: the time its latest event records.
+    pub fn last_changed_at(&self) -> Option<DateTime<Utc>> {
+        use PermissionRequest as S;
+        Some(match self {
+            S::New => return None,
+            S::Pending { details } => details.created_at,
+            S::Approved { review, .. } | S::Rejected { review, .. } => review.at,
+            S::Expired { expired_at, .. } => *expired_at,
+            S::Withdrawn { withdrawal, .. } => withdrawal.at,
+            S::Executing { claim, .. } => claim.at,
+            S::Executed { cached_at, .. } => *cached_at,
+        })
     }
 
     /// The rejection's reason.
@@ -229,6 +259,10 @@ impl PermissionRequest {
                 }
                 Ok(vec![Ev::Expired { at }])
             }
+            C::Withdraw { by, at } => {
+                self.require_open_for_review(details, status, at)?;
+                Ok(vec![Ev::Withdrawn { by, at }])
+            }
             C::ClaimExecution { replica, at } => match status {
                 RequestStatus::Approved => Ok(vec![Ev::Executed { replica, at }]),
                 RequestStatus::Executing | RequestStatus::Executed => Err(E::AlreadyClaimed),
@@ -304,6 +338,9 @@ impl PermissionRequest {
                 S::Rejected { details, review: Review { by, at }, reason }
             }
             (S::Pending { details }, Ev::Expired { at }) => S::Expired { details, expired_at: at },
+            (S::Pending { details }, Ev::Withdrawn { by, at }) => {
+                S::Withdrawn { details, withdrawal: Review { by, at } }
+            }
             (S::Approved { details, review }, Ev::Executed { replica, at }) => {
                 S::Executing { details, review, claim: Claim { replica, at } }
             }

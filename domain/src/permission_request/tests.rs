@@ -51,6 +51,12 @@ fn rejected() -> PermissionRequestEvent {
 fn expired() -> PermissionRequestEvent {
     PermissionRequestEvent::Expired { at: later(3600) }
 }
+fn withdrawn() -> PermissionRequestEvent {
+    PermissionRequestEvent::Withdrawn { by: "agent:demo-agent".into(), at: later(5) }
+}
+fn withdraw() -> PermissionRequestCommand {
+    PermissionRequestCommand::Withdraw { by: "agent:demo-agent".into(), at: later(5) }
+}
 fn executed() -> PermissionRequestEvent {
     PermissionRequestEvent::Executed { replica: "r1".into(), at: later(20) }
 }
@@ -285,6 +291,50 @@ fn expire_a_decided_request_is_refused() {
     }
 }
 
+// ---- Withdraw ----
+
+#[test]
+fn withdraw_a_pending_request() {
+    Framework::with(()).given(vec![created()]).when(withdraw()).then_expect_events(vec![withdrawn()]);
+}
+
+#[test]
+fn a_decided_executing_or_closed_request_cannot_be_withdrawn() {
+    for (given, status) in [
+        (vec![created(), approved()], RequestStatus::Approved),
+        (vec![created(), approved(), executed()], RequestStatus::Executing),
+        (vec![created(), approved(), executed(), result_cached()], RequestStatus::Executed),
+        (vec![created(), rejected()], RequestStatus::Rejected),
+        (vec![created(), expired()], RequestStatus::Expired),
+        (vec![created(), withdrawn()], RequestStatus::Withdrawn),
+    ] {
+        Framework::with(())
+            .given(given)
+            .when(withdraw())
+            .then_expect_error(PermissionRequestError::NotPending { status });
+    }
+}
+
+#[test]
+fn withdraw_past_the_deadline_is_refused_even_before_expire_is_recorded() {
+    Framework::with(())
+        .given(vec![created()])
+        .when(PermissionRequestCommand::Withdraw { by: "agent:demo-agent".into(), at: expires() })
+        .then_expect_error(PermissionRequestError::ApprovalWindowClosed { expires_at: expires() });
+}
+
+#[test]
+fn a_withdrawn_request_can_be_neither_approved_nor_rejected_nor_claimed() {
+    let given = || vec![created(), withdrawn()];
+    let not_pending = PermissionRequestError::NotPending { status: RequestStatus::Withdrawn };
+    Framework::with(()).given(given()).when(approve()).then_expect_error(not_pending.clone());
+    Framework::with(()).given(given()).when(reject("no")).then_expect_error(not_pending);
+    Framework::with(())
+        .given(given())
+        .when(claim())
+        .then_expect_error(PermissionRequestError::NotApproved { status: RequestStatus::Withdrawn });
+}
+
 // ---- ClaimExecution ----
 
 #[test]
@@ -419,6 +469,7 @@ fn each_event_leads_to_the_status_it_names() {
         vec![created(), expired()],
         vec![created(), approved(), executed()],
         vec![created(), approved(), executed(), result_cached()],
+        vec![created(), withdrawn()],
     ] {
         let mut state = PermissionRequest::default();
         for event in history {
@@ -442,6 +493,8 @@ fn an_event_that_cannot_follow_the_state_is_ignored() {
         (vec![created(), approved()], result_cached()),
         (vec![created(), rejected()], approved()),
         (vec![created(), expired()], executed()),
+        (vec![created(), approved()], withdrawn()),
+        (vec![created(), withdrawn()], approved()),
         (vec![created(), approved(), executed(), result_cached()], result_cached()),
     ] {
         let before = PermissionRequest::from_events(given);

@@ -132,6 +132,17 @@ async fn serve(state: &AppState, caller: &Caller, headers: HeaderMap, body: Byte
                 futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(response.await.to_string())) });
             ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
         }
+        McpReply::Streamed(messages) => {
+            // One SSE event per message; the response, last, ends the stream.
+            use futures::StreamExt;
+            let events = messages
+                .map(|message| Ok::<_, Infallible>(Bytes::from(format!("event: message\ndata: {message}\n\n"))));
+            (
+                [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+                axum::body::Body::from_stream(events),
+            )
+                .into_response()
+        }
         McpReply::Refused { body } => (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),
         McpReply::Response { body, session } => {
             let mut response = axum::Json(body).into_response();
@@ -152,6 +163,12 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
         protocol_version: headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).map(str::to_owned),
         idempotency_key: text(IDEMPOTENCY_KEY_HEADER),
         trace_id: trace_id(headers),
+        accepts_event_stream: headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|media| media.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))),
     }
 }
 
