@@ -53,13 +53,8 @@ pub struct ExportSummary {
 
 /// Total number of events the filter selects (for a progress bar).
 pub async fn count_for_export(pool: &PgPool, filter: &ExportFilter) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE global_position > $1 AND ($2::text IS NULL OR aggregate_id = $2)",
-    )
-    .bind(filter.since)
-    .bind(filter.request.map(|id| id.to_string()))
-    .fetch_one(pool)
-    .await
+    let request = filter.request.map(|id| id.to_string());
+    alexandria_projections::log::count_global(pool, request.as_deref(), filter.since).await
 }
 
 /// Writes the selected events, one JSON object per line, in global order.

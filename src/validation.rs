@@ -1,7 +1,22 @@
 //! Rules for tool lists and URLs (names: `crate::names`), checked before anything is stored. Each check returns
 //! a message naming the offending values, for a 422.
 
+use serde_json::Value;
+
 use crate::names::{ToolName, MAX_TOOL_NAME_CHARS};
+
+/// Why text with a NUL character is refused: PostgreSQL stores none, in `text` or `jsonb`.
+pub const NUL_REFUSED: &str = "text must not contain NUL characters (\\u0000): they cannot be stored";
+
+/// Whether any string of `value`, or any key of its objects, contains a NUL character.
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
 
 /// The list without duplicates (first occurrence kept, order preserved), or a message
 /// naming every invalid tool name in `field`.

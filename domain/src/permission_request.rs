@@ -260,7 +260,7 @@ pub enum PermissionRequestError {
     NotClaimed,
     #[error("permission request already has a cached result")]
     ResultAlreadyCached,
-    #[error("a rejection needs a reason of 1 to {MAX_REASON_CHARS} characters")]
+    #[error("a rejection needs a reason of 1 to {MAX_REASON_CHARS} characters, none of them NUL")]
     InvalidReason,
     #[error("{0} must not be empty")]
     Empty(&'static str),

@@ -100,21 +100,72 @@ pub async fn read_settled_batch(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
-/// Events in global order (the auditor's order), optionally for one aggregate and after a
-/// position.
+/// Events in global order (the auditor's order), optionally for one permission request
+/// and after a position.
+///
+/// One request's events are found through the primary key `(aggregate_type,
+/// aggregate_id, sequence)`, so the type is named: with `aggregate_id` alone (or an
+/// `$2 IS NULL OR ...` filter) PostgreSQL walks the global-position index over the whole
+/// log instead.
 pub async fn read_global_batch(
     conn: &mut PgConnection,
     aggregate_id: Option<&str>,
     after_position: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {SELECT_COLUMNS} FROM events \
-         WHERE global_position > $1 AND ($2::text IS NULL OR aggregate_id = $2) \
-         ORDER BY global_position LIMIT $3"
-    );
-    let rows = sqlx::query(&sql).bind(after_position).bind(aggregate_id).bind(limit).fetch_all(&mut *conn).await?;
+    let rows = match aggregate_id {
+        Some(aggregate_id) => {
+            let sql = format!(
+                "SELECT {SELECT_COLUMNS} FROM events \
+                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND global_position > $3 \
+                 ORDER BY global_position LIMIT $4"
+            );
+            sqlx::query(&sql)
+                .bind(PERMISSION_REQUEST_TYPE)
+                .bind(aggregate_id)
+                .bind(after_position)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        None => {
+            let sql = format!(
+                "SELECT {SELECT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+            );
+            sqlx::query(&sql).bind(after_position).bind(limit).fetch_all(&mut *conn).await?
+        }
+    };
     rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// The one aggregate type in the log.
+pub const PERMISSION_REQUEST_TYPE: &str = <alexandria_domain::PermissionRequest as cqrs_es::Aggregate>::TYPE;
+
+/// How many events lie after `after_position`, optionally of one permission request
+/// (through the primary key, as [`read_global_batch`]).
+pub async fn count_global(
+    pool: &sqlx::PgPool,
+    aggregate_id: Option<&str>,
+    after_position: i64,
+) -> Result<i64, sqlx::Error> {
+    match aggregate_id {
+        Some(aggregate_id) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND global_position > $3",
+            )
+            .bind(PERMISSION_REQUEST_TYPE)
+            .bind(aggregate_id)
+            .bind(after_position)
+            .fetch_one(pool)
+            .await
+        }
+        None => {
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position > $1")
+                .bind(after_position)
+                .fetch_one(pool)
+                .await
+        }
+    }
 }
 
 /// How many events lie beyond `after` in projection order, settled or not.

@@ -121,6 +121,9 @@ fn validate_new(agent: NewAgent) -> Result<ValidAgent> {
     if agent.description.chars().count() > MAX_DESCRIPTION_CHARS {
         problems.push(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"));
     }
+    if agent.description.contains('\0') {
+        problems.push("description must not contain NUL characters".to_owned());
+    }
     let allowed = normalize_tool_list("allowed_tools", agent.allowed_tools).map_err(|p| problems.push(p)).ok();
     let approval = normalize_tool_list("approval_required_tools", agent.approval_required_tools)
         .map_err(|p| problems.push(p))

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use super::throttle::{self, LoginThrottlePolicy, Subjects};
 use super::{password, AuthError, Role};
+use crate::names::is_principal_name;
 
 /// One answer for an unknown user and a wrong password: no hint which it was.
 pub const LOGIN_FAILED: &str = "invalid username or password";
@@ -42,7 +43,8 @@ pub async fn verify_password(
 ) -> Result<Option<Role>, AuthError> {
     let subjects = Subjects::new(username, address);
     throttle::check(pool, &subjects).await?;
-    let stored = if password.expose_secret().len() > password::MAX_PASSWORD_BYTES {
+    // A name no user can have (too long, a NUL, ...) is not looked up: it is simply wrong.
+    let stored = if password.expose_secret().len() > password::MAX_PASSWORD_BYTES || !is_principal_name(username) {
         None
     } else {
         credentials(pool, username).await?
@@ -65,6 +67,18 @@ pub async fn verify_password(
             Ok(None)
         }
     }
+}
+
+/// A login request that could not even be read (malformed, or text PostgreSQL cannot
+/// store) still counts as a failed attempt from its address: guessing must not get free
+/// tries by sending junk.
+pub async fn record_unreadable_attempt(
+    pool: &PgPool,
+    policy: &LoginThrottlePolicy,
+    address: Option<IpAddr>,
+) -> Result<(), AuthError> {
+    throttle::record_failure(pool, policy, &Subjects::new("", address)).await?;
+    Ok(())
 }
 
 /// A user's stored password hash and role; `None` for no such user.

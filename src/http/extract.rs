@@ -5,18 +5,21 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::http::error::ApiError;
+use crate::validation::{contains_nul, NUL_REFUSED};
 
 /// A JSON request body. Bad JSON is 400, a wrong or missing `Content-Type` 415, a body of
 /// the wrong shape (missing or unknown field, wrong type) 422 with serde's message, which
-/// names the field.
+/// names the field, and text with a NUL character (which PostgreSQL cannot store) 400.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -27,11 +30,40 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with `Content-Type: application/json`".to_owned(),
+            ));
         }
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body is too large".to_owned())
+            } else {
+                ApiError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+            }
+        })?;
+        let Json(value) = Json::<T>::from_bytes(&body).map_err(json_rejection)?;
+        // A NUL can only arrive escaped; only then is the body read a second time.
+        if memchr_nul_escape(&body) && serde_json::from_slice::<Value>(&body).is_ok_and(|v| contains_nul(&v)) {
+            return Err(ApiError::BadRequest(NUL_REFUSED.to_owned()));
+        }
+        Ok(ApiJson(value))
     }
+}
+
+/// `Content-Type: application/json` (or `application/*+json`), parameters allowed.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether the raw JSON has a `\u0000` escape anywhere (it may be an escaped backslash
+/// followed by `u0000`, which the caller rules out by parsing).
+fn memchr_nul_escape(body: &[u8]) -> bool {
+    body.windows(6).any(|window| window == b"\\u0000")
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -60,6 +92,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // A NUL can only arrive percent-encoded.
+        if parts.uri.query().is_some_and(|query| query.to_ascii_lowercase().contains("%00")) {
+            return Err(ApiError::BadRequest(format!("invalid query string: {NUL_REFUSED}")));
+        }
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
             Err(rejection) => Err(query_rejection(rejection)),

@@ -194,6 +194,12 @@ pub fn parse(body: &[u8]) -> Result<ClientMessage, Rejection> {
     // no answer.
     let Some(id) = id else { return Ok(ClientMessage::NoAnswer) };
     let meta = RequestMeta::from_value(params.remove("_meta"));
+    if params.iter().any(|(key, value)| key.contains('\0') || crate::validation::contains_nul(value)) {
+        return Err(Rejection {
+            body: error_body(Some(&id), INVALID_PARAMS, format!("params: {}", crate::validation::NUL_REFUSED), None),
+            malformed: false,
+        });
+    }
     let method = Method::parse(method, params).map_err(|message| Rejection {
         body: error_body(Some(&id), INVALID_PARAMS, message, None),
         malformed: false,

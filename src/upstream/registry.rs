@@ -355,6 +355,13 @@ impl UpstreamRegistry {
         self.inner.tasks.wait().await;
     }
 
+    /// Whether a call of `tool` would be sent now: its server's session is live. Checked
+    /// before an approved call is claimed, so an outage does not use up the approval.
+    pub fn tool_is_live(&self, tool_name: &str) -> bool {
+        let Some(entry) = self.tools().get(tool_name).cloned() else { return false };
+        self.server(&entry.server).is_ok_and(|server| server.state.borrow().peer.is_some())
+    }
+
     fn server(&self, name: &str) -> Result<Arc<Server>, UpstreamError> {
         read(&self.inner.servers)
             .get(name)

@@ -35,6 +35,10 @@ impl ToolDirectory for UpstreamTools {
 
 #[async_trait]
 impl ToolExecutor for UpstreamTools {
+    fn is_live(&self, tool: &str) -> bool {
+        self.registry.tool_is_live(tool)
+    }
+
     async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome {
         let server = self.registry.tools().get(tool).map(|t| t.server.clone()).unwrap_or_else(|| "unknown".to_owned());
         let arguments = arguments.as_object().cloned().unwrap_or_default();

@@ -11,7 +11,6 @@
 //! The README's "Clients" table is this test's output (printed to stderr).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use crate::auth_helpers::*;
 use crate::gateway_helpers::*;
 use crate::helpers::{eventually, fresh_database, spawn_app_on, TestApp};
 use crate::matrix_clients::{Clients, McpClient, Scenario, CLIENT_DEADLINE};
-use crate::peers::{example_fs_bin, peers};
+use crate::peers::peers;
 
 const PASS_AGENT: &str = "pass";
 const GATED_AGENT: &str = "gated";
@@ -189,45 +188,6 @@ impl Gateway {
                 clients.run(client, &scenario).await
             }
             _ => clients.run(client, &scenario).await,
-        }
-    }
-}
-
-/// The example fs server behind a `sh` wrapper that starts it only while a flag file
-/// exists, so "upstream down" stays down: the gateway's supervisor restarts a stdio
-/// server that dies, and this one then exits at once.
-struct StoppableFs {
-    dir: tempfile::TempDir,
-}
-
-impl StoppableFs {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("up"), "").expect("flag");
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn config(&self) -> Value {
-        let script = format!(
-            "[ -e '{up}' ] || exit 1; echo $$ >> '{pids}'; exec '{bin}' --root '{root}'",
-            up = self.path("up").display(),
-            pids = self.path("pids").display(),
-            bin = example_fs_bin().display(),
-            root = self.path("root").display(),
-        );
-        json!({"name": "fs", "transport": "stdio", "command": "sh", "args": ["-c", script]})
-    }
-
-    /// Stops every instance (one per gateway) for good.
-    fn stop(&self) {
-        std::fs::remove_file(self.path("up")).expect("remove the flag");
-        let pids = std::fs::read_to_string(self.path("pids")).expect("pids written");
-        for pid in pids.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

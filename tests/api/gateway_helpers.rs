@@ -40,6 +40,55 @@ pub async fn spawn_gateway(wait: Duration) -> TestApp {
 
 // ------------------------------------------------------------------------ upstreams ----
 
+/// The example fs server behind a `sh` wrapper that starts it only while a flag file
+/// exists, so "upstream down" stays down: the gateway's supervisor restarts a stdio
+/// server that dies, and this one then exits at once.
+pub struct StoppableFs {
+    dir: tempfile::TempDir,
+}
+
+impl StoppableFs {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("up"), "").expect("flag");
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn config(&self) -> Value {
+        let script = format!(
+            "[ -e '{up}' ] || exit 1; echo $$ >> '{pids}'; exec '{bin}' --root '{root}'",
+            up = self.path("up").display(),
+            pids = self.path("pids").display(),
+            bin = example_fs_bin().display(),
+            root = self.path("root").display(),
+        );
+        json!({"name": "fs", "transport": "stdio", "command": "sh", "args": ["-c", script]})
+    }
+
+    /// Stops every instance (one per gateway) until [`Self::start`].
+    pub fn stop(&self) {
+        std::fs::remove_file(self.path("up")).expect("remove the flag");
+        let pids = std::fs::read_to_string(self.path("pids")).expect("pids written");
+        for pid in pids.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// Lets the gateway's supervisor start it again (on its next reconnect attempt).
+    pub fn start(&self) {
+        std::fs::write(self.path("up"), "").expect("flag");
+    }
+
+    /// A file the server wrote, as its clients name it.
+    pub fn file(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.path("root").join(path.trim_start_matches('/'))).ok()
+    }
+}
+
 /// The example filesystem server (`alexandria-example-fs`), registered through
 /// `POST /admin/mcp-servers`, with its root directory and its log of real executions.
 pub struct FsUpstream {

@@ -16,6 +16,8 @@ mod gateway_peers;
 mod gateway_permissions;
 mod gateway_protocol;
 mod gateway_runbook;
+mod hardening_faults;
+mod hardening_input;
 mod helpers;
 mod managed_pg;
 mod matrix_clients;

@@ -244,7 +244,7 @@ impl PermissionRequest {
             }
             C::Reject { by, at, reason } => {
                 let reason = reason.trim().to_owned();
-                if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+                if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.contains('\0') {
                     return Err(E::InvalidReason);
                 }
                 self.require_open_for_review(details, status, at)?;

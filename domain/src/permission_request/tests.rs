@@ -235,6 +235,14 @@ fn reject_with_an_overlong_reason_is_refused() {
 }
 
 #[test]
+fn reject_with_a_nul_in_its_reason_is_refused() {
+    Framework::with(())
+        .given(vec![created()])
+        .when(reject("no\0way"))
+        .then_expect_error(PermissionRequestError::InvalidReason);
+}
+
+#[test]
 fn reject_after_approve_is_refused() {
     Framework::with(())
         .given(vec![created(), approved()])

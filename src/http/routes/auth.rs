@@ -14,7 +14,7 @@ use crate::admin::users::{self, OwnPasswordChange};
 use crate::auth::login::check_password;
 use crate::auth::{sessions, Principal};
 use crate::http::auth::{UserAtLeast, Viewer};
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ClientAddress};
 use crate::http::AppState;
 
@@ -37,9 +37,16 @@ struct LoginRequest {
 async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
-    ApiJson(request): ApiJson<LoginRequest>,
+    request: Result<ApiJson<LoginRequest>, ApiError>,
 ) -> ApiResult<Json<sessions::TokenResponse>> {
     let throttle = &state.settings.login_throttle;
+    let request = match request {
+        Ok(ApiJson(request)) => request,
+        Err(error) => {
+            crate::auth::login::record_unreadable_attempt(&state.pool, throttle, address).await?;
+            return Err(error);
+        }
+    };
     let role = check_password(&state.pool, throttle, &request.username, request.password, address).await?;
     Ok(Json(sessions::start(&state.pool, &state.jwt, &request.username, role).await?))
 }

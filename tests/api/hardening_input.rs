@@ -1,0 +1,106 @@
+//! Input PostgreSQL cannot store: a NUL character (`\u0000`) in any text a client sends
+//! is a clear 4xx (or JSON-RPC `-32602`) that changes nothing, never a 500 — and never an
+//! event that a projection cannot apply (the read model's `jsonb` refuses NUL).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::auth_helpers::*;
+use crate::gateway_helpers::*;
+use crate::helpers::{eventually, spawn_app};
+
+async fn failures_counted(app: &crate::helpers::TestApp) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(failures), 0)::bigint FROM login_throttle")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("login_throttle")
+}
+
+#[tokio::test]
+async fn a_nul_in_a_login_is_a_400_counted_as_a_failed_login() {
+    let app = spawn_app().await;
+    for body in [json!({"username": "a\u{0}", "password": "x"}), json!({"username": "admin", "password": "x\u{0}y"})] {
+        let before = failures_counted(&app).await;
+        let response = app.client.post(app.url("/auth/login")).json(&body).send().await.expect("login");
+        let status = response.status().as_u16();
+        let error: Value = response.json().await.expect("a JSON error");
+        assert_eq!(status, 400, "{body}: {error}");
+        assert!(error["error"]["message"].as_str().unwrap().contains("NUL"), "{error}");
+        assert!(failures_counted(&app).await > before, "{body} counts as a failed login");
+    }
+}
+
+#[tokio::test]
+async fn a_nul_in_an_admin_body_or_filter_is_a_400_that_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = admin_session(&app).await;
+    let agent = json!({"name": "nul", "description": "bad\u{0}", "allowed_tools": [], "approval_required_tools": []});
+    let response = app.client.post(app.url("/admin/agents")).bearer_auth(&admin.access_token).json(&agent).send().await;
+    assert_eq!(response.expect("create").status(), 400);
+    let listed: Value = app
+        .client
+        .get(app.url("/admin/agents"))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("agents");
+    assert!(!listed.to_string().contains("\"nul\""), "no agent was created: {listed}");
+    for filter in ["agent=a%00b", "tool=%00", "status=pending%00"] {
+        let response = app
+            .client
+            .get(app.url(&format!("/admin/permissions?{filter}")))
+            .bearer_auth(&admin.access_token)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(response.status(), 400, "{filter}");
+    }
+}
+
+#[tokio::test]
+async fn a_nul_in_tool_arguments_or_a_reject_reason_is_refused_and_the_projections_keep_going() {
+    let app = spawn_gateway(Duration::from_millis(200)).await;
+    let admin = admin_session(&app).await;
+    let _fs = register_fs(&app, &admin, "fs", None).await;
+    let token = agent_token(&app, &admin, "nul-agent", &["write_file"], &["write_file"]).await;
+    let poisoned =
+        call(&app, "nul-agent", &token, Some("k-nul"), 1, "write_file", json!({"path": "/a\u{0}", "content": "x"}))
+            .await;
+    let (code, message) = rpc_error(&poisoned);
+    assert_eq!(code, INVALID_PARAMS, "{poisoned}");
+    assert!(message.contains("NUL"), "{message}");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!(events, 0, "nothing was appended");
+
+    // A good call still becomes a request, and the read model shows it.
+    let pending =
+        call(&app, "nul-agent", &token, Some("k-ok"), 2, "write_file", json!({"path": "/a", "content": "x"})).await;
+    let id = pending["result"]["request_id"].as_str().expect("pending").to_owned();
+    let reason = app
+        .client
+        .post(app.url(&format!("/admin/permissions/{id}/reject")))
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"reason": "no\u{0}"}))
+        .send()
+        .await
+        .expect("reject");
+    assert_eq!(reason.status(), 400);
+    eventually(Duration::from_secs(10), "the read model lists the pending request", || async {
+        let listed: Value = app
+            .client
+            .get(app.url("/admin/permissions?status=pending"))
+            .bearer_auth(&admin.access_token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("page");
+        listed["items"].as_array().is_some_and(|items| items.iter().any(|item| item["id"] == id.as_str()))
+    })
+    .await;
+}
