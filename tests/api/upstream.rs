@@ -597,3 +597,34 @@ async fn spawn_app_has_an_empty_registry() {
     assert!(app.state.upstreams.tools().is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_tools_call_answered_404_is_never_sent_a_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let mut child = Command::new("python3")
+        .arg(repo().join("tests/peers/session_losing_server.py"))
+        .env("CALL_LOG", &log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the session-losing server");
+    let first_line = BufReader::new(child.stdout.take().expect("piped stdout"))
+        .lines()
+        .next_line()
+        .await
+        .expect("read its stdout")
+        .expect("it printed where it listens");
+    let port = first_line.strip_prefix("LISTENING ").expect("LISTENING <port>").trim();
+    let db = fresh_database().await;
+    let registry = registry_on(&db, UpstreamSettings::default()).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    registry.register(config(json!({"name": "losing", "transport": "streamable_http", "url": url}))).await.unwrap();
+    wait_connected(&registry, "losing").await;
+
+    let answer = registry.call_tool("once", args(json!({}))).await;
+    assert!(answer.is_err(), "the call's session was lost: {answer:?}");
+    assert_eq!(calls_logged(&log), ["once"], "the call reached the upstream once, and was not sent again");
+    registry.shutdown().await;
+}
