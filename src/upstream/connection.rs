@@ -159,9 +159,8 @@ fn http_transport(config: &UpstreamConfig) -> Result<StreamableHttpClientTranspo
     // `reinit_on_expired_session` is off: on a 404 rmcp would open a new session and send
     // the in-flight request again, and a `tools/call` the server ran before losing the
     // session would run twice. The call fails instead, and the supervisor reconnects.
-    let transport_config = StreamableHttpClientTransportConfig::with_uri(url)
-        .custom_headers(headers)
-        .reinit_on_expired_session(false);
+    let transport_config =
+        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers).reinit_on_expired_session(false);
     Ok(StreamableHttpClientTransport::from_config(transport_config))
 }
 

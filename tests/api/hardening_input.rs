@@ -104,3 +104,32 @@ async fn a_nul_in_tool_arguments_or_a_reject_reason_is_refused_and_the_projectio
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_oversized_or_malformed_trace_header_is_not_stored_in_the_log() {
+    let app = spawn_gateway(Duration::from_millis(100)).await;
+    let admin = admin_session(&app).await;
+    let _fs = register_fs(&app, &admin, "fs", None).await;
+    let token = agent_token(&app, &admin, "tracer", &["write_file"], &["write_file"]).await;
+    let huge = format!("00-{}-00f067aa0ba902b7-01", "a".repeat(10_000));
+    let cases = [
+        ("traceparent", huge.as_str()),
+        ("traceparent", "00-not-hex-at-all-01"),
+        ("x-request-id", &*"r".repeat(10_000)),
+        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ];
+    for (i, (header, value)) in cases.iter().enumerate() {
+        let message = tool_call(i as i64, "write_file", json!({"path": format!("/t{i}"), "content": "x"}));
+        let headers = [(*header, *value), ("x-idempotency-key", &*format!("trace-{i}"))];
+        let reply =
+            post_raw(&app, "/mcp/agents/tracer", Some(&token), &headers, message.to_string().into_bytes()).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let traces: Vec<String> = sqlx::query_scalar("SELECT metadata->>'trace_id' FROM events ORDER BY global_position")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(traces.len(), 4, "{traces:?}");
+    assert!(traces.iter().all(|trace| trace.len() <= 64), "{traces:?}");
+    assert_eq!(traces[3], "4bf92f3577b34da6a3ce929d0e0e4736", "a well-formed traceparent is kept");
+}

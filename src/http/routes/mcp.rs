@@ -172,15 +172,20 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
     }
 }
 
-/// The caller's trace id: W3C `traceparent`'s trace-id field, else `X-Request-Id`.
+/// The caller's trace id: W3C `traceparent`'s trace-id field (32 hex digits, not all
+/// zero), else `X-Request-Id` (1 to 128 visible ASCII characters). Anything else is
+/// ignored: it is stored in every event the call appends.
 fn trace_id(headers: &HeaderMap) -> Option<String> {
-    if let Some(trace) = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(|v| v.split('-').nth(1)) {
-        return Some(trace.to_owned());
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(|v| v.split('-').nth(1));
+    if let Some(trace) = traceparent
+        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) && t.bytes().any(|b| b != b'0'))
+    {
+        return Some(trace.to_ascii_lowercase());
     }
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
 }
 
