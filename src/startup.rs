@@ -57,6 +57,8 @@ pub struct Application {
     listener: Arc<EventListener>,
     settings: Settings,
     shutdown: CancellationToken,
+    /// Shutdown lets its claimed calls finish before upstream sessions close.
+    gate: Gate,
 }
 
 impl Application {
@@ -97,7 +99,7 @@ impl Application {
             notifier: settings.notifier.clone(),
         };
         let state = AppState {
-            mcp: McpService::new(tools.clone(), tools, gate, pool.clone()),
+            mcp: McpService::new(tools.clone(), tools, gate.clone(), pool.clone()),
             upstreams,
             jwt: Arc::new(jwt),
             listener: Arc::clone(&listener),
@@ -108,7 +110,7 @@ impl Application {
             pool,
             settings: Arc::new(http_settings),
         };
-        Ok(Self { tcp, state, listener, settings, shutdown })
+        Ok(Self { tcp, state, listener, settings, shutdown, gate })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -122,7 +124,7 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then lets in-flight requests and
     /// workers finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { tcp, state, listener, settings, shutdown } = self;
+        let Application { tcp, state, listener, settings, shutdown, gate } = self;
         let workers = TaskTracker::new();
         workers.spawn(Arc::clone(&listener).run(state.pool.clone(), shutdown.clone()));
         for projection in alexandria_projections::all() {
@@ -149,7 +151,12 @@ impl Application {
         crate::http::server::serve(tcp, app, stop).await;
         shutdown.cancel();
         workers.wait().await;
-        // Last: in-flight requests (which may be calling upstream) have finished above.
+        // Claimed calls nobody waits for any more (a client gone, a task's poll) finish
+        // and record their outcome; each is bounded by the upstream call timeout.
+        if !gate.finish_claimed_calls().await {
+            tracing::error!("claimed calls still running at shutdown; their outcomes will be reported unknown");
+        }
+        // Last: in-flight requests and claimed calls (which call upstream) have finished.
         upstreams.shutdown().await;
         Ok(())
     }

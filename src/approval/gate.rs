@@ -16,7 +16,7 @@ use alexandria_domain::{
     derived_idempotency_key, request_id, CallOutcome, EventMetadata, PermissionRequest,
     PermissionRequestCommand as Command, PermissionRequestError, RequestStatus,
 };
-use alexandria_projections::{Backoff, EventListener};
+use alexandria_projections::EventListener;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -24,9 +24,12 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::approval::store::{CommandError, PermissionStore};
+
+mod claim;
 use crate::metrics::Metrics;
 use crate::names::Actor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Runs an approved tool call upstream. Implemented by the upstream registry.
 #[async_trait]
@@ -100,12 +103,6 @@ enum Step {
 pub const APPROVAL_EXPIRED_REASON: &str = "approval expired";
 /// The denial of a request its agent withdrew (MCP `tasks/cancel`) before anyone decided.
 pub const WITHDRAWN_REASON: &str = "withdrawn by the agent";
-/// Tries to record an executed call's outcome, and the waits between them.
-const CACHE_ATTEMPTS: u32 = 3;
-const CACHE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
-/// Grace beyond the call timeout before a claim without result counts as abandoned.
-const ABANDONED_CLAIM_GRACE: Duration = Duration::from_secs(5);
-
 #[derive(Clone)]
 pub struct Gate {
     store: PermissionStore,
@@ -116,6 +113,10 @@ pub struct Gate {
     /// On shutdown, waiters answer "pending" at once instead of holding the server up
     /// for the rest of their wait; a claimed execution still finishes and is cached.
     shutdown: CancellationToken,
+    /// Claimed calls in progress (the upstream call and the caching of its outcome), which
+    /// shutdown waits for before it closes upstream sessions: see
+    /// [`Gate::finish_claimed_calls`].
+    claimed_calls: TaskTracker,
 }
 
 impl Gate {
@@ -127,7 +128,8 @@ impl Gate {
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { store, listener, executor, settings: Arc::new(settings), metrics, shutdown }
+        let claimed_calls = TaskTracker::new();
+        Self { store, listener, executor, settings: Arc::new(settings), metrics, shutdown, claimed_calls }
     }
 
     pub fn settings(&self) -> &GateSettings {
@@ -234,16 +236,6 @@ impl Gate {
             }
             RequestStatus::Pending | RequestStatus::Approved | RequestStatus::Executing => None,
         }
-    }
-
-    /// Whether an executing request's claim is older than any upstream call may take:
-    /// the process that claimed it died mid-call.
-    fn claim_abandoned(&self, state: &PermissionRequest) -> bool {
-        let Some(details) = state.details() else { return false };
-        let claimed_at = state.claim().map_or(details.created_at, |claim| claim.at);
-        let abandoned_after = chrono::Duration::from_std(self.settings.call_timeout + ABANDONED_CLAIM_GRACE)
-            .unwrap_or(chrono::Duration::minutes(2));
-        Utc::now() - claimed_at > abandoned_after
     }
 
     /// Creates the request (idempotently: a retry finds it as it is).
@@ -355,30 +347,6 @@ impl Gate {
             }
             RequestStatus::Executing | RequestStatus::Pending => wait,
         }
-    }
-
-    /// Runs the call upstream exactly once (this caller won the claim) and caches the
-    /// outcome for every retry.
-    async fn execute_claimed(&self, id: Uuid, state: &PermissionRequest, metadata: &EventMetadata) -> GateResponse {
-        let Some(details) = state.details() else {
-            return GateResponse::Unavailable(format!("permission request {id} has no details"));
-        };
-        let outcome = self.executor.execute(&details.tool, &details.arguments).await;
-        let cache = Command::CacheResult { outcome: outcome.clone(), at: Utc::now() };
-        // The upstream call happened; failing to record it must not turn into a second
-        // execution. Retry the append a few times, then report what we have.
-        let mut failures = CACHE_RETRY.retries();
-        while failures.failures() < CACHE_ATTEMPTS {
-            match self.store.execute(id, cache.clone(), metadata).await {
-                Ok(_) => break,
-                Err(error) => {
-                    let attempt = failures.failures();
-                    tracing::error!(request_id = %id, attempt, %error, "cannot cache the result of an executed call");
-                    tokio::time::sleep(failures.next_delay()).await;
-                }
-            }
-        }
-        GateResponse::Completed(outcome)
     }
 
     fn pending(&self, id: Uuid, status: RequestStatus, expires_at: DateTime<Utc>) -> GateResponse {

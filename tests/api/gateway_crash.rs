@@ -21,8 +21,9 @@ use crate::peers::{calls_logged, peers};
 
 /// ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS: the kill must come before the call times out.
 const CALL_TIMEOUT_SECS: i64 = 6;
-/// gate.rs ABANDONED_CLAIM_GRACE: a claim older than timeout + grace is abandoned.
-const ABANDONED_CLAIM_GRACE_SECS: i64 = 5;
+/// gate/claim.rs `abandoned_after`: a claim older than the call timeout plus the caching
+/// window (10 s) plus the clock allowance (5 s) is abandoned.
+const ABANDONED_CLAIM_GRACE_SECS: i64 = 15;
 
 /// `alexandria serve` as a child process; SIGKILLed when dropped.
 struct GatewayProcess {
@@ -222,7 +223,7 @@ async fn a_gateway_killed_between_claim_and_result_never_runs_the_call_again_and
 
     // Once it is older than the call timeout plus the grace: the outcome-unknown error.
     let mut n = 10;
-    eventually(Duration::from_secs(30), "the outcome-unknown error", || {
+    eventually(Duration::from_secs(45), "the outcome-unknown error", || {
         n += 1;
         let call = mcp(base.clone(), n);
         async move { call.await.body.get("error").is_some() }

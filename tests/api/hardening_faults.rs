@@ -57,3 +57,42 @@ async fn an_approved_call_is_not_claimed_while_its_upstream_is_down_and_runs_onc
     assert_eq!(event_types(&app.db.pool, id).await, ["Created", "Approved", "Executed", "ResultCached"]);
     assert_eq!(fs.file("/outage.txt").as_deref(), Some("once"));
 }
+
+#[tokio::test]
+async fn a_call_claimed_when_the_gateway_stops_finishes_and_its_result_is_cached() {
+    let Some(peers) = crate::peers::peers("a_call_claimed_when_the_gateway_stops_finishes_and_its_result_is_cached")
+    else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let slow = slow_python_server(&peers, &logs.path().join("calls.log")).await;
+    let app = spawn_gateway(Duration::from_millis(200)).await;
+    let admin = admin_session(&app).await;
+    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": slow.url})).await;
+    let token = agent_token(&app, &admin, "stopper", &["logged_sleep"], &["logged_sleep"]).await;
+    // As a task: once approved, a poll runs it, and nobody's connection waits for it.
+    let mut message = tool_call(1, "logged_sleep", json!({"seconds": 2}));
+    message["params"]["task"] = json!({});
+    let created = post_mcp(&app, "/mcp/agents/stopper", &token, None, &message).await;
+    let task_id = created.body["result"]["task"]["taskId"].as_str().expect("a task").to_owned();
+    let id = Uuid::parse_str(&task_id).unwrap();
+    approve_ok(&app, &admin, id).await;
+    let poll = request(2, "tasks/get", json!({"taskId": task_id}));
+    assert_eq!(post_mcp(&app, "/mcp/agents/stopper", &token, None, &poll).await.status, 200);
+    eventually(Duration::from_secs(20), "the upstream runs the call", || async {
+        !crate::peers::calls_logged(&slow.call_log).is_empty()
+    })
+    .await;
+
+    let db = app.stop().await;
+    let outcome: Value = sqlx::query_scalar(
+        "SELECT payload::jsonb -> 'ResultCached' -> 'outcome' FROM events \
+         WHERE aggregate_id = $1 AND event_type = 'ResultCached'",
+    )
+    .bind(id.to_string())
+    .fetch_optional(&db.pool)
+    .await
+    .unwrap()
+    .expect("the outcome was cached before the gateway stopped");
+    assert_eq!(outcome["result"]["content"][0]["text"], "slept 2.0", "the real result: {outcome}");
+}

@@ -1,0 +1,115 @@
+//! A claimed call: running it upstream exactly once, recording its outcome, and the rule
+//! that says when a claim without an outcome counts as abandoned ("outcome unknown").
+
+use std::time::Duration;
+
+use alexandria_domain::{EventMetadata, PermissionRequest, PermissionRequestCommand as Command};
+use alexandria_projections::Backoff;
+use chrono::Utc;
+use serde_json::Value;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{Gate, GateResponse};
+
+/// The waits between tries to record an executed call's outcome.
+const CACHE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+/// How long past the upstream call's timeout the claimer keeps trying to record the
+/// outcome; after that it gives up and the outcome is unknown.
+const CACHE_WINDOW: Duration = Duration::from_secs(10);
+/// What a reader adds to that before calling a claim abandoned: clocks of replicas that
+/// disagree (the claim's time is the claimer's), and an append that was in flight when the
+/// claimer gave up.
+const CLAIM_CLOCK_ALLOWANCE: Duration = Duration::from_secs(5);
+
+/// The rule that makes "outcome unknown" safe: the claimer stops trying to record an
+/// outcome `call_timeout + CACHE_WINDOW` after its claim (by its clock), and a claim
+/// counts as abandoned only `CLAIM_CLOCK_ALLOWANCE` later (by the reader's): so no outcome
+/// is recorded after anyone was told it is unknown.
+fn abandoned_after(call_timeout: Duration) -> Duration {
+    call_timeout + CACHE_WINDOW + CLAIM_CLOCK_ALLOWANCE
+}
+
+impl Gate {
+    /// Whether an executing request's claim is older than any upstream call may take:
+    /// the process that claimed it died mid-call.
+    pub(super) fn claim_abandoned(&self, state: &PermissionRequest) -> bool {
+        let Some(details) = state.details() else { return false };
+        let claimed_at = state.claim().map_or(details.created_at, |claim| claim.at);
+        let abandoned_after = chrono::Duration::from_std(abandoned_after(self.settings.call_timeout))
+            .unwrap_or(chrono::Duration::minutes(2));
+        Utc::now() - claimed_at > abandoned_after
+    }
+
+    /// Runs the call upstream exactly once (this caller won the claim) and caches the
+    /// outcome for every retry. In a task of [`Self::claimed_calls`]: it finishes, and its
+    /// outcome is recorded, even if whoever drove it (a connection, a task poll) is gone
+    /// and the process is stopping.
+    pub(super) async fn execute_claimed(
+        &self,
+        id: Uuid,
+        state: &PermissionRequest,
+        metadata: &EventMetadata,
+    ) -> GateResponse {
+        let Some(details) = state.details() else {
+            return GateResponse::Unavailable(format!("permission request {id} has no details"));
+        };
+        let gate = self.clone();
+        let (tool, arguments, metadata) = (details.tool.clone(), details.arguments.clone(), metadata.clone());
+        let run = self.claimed_calls.spawn(async move { gate.run_claimed(id, &tool, &arguments, &metadata).await });
+        run.await.unwrap_or_else(|error| GateResponse::Unavailable(format!("the claimed call failed: {error}")))
+    }
+
+    async fn run_claimed(&self, id: Uuid, tool: &str, arguments: &Value, metadata: &EventMetadata) -> GateResponse {
+        // Measured from (just after) the claim; the upstream call itself is bounded by
+        // the same `call_timeout` (see `abandoned_after`).
+        let give_up = Instant::now() + self.settings.call_timeout + CACHE_WINDOW;
+        let outcome = self.executor.execute(tool, arguments).await;
+        let cache = Command::CacheResult { outcome: outcome.clone(), at: Utc::now() };
+        // The upstream call happened; failing to record it must not turn into a second
+        // execution. Retry the append until `give_up`, then report what we have.
+        let mut failures = CACHE_RETRY.retries();
+        loop {
+            match tokio::time::timeout_at(give_up, self.store.execute(id, cache.clone(), metadata)).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(error)) => {
+                    let attempt = failures.failures();
+                    tracing::error!(request_id = %id, attempt, %error, "cannot cache the result of an executed call");
+                    let retry_at = Instant::now() + failures.next_delay();
+                    if retry_at >= give_up {
+                        tracing::error!(request_id = %id, "giving up: the outcome of this call stays unknown");
+                        break;
+                    }
+                    tokio::time::sleep_until(retry_at).await;
+                }
+                Err(_) => {
+                    tracing::error!(request_id = %id, "giving up: the outcome of this call stays unknown");
+                    break;
+                }
+            }
+        }
+        GateResponse::Completed(outcome)
+    }
+
+    /// Shutdown: waits for this process's claimed calls to finish and record their
+    /// outcomes, so none is cut in half when the upstream sessions close next. Bounded:
+    /// each gives up `call_timeout + CACHE_WINDOW` after its claim. Whether all finished.
+    pub async fn finish_claimed_calls(&self) -> bool {
+        self.claimed_calls.close();
+        let bound = self.settings.call_timeout + CACHE_WINDOW;
+        tokio::time::timeout(bound, self.claimed_calls.wait()).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_counts_as_abandoned_only_after_its_claimer_gave_up_recording_the_outcome() {
+        for call_timeout in [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(60)] {
+            let claimer_gives_up = call_timeout + CACHE_WINDOW;
+            assert!(abandoned_after(call_timeout) >= claimer_gives_up + CLAIM_CLOCK_ALLOWANCE);
+        }
+    }
+}
