@@ -42,7 +42,8 @@ pub async fn verify_password(
     address: Option<IpAddr>,
 ) -> Result<Option<Role>, AuthError> {
     let subjects = Subjects::new(username, address);
-    throttle::check(pool, &subjects).await?;
+    // Counted before the password is looked at: concurrent guesses cannot outrun the limit.
+    throttle::reserve(pool, policy, &subjects).await?;
     // A name no user can have (too long, a NUL, ...) is not looked up: it is simply wrong.
     let stored = if password.expose_secret().len() > password::MAX_PASSWORD_BYTES || !is_principal_name(username) {
         None
@@ -56,14 +57,19 @@ pub async fn verify_password(
     // Too long a password is checked (and fails) against the dummy hash: same work, same
     // answer, no unbounded hashing for an unauthenticated caller.
     let candidate = if stored_hash.is_some() { password } else { SecretString::from("") };
+    // Bounded: a flood of logins waits for a slot briefly, then is refused, instead of
+    // taking 19 MiB and a thread each. Its reserved attempt stays counted.
+    let Some(_slot) = password::hashing_slot().await else {
+        return Err(AuthError::Throttled { retry_after_secs: 1 });
+    };
     let password_matches = password::verify(candidate, stored_hash).await?;
     match role {
         Some(role) if password_matches => {
-            throttle::record_success(pool, &subjects).await?;
+            throttle::settle_success(pool, &subjects).await?;
             Ok(Some(role))
         }
         _ => {
-            throttle::record_failure(pool, policy, &subjects).await?;
+            throttle::settle_failure(pool, policy, &subjects).await?;
             Ok(None)
         }
     }

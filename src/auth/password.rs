@@ -35,7 +35,22 @@ pub fn generate() -> String {
 }
 
 /// The argon2id PHC string for `password`, with a fresh random salt.
+/// At most this many argon2 computations run at once: each takes 19 MiB and a blocking
+/// thread, and without a bound 500 concurrent logins would take some 10 GiB.
+pub const CONCURRENT_HASHES: usize = 8;
+/// How long a login waits for a hashing slot before it is refused (429).
+const HASHING_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+
+/// A slot to hash or verify a password in, waiting a short while for one; `None` when
+/// the gateway is already hashing all it may (the caller answers 429).
+pub async fn hashing_slot() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    tokio::time::timeout(HASHING_QUEUE_WAIT, HASHING.acquire()).await.ok()?.ok()
+}
+
 pub async fn hash(password: SecretString) -> anyhow::Result<String> {
+    // People setting passwords wait for a slot as long as it takes.
+    let _slot = HASHING.acquire().await.context("the hashing slots are closed")?;
     tokio::task::spawn_blocking(move || hash_blocking(password.expose_secret()))
         .await
         .context("password hashing task failed")?

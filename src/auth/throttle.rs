@@ -56,59 +56,172 @@ impl Subjects {
         }
     }
 
-    fn all(&self) -> Vec<String> {
-        self.username.iter().chain(self.address.iter()).cloned().collect()
+    /// Each subject with its limit.
+    fn limited<'a>(&'a self, policy: &LoginThrottlePolicy) -> impl Iterator<Item = (&'a str, u32)> {
+        [(&self.username, policy.max_failures_per_username), (&self.address, policy.max_failures_per_address)]
+            .into_iter()
+            .filter_map(|(subject, limit)| subject.as_deref().map(|subject| (subject, limit)))
     }
 }
 
-/// 429 with `Retry-After` while any subject is locked.
-pub async fn check(pool: &PgPool, subjects: &Subjects) -> Result<(), AuthError> {
-    let remaining_secs: Option<i64> = sqlx::query_scalar(
-        "SELECT ceil(extract(epoch FROM max(locked_until) - now()))::bigint
-         FROM login_throttle WHERE subject = ANY($1) AND locked_until > now()",
-    )
-    .bind(subjects.all())
-    .fetch_one(pool)
-    .await?;
-    match remaining_secs {
-        Some(secs) => Err(AuthError::Throttled { retry_after_secs: secs.max(1).unsigned_abs() }),
+/// Counts this attempt against each subject *before* its password is checked, so that
+/// concurrent guesses cannot all pass a check made before any of them was counted: a
+/// subject that is locked, or whose count this attempt takes past its limit, is refused
+/// 429 without the password being looked at. A wrong password then needs nothing more
+/// than [`settle_failure`]; a right one gives its reservation back ([`settle_success`]).
+pub async fn reserve(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), AuthError> {
+    let mut refused: Option<u64> = None;
+    for (subject, limit) in subjects.limited(policy) {
+        let wait = match count_attempt(pool, policy, subject, limit).await? {
+            Attempt::Locked { remaining_secs } => Some(remaining_secs),
+            Attempt::PastLimit { failures } => {
+                Some(lock(pool, policy, subject, failures, limit).await?.as_secs().max(1))
+            }
+            Attempt::Allowed => None,
+        };
+        if let Some(wait) = wait {
+            refused = Some(refused.map_or(wait, |longest| longest.max(wait)));
+        }
+    }
+    forget_stale(pool, policy).await?;
+    match refused {
+        Some(retry_after_secs) => Err(AuthError::Throttled { retry_after_secs }),
         None => Ok(()),
     }
 }
 
-pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), AuthError> {
-    let limited =
-        [(&subjects.username, policy.max_failures_per_username), (&subjects.address, policy.max_failures_per_address)];
-    for (subject, limit) in limited {
-        let Some(subject) = subject else { continue };
-        // Counting and starting a new window happen in one statement, so concurrent
-        // failures on several replicas are all counted.
-        let failures: i32 = sqlx::query_scalar(
-            "INSERT INTO login_throttle AS t (subject, failures, window_started_at) VALUES ($1, 1, now())
-             ON CONFLICT (subject) DO UPDATE SET
-                 failures = CASE WHEN t.window_started_at <= now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END,
-                 locked_until = CASE WHEN t.window_started_at <= now() - make_interval(secs => $2) THEN NULL ELSE t.locked_until END,
-                 window_started_at = CASE WHEN t.window_started_at <= now() - make_interval(secs => $2) THEN now() ELSE t.window_started_at END
-             RETURNING failures",
-        )
-        .bind(subject)
-        .bind(policy.window.as_secs_f64())
-        .fetch_one(pool)
-        .await?;
-        let failures = u32::try_from(failures).unwrap_or(0);
-        if failures >= limit {
-            let lockout = lockout_after(policy, failures - limit);
-            sqlx::query(
-                "UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2) WHERE subject = $1",
-            )
+enum Attempt {
+    Allowed,
+    Locked { remaining_secs: u64 },
+    PastLimit { failures: u32 },
+}
+
+/// Counts one attempt against `subject`, in a transaction that holds its row: concurrent
+/// attempts on any replica are counted one after the other. An expired lock is cleared by
+/// the one attempt that finds it, which is allowed (and locks again, longer, if it fails);
+/// the attempts after it are past the limit until then.
+async fn count_attempt(
+    pool: &PgPool,
+    policy: &LoginThrottlePolicy,
+    subject: &str,
+    limit: u32,
+) -> Result<Attempt, AuthError> {
+    let window = policy.window.as_secs_f64();
+    let mut tx = pool.begin().await?;
+    let fresh: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO login_throttle (subject, failures, window_started_at) VALUES ($1, 1, now())
+         ON CONFLICT (subject) DO NOTHING RETURNING failures",
+    )
+    .bind(subject)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if fresh.is_some() {
+        tx.commit().await?;
+        return Ok(if limit == 0 { Attempt::PastLimit { failures: 1 } } else { Attempt::Allowed });
+    }
+    let (failures, remaining, lock_ended, window_over): (i32, Option<i64>, bool, bool) = sqlx::query_as(
+        "SELECT failures,
+                CASE WHEN locked_until > now() THEN ceil(extract(epoch FROM locked_until - now()))::bigint END,
+                coalesce(locked_until <= now(), false),
+                window_started_at <= now() - make_interval(secs => $2)
+         FROM login_throttle WHERE subject = $1 FOR UPDATE",
+    )
+    .bind(subject)
+    .bind(window)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (failures, attempt) = if window_over {
+        (1, Attempt::Allowed)
+    } else {
+        let failures = u32::try_from(failures).unwrap_or(0).saturating_add(1);
+        let attempt = match remaining {
+            Some(secs) => Attempt::Locked { remaining_secs: secs.max(1).unsigned_abs() },
+            None if lock_ended => Attempt::Allowed,
+            None if failures > limit => Attempt::PastLimit { failures },
+            None => Attempt::Allowed,
+        };
+        (failures, attempt)
+    };
+    sqlx::query(
+        "UPDATE login_throttle SET failures = $2,
+             window_started_at = CASE WHEN $3 THEN now() ELSE window_started_at END,
+             locked_until = CASE WHEN $3 OR locked_until <= now() THEN NULL ELSE locked_until END
+         WHERE subject = $1",
+    )
+    .bind(subject)
+    .bind(i32::try_from(failures).unwrap_or(i32::MAX))
+    .bind(window_over)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(attempt)
+}
+
+/// A wrong password (its attempt was counted by [`reserve`]): a subject at its limit is
+/// locked.
+pub async fn settle_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), AuthError> {
+    for (subject, limit) in subjects.limited(policy) {
+        let failures: Option<i32> = sqlx::query_scalar("SELECT failures FROM login_throttle WHERE subject = $1")
             .bind(subject)
-            .bind(lockout.as_secs_f64())
-            .execute(pool)
+            .fetch_optional(pool)
             .await?;
-            tracing::warn!(subject, failures, lockout_secs = lockout.as_secs(), "login locked after repeated failures");
+        let failures = failures.and_then(|f| u32::try_from(f).ok()).unwrap_or(0);
+        if failures >= limit {
+            lock(pool, policy, subject, failures, limit).await?;
         }
     }
-    // Rows whose window has passed and that hold no lock say nothing any more.
+    Ok(())
+}
+
+/// A right password: its username's count is forgotten, and its address's reservation
+/// given back (a success must not count against the address, nor reset it: an attacker
+/// could otherwise clear the address count by logging into an account of their own).
+pub async fn settle_success(pool: &PgPool, subjects: &Subjects) -> Result<(), AuthError> {
+    if let Some(subject) = &subjects.username {
+        sqlx::query("DELETE FROM login_throttle WHERE subject = $1").bind(subject).execute(pool).await?;
+    }
+    if let Some(subject) = &subjects.address {
+        sqlx::query("UPDATE login_throttle SET failures = failures - 1 WHERE subject = $1 AND failures > 1")
+            .bind(subject)
+            .execute(pool)
+            .await?;
+        sqlx::query("DELETE FROM login_throttle WHERE subject = $1 AND failures = 1 AND locked_until IS NULL")
+            .bind(subject)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A failure that cannot be reserved first (a login request that could not be read): counted, and locking at the limit.
+pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), AuthError> {
+    match reserve(pool, policy, subjects).await {
+        Ok(()) | Err(AuthError::Throttled { .. }) => settle_failure(pool, policy, subjects).await,
+        Err(other) => Err(other),
+    }
+}
+
+/// Locks `subject`, which has `failures` in its window against `limit`; the lock doubles
+/// with each failure past the limit. Returns how long.
+async fn lock(
+    pool: &PgPool,
+    policy: &LoginThrottlePolicy,
+    subject: &str,
+    failures: u32,
+    limit: u32,
+) -> Result<Duration, AuthError> {
+    let lockout = lockout_after(policy, failures.saturating_sub(limit));
+    sqlx::query("UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2) WHERE subject = $1")
+        .bind(subject)
+        .bind(lockout.as_secs_f64())
+        .execute(pool)
+        .await?;
+    tracing::warn!(subject, failures, lockout_secs = lockout.as_secs(), "login locked after repeated failures");
+    Ok(lockout)
+}
+
+/// Rows whose window has passed and that hold no lock say nothing any more.
+async fn forget_stale(pool: &PgPool, policy: &LoginThrottlePolicy) -> Result<(), AuthError> {
     sqlx::query(
         "DELETE FROM login_throttle WHERE window_started_at <= now() - make_interval(secs => $1)
          AND (locked_until IS NULL OR locked_until <= now())",
@@ -116,14 +229,6 @@ pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subject
     .bind(policy.window.as_secs_f64())
     .execute(pool)
     .await?;
-    Ok(())
-}
-
-/// Forgets the username's failures after a successful login.
-pub async fn record_success(pool: &PgPool, subjects: &Subjects) -> Result<(), AuthError> {
-    if let Some(subject) = &subjects.username {
-        sqlx::query("DELETE FROM login_throttle WHERE subject = $1").bind(subject).execute(pool).await?;
-    }
     Ok(())
 }
 

@@ -133,3 +133,23 @@ async fn an_oversized_or_malformed_trace_header_is_not_stored_in_the_log() {
     assert!(traces.iter().all(|trace| trace.len() <= 64), "{traces:?}");
     assert_eq!(traces[3], "4bf92f3577b34da6a3ce929d0e0e4736", "a well-formed traceparent is kept");
 }
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_get_no_more_checks_than_the_limit() {
+    let app = spawn_app().await;
+    let limit = app.state.settings.login_throttle.max_failures_per_username as usize;
+    let attempts = (0..50).map(|i| {
+        let body = json!({"username": "admin", "password": format!("guess {i}")});
+        let request = app.client.post(app.url("/auth/login")).json(&body).send();
+        async move { request.await.expect("login").status().as_u16() }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|&&status| status == 401).count();
+    let refused = statuses.iter().filter(|&&status| status == 429).count();
+    assert_eq!(checked + refused, 50, "only 401 and 429: {statuses:?}");
+    assert!(checked <= limit, "{checked} passwords were checked; the limit is {limit}: {statuses:?}");
+    // The right password is refused too while the username is locked.
+    let right = json!({"username": "admin", "password": crate::helpers::TEST_ADMIN_PASSWORD});
+    let response = app.client.post(app.url("/auth/login")).json(&right).send().await.expect("login");
+    assert_eq!(response.status(), 429);
+}
