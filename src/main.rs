@@ -1,7 +1,19 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Before the runtime starts any thread.
+    alexandria::cli::allocator::return_large_blocks_to_the_system();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> std::process::ExitCode {
     let cli = alexandria::cli::Cli::parse();
     alexandria::cli::telemetry::init();
     match alexandria::cli::run(cli).await {

@@ -1,5 +1,6 @@
 //! The `alexandria` command line: the server and the operator and auditor commands.
 
+pub mod allocator;
 pub mod args;
 pub mod demo;
 mod events;
