@@ -26,6 +26,11 @@ struct Inner {
     projection_lag: IntGaugeVec,
     gate_waiters: IntGauge,
     notifier_deliveries: IntCounterVec,
+    refresh_failures: prometheus::IntCounter,
+    /// Held while the database-derived gauges are refreshed: scrapes that arrive meanwhile
+    /// wait for that refresh and share it, so a flood of scrapes costs the database one
+    /// refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: T) -> T {
@@ -111,6 +116,15 @@ impl Metrics {
                 "Notification sends by this process, by channel and outcome (delivered, refreshed, failed).",
                 &["channel", "outcome"],
             ),
+            refresh_failures: register(
+                &registry,
+                prometheus::IntCounter::new(
+                    "alexandria_metrics_refresh_failures_total",
+                    "Scrapes whose database-derived gauges could not be refreshed (they show the last values).",
+                )
+                .expect("valid metric"),
+            ),
+            refreshing: tokio::sync::Mutex::new(()),
             registry,
         };
         Metrics { inner: Arc::new(inner) }
@@ -158,8 +172,26 @@ impl Metrics {
         WaiterGuard(self.inner.gate_waiters.clone())
     }
 
-    /// Refreshes the database-derived gauges, then renders the text exposition.
+    /// Refreshes the database-derived gauges, then renders the text exposition. A refresh
+    /// that fails is counted and logged, and the gauges keep their last values: the
+    /// endpoint is unauthenticated and says nothing about the database.
     pub async fn render(&self, pool: &PgPool) -> Result<String, anyhow::Error> {
+        match self.inner.refreshing.try_lock() {
+            Ok(_refreshing) => {
+                if let Err(error) = self.refresh(pool).await {
+                    self.inner.refresh_failures.inc();
+                    tracing::error!(%error, "cannot refresh the database-derived metrics");
+                }
+            }
+            // Another scrape is refreshing: its values serve this one too.
+            Err(_) => drop(self.inner.refreshing.lock().await),
+        }
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.inner.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8(buffer)?)
+    }
+
+    async fn refresh(&self, pool: &PgPool) -> Result<(), anyhow::Error> {
         // Every tool ever seen keeps a series (at 0 when nothing is pending). A loose
         // index scan over the tool index keeps this cheap however many rows there are.
         let rows = sqlx::query(
@@ -184,9 +216,7 @@ impl Metrics {
             self.inner.projection_position.with_label_values(&[&status.name]).set(status.position);
             self.inner.projection_lag.with_label_values(&[&status.name]).set(status.lag);
         }
-        let mut buffer = Vec::new();
-        TextEncoder::new().encode(&self.inner.registry.gather(), &mut buffer)?;
-        Ok(String::from_utf8(buffer)?)
+        Ok(())
     }
 }
 

@@ -15,7 +15,10 @@ pub async fn metrics_handler(State(state): State<AppState>) -> Response {
         Ok(text) => {
             ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
         }
-        Err(error) => ApiError::Unavailable(format!("metrics unavailable: {error}")).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render the metrics");
+            ApiError::Unavailable("metrics unavailable".to_owned()).into_response()
+        }
     }
 }
 

@@ -153,3 +153,18 @@ async fn concurrent_wrong_passwords_get_no_more_checks_than_the_limit() {
     let response = app.client.post(app.url("/auth/login")).json(&right).send().await.expect("login");
     assert_eq!(response.status(), 429);
 }
+
+#[tokio::test]
+async fn metrics_say_nothing_about_a_failing_database_and_keep_serving() {
+    let app = spawn_app().await;
+    assert!(scrape(&app).await.contains("alexandria_metrics_refresh_failures_total 0"));
+    app.db.pool.close().await;
+    let response = app.client.get(app.url("/metrics")).send().await.expect("scrape");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("alexandria_metrics_refresh_failures_total 1"), "{text}");
+    for leak in ["closed pool", "acquire", "sqlx", "unavailable"] {
+        assert!(!text.to_lowercase().contains(leak), "{leak} in {text}");
+    }
+}
