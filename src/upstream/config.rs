@@ -216,19 +216,75 @@ impl UpstreamConfig {
     }
 
     /// What the API may show of this configuration: env and header values replaced by
-    /// their names only. (A URL carries no credentials: validation refuses them.)
+    /// their names only, and the values of arguments and URL query parameters whose names
+    /// say they are secrets (`--api-key=…`, `--token …`, `?access_token=…`) masked. (A URL
+    /// carries no user info: validation refuses it.)
     pub fn redacted(&self) -> RedactedConfig {
         RedactedConfig {
             transport: self.transport,
             command: self.command.clone(),
-            args: self.args.clone(),
+            args: redact_args(&self.args),
             env_names: self.env.keys().cloned().collect(),
             cwd: self.cwd.clone(),
-            url: self.url.clone(),
+            url: self.url.as_deref().map(redact_url),
             header_names: self.headers.keys().cloned().collect(),
             tool_prefix: self.tool_prefix.clone(),
         }
     }
+}
+
+/// What a masked value is shown as.
+const MASK: &str = "***";
+
+/// Whether a flag, parameter or header name says its value is a secret.
+fn names_a_secret(name: &str) -> bool {
+    let name = name.trim_start_matches('-').to_ascii_lowercase();
+    ["token", "secret", "password", "passwd", "key", "auth", "credential", "bearer", "cookie", "session"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// `--secret=value` → `--secret=***`; `--secret value` → `--secret ***`;
+/// `Authorization: Bearer x` → `Authorization: ***`.
+fn redact_args(args: &[String]) -> Vec<String> {
+    let mut shown = Vec::with_capacity(args.len());
+    let mut mask_next = false;
+    for arg in args {
+        if mask_next && !arg.starts_with('-') {
+            shown.push(MASK.to_owned());
+            mask_next = false;
+            continue;
+        }
+        mask_next = false;
+        if let Some((name, _)) = arg.split_once('=').filter(|(name, _)| names_a_secret(name)) {
+            shown.push(format!("{name}={MASK}"));
+        } else if let Some((name, _)) =
+            arg.split_once(':').filter(|(name, _)| !name.contains('/') && names_a_secret(name))
+        {
+            shown.push(format!("{name}: {MASK}"));
+        } else {
+            mask_next = arg.starts_with('-') && names_a_secret(arg);
+            shown.push(arg.clone());
+        }
+    }
+    shown
+}
+
+/// The URL with the values of secret-named query parameters masked.
+fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else { return url.to_owned() };
+    if parsed.query().is_none() {
+        return url.to_owned();
+    }
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(name, value)| {
+            let value = if names_a_secret(&name) { MASK.to_owned() } else { value.into_owned() };
+            (name.into_owned(), value)
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string()
 }
 
 impl fmt::Debug for UpstreamConfig {
@@ -340,6 +396,33 @@ mod tests {
         let stdio = parse(json!({"name": "s", "transport": "stdio", "command": "x", "env": {"API_KEY": "k3y"}}));
         let shown = format!("{stdio:?} {}", serde_json::to_string(&stdio.redacted()).unwrap());
         assert!(!shown.contains("k3y") && shown.contains("API_KEY"), "{shown}");
+    }
+
+    #[test]
+    fn secret_arguments_and_query_parameters_are_masked() {
+        let stdio = parse(json!({"name": "s", "transport": "stdio", "command": "x", "args": [
+            "--api-key=k1", "--token", "t2", "--verbose", "--root", "/data", "-H", "Authorization: Bearer b3",
+            "--password", "--other"
+        ]}));
+        assert_eq!(
+            stdio.redacted().args,
+            [
+                "--api-key=***",
+                "--token",
+                "***",
+                "--verbose",
+                "--root",
+                "/data",
+                "-H",
+                "Authorization: ***",
+                "--password",
+                "--other"
+            ]
+        );
+        let http = parse(json!({"name": "h", "transport": "streamable_http",
+                                "url": "https://mcp.example/mcp?access_token=s3cr3t&region=eu"}));
+        let url = http.redacted().url.expect("a url");
+        assert!(!url.contains("s3cr3t") && url.contains("region=eu") && url.contains("access_token="), "{url}");
     }
 
     #[test]
