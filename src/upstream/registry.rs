@@ -23,6 +23,8 @@ use super::server::{ConnectionStatus, InFlight, Server, UpstreamStatus};
 use super::store::{self, StoredServer};
 use super::supervisor::{supervise, CatalogOwner};
 use super::{read, write, UpstreamSettings};
+use crate::audit_trail;
+use crate::names::Actor;
 
 /// The live registry. Cheap to clone; every clone is the same registry.
 #[derive(Clone)]
@@ -176,6 +178,16 @@ impl UpstreamRegistry {
     /// after the row is written, the next `reload` connects the server; a dropped
     /// `remove` is finished the same way.
     pub async fn register(&self, config: UpstreamConfig) -> Result<UpstreamStatus, UpstreamError> {
+        self.register_by(config, None).await
+    }
+
+    /// [`Self::register`], recording `actor`'s change in `admin_audit` in the same
+    /// transaction as the stored row: there is no registered server without its record.
+    pub async fn register_by(
+        &self,
+        config: UpstreamConfig,
+        actor: Option<&Actor>,
+    ) -> Result<UpstreamStatus, UpstreamError> {
         config.validate()?;
         let inner = &self.inner;
         let _changes = inner.changes.lock().await;
@@ -206,7 +218,7 @@ impl UpstreamRegistry {
         if let Some(clash) = inner.catalog.first_clash(&config, &session.tools) {
             return refuse(clash, session).await;
         }
-        let stored = match store::insert(&inner.pool, &config).await {
+        let stored = match insert_recorded(&inner.pool, &config, actor).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return refuse(UpstreamError::AlreadyRegistered { name }, session).await,
             Err(error) => return refuse(error.into(), session).await,
@@ -225,9 +237,21 @@ impl UpstreamRegistry {
     /// Unregisters a server: deletes it, closes its session and stops its child process
     /// before returning.
     pub async fn remove(&self, name: &str) -> Result<(), UpstreamError> {
+        self.remove_by(name, None).await
+    }
+
+    /// [`Self::remove`], recording `actor`'s change in the same transaction as the delete.
+    pub async fn remove_by(&self, name: &str, actor: Option<&Actor>) -> Result<(), UpstreamError> {
         let inner = &self.inner;
         let _changes = inner.changes.lock().await;
-        let deleted = store::delete(&inner.pool, name).await?;
+        let before = read(&inner.servers).get(name).map(|server| server.status().config);
+        let mut tx = inner.pool.begin().await?;
+        let deleted = store::delete(&mut tx, name).await?;
+        if let (true, Some(actor)) = (deleted, actor) {
+            let before = before.and_then(|config| serde_json::to_value(config).ok());
+            audit_trail::record(&mut tx, actor, "mcp_server.delete", name, before, None).await?;
+        }
+        tx.commit().await?;
         let live = write(&inner.servers).remove(name);
         if !deleted && live.is_none() {
             return Err(UpstreamError::ServerNotFound { name: name.to_owned() });
@@ -378,4 +402,21 @@ impl UpstreamRegistry {
         ));
         server.attach_supervisor(handle);
     }
+}
+
+/// Stores a new server and, when a person registers it, their `admin_audit` record (the
+/// redacted configuration only) in one transaction.
+async fn insert_recorded(
+    pool: &sqlx::PgPool,
+    config: &UpstreamConfig,
+    actor: Option<&Actor>,
+) -> Result<Option<store::StoredServer>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let stored = store::insert(&mut tx, config).await?;
+    if let (Some(_), Some(actor)) = (&stored, actor) {
+        let after = serde_json::to_value(config.redacted()).ok();
+        audit_trail::record(&mut tx, actor, "mcp_server.register", &config.name, None, after).await?;
+    }
+    tx.commit().await?;
+    Ok(stored)
 }

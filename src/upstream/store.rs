@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool};
 
 use super::config::{TransportKind, UpstreamConfig};
 
@@ -74,7 +74,7 @@ pub async fn exists(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
 }
 
 /// Inserts the configuration; `None` when a server of that name already exists.
-pub async fn insert(pool: &PgPool, config: &UpstreamConfig) -> Result<Option<StoredServer>, sqlx::Error> {
+pub async fn insert(conn: &mut PgConnection, config: &UpstreamConfig) -> Result<Option<StoredServer>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "INSERT INTO mcp_servers (name, transport, command, args, env, cwd, url, headers, tool_prefix)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -90,7 +90,7 @@ pub async fn insert(pool: &PgPool, config: &UpstreamConfig) -> Result<Option<Sto
     .bind(&config.url)
     .bind(Json(&config.headers))
     .bind(&config.tool_prefix)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|row| decode(row).unwrap_or_else(|_| unreachable_decode(config))))
 }
@@ -103,7 +103,7 @@ fn unreachable_decode(config: &UpstreamConfig) -> StoredServer {
 }
 
 /// Deletes the server; false when there was none.
-pub async fn delete(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
-    let deleted = sqlx::query("DELETE FROM mcp_servers WHERE name = $1").bind(name).execute(pool).await?;
+pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM mcp_servers WHERE name = $1").bind(name).execute(&mut *conn).await?;
     Ok(deleted.rows_affected() > 0)
 }

@@ -96,3 +96,56 @@ async fn a_call_claimed_when_the_gateway_stops_finishes_and_its_result_is_cached
     .expect("the outcome was cached before the gateway stopped");
     assert_eq!(outcome["result"]["content"][0]["text"], "slept 2.0", "the real result: {outcome}");
 }
+
+#[tokio::test]
+async fn a_server_is_registered_or_removed_only_together_with_its_audit_record() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = admin_session(&app).await;
+    // The audit trail refuses this one change (a fault injected in the database).
+    sqlx::query(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON admin_audit FOR EACH ROW \
+         WHEN (NEW.action LIKE 'mcp_server.%') EXECUTE FUNCTION refuse_audit()",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let fs = StoppableFs::new();
+    let response = app
+        .client
+        .post(app.url("/admin/mcp-servers"))
+        .bearer_auth(&admin.access_token)
+        .json(&fs.config())
+        .send()
+        .await
+        .expect("register");
+    assert!(response.status().is_server_error(), "the change failed: {}", response.status());
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM mcp_servers").fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!(stored, 0, "no server without its audit record");
+
+    sqlx::query("DROP TRIGGER refuse_audit ON admin_audit").execute(&app.db.pool).await.unwrap();
+    register_server(&app, &admin, &fs.config()).await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON admin_audit FOR EACH ROW \
+         WHEN (NEW.action LIKE 'mcp_server.%') EXECUTE FUNCTION refuse_audit()",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let response = app
+        .client
+        .delete(app.url("/admin/mcp-servers/fs"))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .expect("remove");
+    assert!(response.status().is_server_error(), "the change failed: {}", response.status());
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM mcp_servers").fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!(stored, 1, "not removed without its audit record");
+}

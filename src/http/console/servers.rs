@@ -91,7 +91,7 @@ pub async fn register(
             )
         }
     };
-    match mcp_servers::register(&state.pool, &state.upstreams, &manager.actor(), config).await {
+    match mcp_servers::register(&state.upstreams, &manager.actor(), config).await {
         Ok(status) => Redirect::to(&format!("/servers/{}?registered=1#notice", status.name)).into_response(),
         Err(
             error @ (UpstreamError::InvalidConfig(_)
@@ -206,7 +206,7 @@ pub async fn remove(user: ConsoleUser, State(state): State<AppState>, Path(name)
         Ok(manager) => manager,
         Err(error) => return failure(error),
     };
-    match mcp_servers::remove(&state.pool, &state.upstreams, &manager.actor(), &name).await {
+    match mcp_servers::remove(&state.upstreams, &manager.actor(), &name).await {
         Ok(()) => Redirect::to(&format!("/servers?removed={name}#notice")).into_response(),
         Err(error) => failure(error),
     }

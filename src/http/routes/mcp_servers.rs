@@ -26,7 +26,7 @@ async fn register(
     State(state): State<AppState>,
     ApiJson(config): ApiJson<UpstreamConfig>,
 ) -> ApiResult<(StatusCode, Json<UpstreamStatus>)> {
-    let status = mcp_servers::register(&state.pool, &state.upstreams, &admin.actor(), config).await?;
+    let status = mcp_servers::register(&state.upstreams, &admin.actor(), config).await?;
     Ok((StatusCode::CREATED, Json(status)))
 }
 
@@ -47,7 +47,7 @@ async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    mcp_servers::remove(&state.pool, &state.upstreams, &admin.actor(), &name).await?;
+    mcp_servers::remove(&state.upstreams, &admin.actor(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
