@@ -149,3 +149,40 @@ async fn a_server_is_registered_or_removed_only_together_with_its_audit_record()
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM mcp_servers").fetch_one(&app.db.pool).await.unwrap();
     assert_eq!(stored, 1, "not removed without its audit record");
 }
+
+#[tokio::test]
+async fn a_result_too_deep_to_read_back_is_recorded_as_an_error_and_the_request_stays_readable() {
+    let Some(peers) = crate::peers::peers("a_result_too_deep_to_read_back_is_recorded_as_an_error") else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let upstream = slow_python_server(&peers, &logs.path().join("calls.log")).await;
+    let app = spawn_gateway(Duration::from_secs(5)).await;
+    let admin = admin_session(&app).await;
+    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": upstream.url})).await;
+    let token = agent_token(&app, &admin, "nester", &["nest"], &["nest"]).await;
+    for (key, depth) in [("shallow", 20), ("deep", 124)] {
+        let first = call(&app, "nester", &token, Some(key), 1, "nest", json!({"depth": depth})).await;
+        let id = Uuid::parse_str(first["result"]["request_id"].as_str().expect("pending")).unwrap();
+        approve_ok(&app, &admin, id).await;
+        let answer = call(&app, "nester", &token, Some(key), 2, "nest", json!({"depth": depth})).await;
+        // The request reads back from the log, on this replica and through the API.
+        let again = call(&app, "nester", &token, Some(key), 3, "nest", json!({"depth": depth})).await;
+        assert_eq!((&again["result"], &again["error"]), (&answer["result"], &answer["error"]), "the cached answer");
+        let shown = app
+            .client
+            .get(app.url(&format!("/admin/permissions/{id}")))
+            .bearer_auth(&admin.access_token)
+            .send()
+            .await
+            .expect("the request");
+        assert_eq!(shown.status(), 200);
+        if depth == 124 {
+            let (code, message) = rpc_error(&answer);
+            assert_eq!(code, -32603, "{answer}");
+            assert!(message.contains("too deeply nested"), "{message}");
+        } else {
+            assert!(answer["result"]["structuredContent"]["n"].is_object(), "{answer}");
+        }
+    }
+}

@@ -11,12 +11,15 @@ Environment:
                                configured upstream headers are sent on every request).
 
 Tools: add, shout, fail (an isError result), reject (a JSON-RPC error), sleep (for
-timeouts), grow (adds a tool, then sends notifications/tools/list_changed).
+timeouts), grow (adds a tool, then sends notifications/tools/list_changed), nest (a result
+nested DEPTH objects deep).
 """
 
 import os
 import socket
 import sys
+
+from typing import Any
 
 import anyio
 import uvicorn
@@ -60,6 +63,15 @@ async def sleep(seconds: float) -> str:
     """Sleep, then answer: for testing the gateway's per-call timeout."""
     await anyio.sleep(seconds)
     return f"slept {seconds}"
+
+
+@server.tool()
+def nest(depth: int) -> dict[str, Any]:
+    """A structured result nested `depth` objects deep."""
+    value: dict = {}
+    for _ in range(depth):
+        value = {"n": value}
+    return value
 
 
 @server.tool()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use alexandria_domain::{EventMetadata, PermissionRequest, PermissionRequestCommand as Command};
+use alexandria_domain::{CallOutcome, EventMetadata, PermissionRequest, PermissionRequestCommand as Command};
 use alexandria_projections::Backoff;
 use chrono::Utc;
 use serde_json::Value;
@@ -11,6 +11,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Gate, GateResponse};
+
+/// JSON-RPC "internal error": what the gateway answers for an outcome it cannot keep.
+const INTERNAL_ERROR: i64 = -32603;
 
 /// The waits between tries to record an executed call's outcome.
 const CACHE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
@@ -28,6 +31,54 @@ const CLAIM_CLOCK_ALLOWANCE: Duration = Duration::from_secs(5);
 /// is recorded after anyone was told it is unknown.
 fn abandoned_after(call_timeout: Duration) -> Duration {
     call_timeout + CACHE_WINDOW + CLAIM_CLOCK_ALLOWANCE
+}
+
+/// The deepest outcome the log records. Events are read back with serde_json, which
+/// refuses nesting deeper than 128 levels, and an outcome sits 4 levels down in its event
+/// (`{"ResultCached":{"outcome":{"result": …}}}`): an outcome deeper than this would be an
+/// event nobody can read again (the request, its projections and exports all stuck).
+const MAX_OUTCOME_DEPTH: usize = 100;
+/// The largest outcome the log records, as JSON.
+const MAX_OUTCOME_BYTES: usize = 16 * 1024 * 1024;
+
+/// The outcome as the log can hold it: one too deep or too large to record becomes the
+/// gateway's error saying so (the upstream did run: the call is not retried).
+fn recordable(outcome: CallOutcome) -> CallOutcome {
+    let value = match &outcome {
+        CallOutcome::Result(result) => result,
+        CallOutcome::Error { data: Some(data), .. } => data,
+        CallOutcome::Error { data: None, .. } => return outcome,
+    };
+    let problem = if depth(value) > MAX_OUTCOME_DEPTH {
+        Some(format!("more than {MAX_OUTCOME_DEPTH} levels deep (too deeply nested to record)"))
+    } else if serde_json::to_vec(value).map_or(true, |bytes| bytes.len() > MAX_OUTCOME_BYTES) {
+        Some(format!("larger than {MAX_OUTCOME_BYTES} bytes"))
+    } else {
+        None
+    };
+    match problem {
+        None => outcome,
+        Some(problem) => CallOutcome::Error {
+            code: INTERNAL_ERROR,
+            message: format!("the upstream ran the call, but its answer is {problem}; it was not kept"),
+            data: None,
+        },
+    }
+}
+
+/// How deeply `value` nests (a scalar is 0), without recursion.
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0)];
+    while let Some((value, level)) = stack.pop() {
+        deepest = deepest.max(level);
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|item| (item, level + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|item| (item, level + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 impl Gate {
@@ -64,7 +115,7 @@ impl Gate {
         // Measured from (just after) the claim; the upstream call itself is bounded by
         // the same `call_timeout` (see `abandoned_after`).
         let give_up = Instant::now() + self.settings.call_timeout + CACHE_WINDOW;
-        let outcome = self.executor.execute(tool, arguments).await;
+        let outcome = recordable(self.executor.execute(tool, arguments).await);
         let cache = Command::CacheResult { outcome: outcome.clone(), at: Utc::now() };
         // The upstream call happened; failing to record it must not turn into a second
         // execution. Retry the append until `give_up`, then report what we have.
@@ -104,6 +155,23 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outcome_the_log_cannot_read_back_becomes_an_error_and_others_pass_unchanged() {
+        let nested =
+            |levels: usize| (0..levels).fold(serde_json::json!({}), |inner, _| serde_json::json!({"n": inner}));
+        let fine = CallOutcome::Result(serde_json::json!({"structuredContent": nested(90)}));
+        assert_eq!(recordable(fine.clone()), fine);
+        let deep = CallOutcome::Result(serde_json::json!({"structuredContent": nested(120)}));
+        assert!(
+            matches!(recordable(deep), CallOutcome::Error { code: INTERNAL_ERROR, message, .. } if message.contains("too deeply nested"))
+        );
+        let large = CallOutcome::Result(
+            serde_json::json!({"content": [{"type": "text", "text": "x".repeat(MAX_OUTCOME_BYTES)}]}),
+        );
+        assert!(matches!(recordable(large), CallOutcome::Error { message, .. } if message.contains("larger than")));
+        assert_eq!(depth(&serde_json::json!([[1], {"a": {"b": 2}}])), 3);
+    }
 
     #[test]
     fn a_claim_counts_as_abandoned_only_after_its_claimer_gave_up_recording_the_outcome() {
