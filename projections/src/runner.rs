@@ -13,8 +13,9 @@ use crate::log::{read_settled_batch, LogPosition};
 use crate::projection::Projection;
 
 pub const DEFAULT_BATCH_SIZE: i64 = 1000;
-/// Longest wait between retries of a failing batch.
-const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between retries of a failing batch. Shorter than
+/// `leadership::STALE_AFTER`: the leader's heartbeat is beaten between batches.
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(15);
 
 /// Makes sure the projection has a checkpoint row.
 pub async fn register(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
@@ -138,7 +139,17 @@ impl ProjectionRunner {
         }
         let mut changes = self.listener.subscribe();
         let mut failures = Backoff::new(self.poll_interval, MAX_ERROR_BACKOFF).retries();
+        let mut lock_checked = tokio::time::Instant::now();
         loop {
+            // Still the leader? Checked on every round, however busy (this is also the
+            // leader's heartbeat): a dead lock connection means the lock is gone.
+            if lock_checked.elapsed() >= self.poll_interval {
+                lock_checked = tokio::time::Instant::now();
+                if !leadership.is_held().await {
+                    tracing::warn!(projection = name, "lost the projection lock connection");
+                    return leadership;
+                }
+            }
             let nap = match apply_next_batch(&self.pool, self.projection.as_ref(), self.batch_size).await {
                 Ok(applied) if applied as i64 == self.batch_size => continue, // more is waiting
                 Ok(_) => {
@@ -154,13 +165,7 @@ impl ProjectionRunner {
             tokio::select! {
                 _ = shutdown.cancelled() => return leadership,
                 _ = changes.recv() => {}
-                _ = tokio::time::sleep(nap) => {
-                    // Still the leader? A dead lock connection means the lock is gone.
-                    if !leadership.is_held().await {
-                        tracing::warn!(projection = name, "lost the projection lock connection");
-                        return leadership;
-                    }
-                }
+                _ = tokio::time::sleep(nap) => {}
             }
         }
     }

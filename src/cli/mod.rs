@@ -74,10 +74,16 @@ pub struct Database {
 
 impl Database {
     pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
-        Self::open_with_pool_size(args, args.db_pool_size).await
+        Self::open_with_pool_size(args, args.db_pool_size, "alexandria").await
     }
 
-    pub async fn open_with_pool_size(args: &DatabaseArgs, pool_size: u32) -> anyhow::Result<Self> {
+    /// `application_name` names this process's sessions in `pg_stat_activity` (and so
+    /// which replica leads each worker).
+    pub async fn open_with_pool_size(
+        args: &DatabaseArgs,
+        pool_size: u32,
+        application_name: &str,
+    ) -> anyhow::Result<Self> {
         let (options, managed) = match &args.database_url {
             Some(url) => (crate::db::parse_url(url)?, None),
             None => {
@@ -85,7 +91,7 @@ impl Database {
                 (managed.connect_options(), Some(managed))
             }
         };
-        let pool = crate::db::connect(options, pool_size).await?;
+        let pool = crate::db::connect(options.application_name(application_name), pool_size).await?;
         Ok(Database { pool, managed })
     }
 

@@ -21,10 +21,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             locks + MIN_REQUEST_POOL
         );
     }
-    let database = Database::open_with_pool_size(&args.database, pool_size).await?;
+    let settings = args.settings();
+    let application_name = format!("alexandria {}", settings.replica_id);
+    let database = Database::open_with_pool_size(&args.database, pool_size, &application_name).await?;
     let result = async {
         crate::db::migrate(&database.pool).await?;
-        let app = Application::build(args.settings(), database.pool.clone(), shutdown.clone()).await?;
+        let app = Application::build(settings, database.pool.clone(), shutdown.clone()).await?;
         if args.demo {
             let state = app.state();
             let public_url = &state.settings.public_url;

@@ -1,15 +1,12 @@
 //! The registry: the live set of servers and every change to it — register, remove,
 //! reload (the `mcp_servers` table diffed against the live set), refresh — plus listing,
-//! shutdown, and routing a `tools/call` to the server that offers the tool. It owns the
+//! shutdown, and routing a `tools/call` to the server that offers the tool (`calls`). It owns the
 //! locks that keep those changes consistent; one server's state, the merged catalog and
 //! the reconnect loop live in `server`, `catalog` and `supervisor`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, Weak};
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse};
-use rmcp::ServiceError;
-use serde_json::{Map, Value};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -19,10 +16,12 @@ use super::catalog::{Catalog, LiveCatalog};
 use super::config::UpstreamConfig;
 use super::connection::{self, Session, CLOSE_GRACE};
 use super::error::UpstreamError;
-use super::server::{ConnectionStatus, InFlight, Server, UpstreamStatus};
+use super::server::{Server, UpstreamStatus};
 use super::store::{self, StoredServer};
 use super::supervisor::{supervise, CatalogOwner};
 use super::{read, write, UpstreamSettings};
+
+mod calls;
 use crate::audit_trail;
 use crate::names::Actor;
 
@@ -300,78 +299,6 @@ impl UpstreamRegistry {
         self.inner.catalog.snapshot()
     }
 
-    /// Calls a tool by its downstream name. An `isError` result is a result. Arguments go
-    /// upstream as given. A server that is still connecting is waited for, within the
-    /// same per-call timeout.
-    pub async fn call_tool(&self, tool_name: &str, arguments: Map<String, Value>) -> Result<Value, UpstreamError> {
-        let Some(entry) = self.tools().get(tool_name).cloned() else {
-            return Err(UpstreamError::ToolNotFound { tool: tool_name.to_owned() });
-        };
-        let server =
-            self.server(&entry.server).map_err(|_| UpstreamError::ToolNotFound { tool: tool_name.to_owned() })?;
-        let timeout = self.inner.settings.call_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let timed_out =
-            || UpstreamError::Timeout { server: entry.server.clone(), tool: tool_name.to_owned(), after: timeout };
-
-        let mut state = server.state.subscribe();
-        let peer =
-            match tokio::time::timeout_at(deadline, state.wait_for(|live| live.status != ConnectionStatus::Connecting))
-                .await
-            {
-                Ok(Ok(live)) => live.peer.clone(),
-                Ok(Err(_)) => None, // removed meanwhile
-                Err(_) => None,
-            };
-        let Some(peer) = peer else {
-            let live = server.state.borrow();
-            return Err(UpstreamError::Unavailable {
-                server: entry.server.clone(),
-                status: live.status,
-                last_error: live.last_error.clone(),
-            });
-        };
-
-        let params = CallToolRequestParams::new(entry.upstream_name.clone()).with_arguments(arguments);
-        let _in_flight = InFlight::enter(&server);
-        // The request future sends `notifications/cancelled` upstream when dropped, which
-        // is what the timeout does. A timeout says nothing about the session (the tool may
-        // just be slow), so it does not trigger a liveness check.
-        let answer = match tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await {
-            Ok(answer) => answer,
-            Err(_) => return Err(timed_out()),
-        };
-        match answer {
-            Ok(CallToolResponse::Complete(result)) => {
-                serde_json::to_value(result).map_err(|e| UpstreamError::Transport {
-                    server: entry.server.clone(),
-                    message: format!("cannot encode the result: {e}"),
-                })
-            }
-            Ok(CallToolResponse::InputRequired(_)) => Err(UpstreamError::Unsupported {
-                server: entry.server,
-                tool: tool_name.to_owned(),
-                what: "a request for more input (input_required)",
-            }),
-            Ok(_) => {
-                Err(UpstreamError::Unsupported { server: entry.server, tool: tool_name.to_owned(), what: "a task" })
-            }
-            Err(ServiceError::McpError(error)) => Err(UpstreamError::Rpc {
-                server: entry.server,
-                code: error.code.0,
-                message: error.message.into_owned(),
-                data: error.data,
-            }),
-            Err(ServiceError::Timeout { .. }) => Err(timed_out()),
-            Err(error) => {
-                // The session may be dead (an HTTP server gone, a broken pipe): check now
-                // rather than at the next health tick.
-                server.suspect.notify_one();
-                Err(UpstreamError::Transport { server: entry.server, message: connection::error_chain(&error) })
-            }
-        }
-    }
-
     /// Stops reloading, closes every session and stops every child, then returns.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
@@ -379,14 +306,7 @@ impl UpstreamRegistry {
         self.inner.tasks.wait().await;
     }
 
-    /// Whether a call of `tool` would be sent now: its server's session is live. Checked
-    /// before an approved call is claimed, so an outage does not use up the approval.
-    pub fn tool_is_live(&self, tool_name: &str) -> bool {
-        let Some(entry) = self.tools().get(tool_name).cloned() else { return false };
-        self.server(&entry.server).is_ok_and(|server| server.state.borrow().peer.is_some())
-    }
-
-    fn server(&self, name: &str) -> Result<Arc<Server>, UpstreamError> {
+    pub(super) fn server(&self, name: &str) -> Result<Arc<Server>, UpstreamError> {
         read(&self.inner.servers)
             .get(name)
             .cloned()

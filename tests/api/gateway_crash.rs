@@ -26,12 +26,12 @@ const CALL_TIMEOUT_SECS: i64 = 6;
 const ABANDONED_CLAIM_GRACE_SECS: i64 = 15;
 
 /// `alexandria serve` as a child process; SIGKILLed when dropped.
-struct GatewayProcess {
-    child: Child,
-    base: String,
+pub(crate) struct GatewayProcess {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
-async fn start_gateway(db: &TestDatabase, data_dir: &Path, name: &'static str) -> GatewayProcess {
+pub(crate) async fn start_gateway(db: &TestDatabase, data_dir: &Path, name: &'static str) -> GatewayProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_alexandria"))
         .arg("serve")
         .env_clear()

@@ -19,6 +19,7 @@ mod gateway_runbook;
 mod hardening_faults;
 mod hardening_input;
 mod helpers;
+mod leadership_failover;
 mod managed_pg;
 mod matrix_clients;
 mod mcp_tasks;
