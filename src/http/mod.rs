@@ -36,6 +36,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::notifications::router())
         .route("/metrics", get(metrics::metrics_handler))
         .route_layer(metrics::HttpMetricsLayer::new(state.metrics.clone()))
+        // A client that sends its head and then trickles (or stalls) its body gets a 4xx
+        // instead of holding a handler and a connection for ever.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(server::BODY_READ_TIMEOUT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

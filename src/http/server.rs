@@ -27,12 +27,28 @@ use tower::ServiceExt;
 
 /// How long a client may take to send a request's head before the connection is closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's body (the router's layer).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most connections served at once; beyond, new ones wait in the listen backlog. Above
+/// the design target of ten thousand parked calls; run the server with a file-descriptor
+/// limit above it (`ulimit -n 65536`).
+pub const MAX_CONNECTIONS: usize = 20_000;
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting, lets
 /// every connection finish its in-flight request, and returns when all have closed.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // A free slot first: at the cap, connections queue in the kernel's backlog rather
+        // than each costing a task, buffers and a file descriptor here.
+        let slot = tokio::select! {
+            slot = std::sync::Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -51,7 +67,11 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        connections.spawn(serve_connection(stream, remote, app.clone(), shutdown.clone()));
+        let connection = serve_connection(stream, remote, app.clone(), shutdown.clone());
+        connections.spawn(async move {
+            connection.await;
+            drop(slot);
+        });
     }
     drop(listener);
     connections.close();

@@ -168,3 +168,21 @@ async fn metrics_say_nothing_about_a_failing_database_and_keep_serving() {
         assert!(!text.to_lowercase().contains(leak), "{leak} in {text}");
     }
 }
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_with_a_4xx_and_the_connection_freed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let head = "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"{\"username\": \"ad").await.unwrap();
+    // The rest never comes: the gateway answers once the body read times out (30 s).
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(90), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the gateway answered a stalled body within its body-read timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    let status: u16 = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    assert!((400..500).contains(&status), "a 4xx for a stalled body: {answer}");
+}
