@@ -1,8 +1,9 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    // Before the runtime starts any thread.
-    alexandria::cli::allocator::return_large_blocks_to_the_system();
+    // Before the runtime starts any thread (or any stdio upstream).
+    alexandria::cli::process::return_large_blocks_to_the_system();
+    alexandria::cli::process::refuse_inspection();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

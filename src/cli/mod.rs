@@ -1,9 +1,9 @@
 //! The `alexandria` command line: the server and the operator and auditor commands.
 
-pub mod allocator;
 pub mod args;
 pub mod demo;
 mod events;
+pub mod process;
 mod projections;
 mod serve;
 pub mod shutdown;

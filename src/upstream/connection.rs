@@ -118,9 +118,9 @@ fn spawn_stdio(config: &UpstreamConfig) -> Result<(TokioChildProcess, Option<Chi
         }
     }
     command.envs(&config.env);
-    if let Some(cwd) = &config.cwd {
-        command.current_dir(cwd);
-    }
+    // Never the gateway's own working directory, which may be its data directory (with
+    // `admin-password` in it): the configured one, else the root.
+    command.current_dir(config.cwd.as_deref().unwrap_or("/"));
     let mut wrapped = CommandWrap::from(command);
     // Own process group: a terminal's Ctrl-C reaches the gateway only, which then stops
     // its children in order; a kill reaches grandchildren too.

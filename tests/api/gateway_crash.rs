@@ -32,7 +32,21 @@ pub(crate) struct GatewayProcess {
 }
 
 pub(crate) async fn start_gateway(db: &TestDatabase, data_dir: &Path, name: &'static str) -> GatewayProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alexandria"))
+    start_gateway_as(db, data_dir, name, None).await
+}
+
+/// [`start_gateway`] as another user (`uid`, with its group of the same number).
+pub(crate) async fn start_gateway_as(
+    db: &TestDatabase,
+    data_dir: &Path,
+    name: &'static str,
+    uid: Option<u32>,
+) -> GatewayProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alexandria"));
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut child = command
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -72,7 +86,12 @@ pub(crate) async fn start_gateway(db: &TestDatabase, data_dir: &Path, name: &'st
     GatewayProcess { child, base: format!("http://{address}") }
 }
 
-async fn post_json(client: &reqwest::Client, url: String, token: Option<&str>, body: &Value) -> (u16, Value) {
+pub(crate) async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
     let mut request = client.post(url).json(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -82,7 +101,7 @@ async fn post_json(client: &reqwest::Client, url: String, token: Option<&str>, b
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn login(client: &reqwest::Client, base: &str) -> String {
+pub(crate) async fn login(client: &reqwest::Client, base: &str) -> String {
     let (status, body) = post_json(
         client,
         format!("{base}/auth/login"),

@@ -18,6 +18,7 @@ mod gateway_protocol;
 mod gateway_runbook;
 mod hardening_faults;
 mod hardening_input;
+mod hardening_isolation;
 mod helpers;
 mod leadership_failover;
 mod managed_pg;

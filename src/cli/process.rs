@@ -1,4 +1,4 @@
-//! The process's allocator settings.
+//! Settings of the server process itself, made in `main` before the runtime starts.
 
 /// Large allocations come from `mmap` and go back to the system when freed.
 ///
@@ -15,5 +15,19 @@ pub fn return_large_blocks_to_the_system() {
         // SAFETY: mallopt only changes glibc's allocator parameters; it is called once,
         // before the runtime allocates from other threads.
         let _ = unsafe { nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, THRESHOLD) };
+    }
+}
+
+/// Other processes of the same user may not read this one's memory or `/proc/<pid>/environ`
+/// (which holds `DATABASE_URL`, the JWT secret and the admin password as given): a stdio
+/// upstream runs as the gateway's user, and must not be able to take them.
+pub fn refuse_inspection() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_DUMPABLE with 0 only changes this process's dumpable flag.
+        let done = unsafe { nix::libc::prctl(nix::libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        if done != 0 {
+            eprintln!("warning: cannot make the process non-dumpable; same-user processes may read its secrets");
+        }
     }
 }
