@@ -186,3 +186,50 @@ async fn a_result_too_deep_to_read_back_is_recorded_as_an_error_and_the_request_
         }
     }
 }
+
+/// The backend of this database's LISTEN session, if one is open.
+async fn listen_session(pool: &sqlx::PgPool) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid() LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+#[tokio::test]
+async fn a_killed_listener_session_is_reopened_and_a_parked_call_still_resumes() {
+    let app = spawn_gateway(Duration::from_secs(20)).await;
+    let admin = admin_session(&app).await;
+    let fs = register_fs(&app, &admin, "fs", None).await;
+    let token = agent_token(&app, &admin, "listener", &["write_file"], &["write_file"]).await;
+    eventually(Duration::from_secs(10), "the gateway listens", || async {
+        listen_session(&app.db.pool).await.is_some()
+    })
+    .await;
+    let first_listen = listen_session(&app.db.pool).await.expect("a LISTEN session");
+    let arguments = json!({"path": "/listened.txt", "content": "resumed"});
+    let id = alexandria_domain::request_id("listener", "k-listen");
+    let parked = call(&app, "listener", &token, Some("k-listen"), 1, "write_file", arguments);
+    let fault = async {
+        eventually(Duration::from_secs(10), "the call is parked", || async {
+            !event_types(&app.db.pool, id).await.is_empty()
+        })
+        .await;
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(first_listen)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        assert!(ended, "the LISTEN session was ended");
+        approve_ok(&app, &admin, id).await;
+    };
+    let (answer, ()) = tokio::join!(parked, fault);
+    assert_eq!(answer["result"]["isError"], false, "the parked call resumed with the result: {answer}");
+    assert_eq!(fs.file("/listened.txt").as_deref(), Some("resumed"));
+    eventually(Duration::from_secs(20), "the listener opens a new session", || async {
+        listen_session(&app.db.pool).await.is_some_and(|pid| pid != first_listen)
+    })
+    .await;
+}
