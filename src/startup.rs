@@ -97,6 +97,7 @@ impl Application {
             replica_id: settings.replica_id.clone(),
             login_throttle: settings.login_throttle.clone(),
             notifier: settings.notifier.clone(),
+            execution_window: settings.approval_ttl,
         };
         let state = AppState {
             mcp: McpService::new(tools.clone(), tools, gate.clone(), pool.clone()),

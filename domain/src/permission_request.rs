@@ -4,7 +4,7 @@
 //! Created ──► Approved ──► Executed ──► ResultCached
 //!    │
 //!    ├──► Rejected
-//!    ├──► Expired
+//!    ├──► Expired     (also from Approved, when the call was not run by its deadline)
 //!    └──► Withdrawn   (the agent cancelled its own task while it was pending)
 //! ```
 //! `Executed` is the at-most-once claim: it is appended *before* the upstream call, so a
@@ -120,6 +120,9 @@ pub enum PermissionRequestCommand {
     Approve {
         by: String,
         at: DateTime<Utc>,
+        /// The approved call must be claimed for execution before this instant, or it
+        /// expires (the agent never came back for it).
+        execute_by: DateTime<Utc>,
     },
     Reject {
         by: String,
@@ -176,6 +179,9 @@ pub enum PermissionRequestEvent {
     Approved {
         by: String,
         at: DateTime<Utc>,
+        /// Absent in approvals recorded before execution deadlines existed: no deadline.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execute_by: Option<DateTime<Utc>>,
     },
     Rejected {
         by: String,
@@ -252,6 +258,8 @@ pub enum PermissionRequestError {
     ApprovalWindowClosed { expires_at: DateTime<Utc> },
     #[error("permission request does not expire before {expires_at}")]
     NotYetExpired { expires_at: DateTime<Utc> },
+    #[error("the approved call had to run before {execute_by}")]
+    ExecutionWindowClosed { execute_by: DateTime<Utc> },
     #[error("permission request is {status}; only an approved request can be executed")]
     NotApproved { status: RequestStatus },
     #[error("permission request was already claimed for execution")]

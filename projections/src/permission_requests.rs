@@ -41,6 +41,8 @@ struct ReadRow {
     executed_by: Option<String>,
     executed_at: Option<DateTime<Utc>>,
     result_cached_at: Option<DateTime<Utc>>,
+    /// An approved request's execution deadline (the reconciler expires it after).
+    execute_by: Option<DateTime<Utc>>,
     last_position: i64,
 }
 
@@ -51,10 +53,11 @@ impl ReadRow {
     fn from_state(id: Uuid, state: PermissionRequest, last_position: i64) -> Option<ReadRow> {
         use PermissionRequest as S;
         let status = state.status()?.as_str().to_owned();
+        let execute_by = state.execute_by();
         let (details, review, reason, expired_at, claim, result_cached_at) = match state {
             S::New => return None,
             S::Pending { details } => (details, None, None, None, None, None),
-            S::Approved { details, review } => (details, Some(review), None, None, None, None),
+            S::Approved { details, review, execute_by: _ } => (details, Some(review), None, None, None, None),
             S::Rejected { details, review, reason } => (details, Some(review), Some(reason), None, None, None),
             S::Expired { details, expired_at } => (details, None, None, Some(expired_at), None, None),
             // Who closed the request: for a withdrawn one, the agent (or the person acting
@@ -98,6 +101,7 @@ impl ReadRow {
             executed_by,
             executed_at,
             result_cached_at,
+            execute_by,
             last_position,
         })
     }
@@ -134,9 +138,11 @@ impl ReadRow {
         };
         Ok(Some(match status {
             RequestStatus::Pending => PermissionRequest::Pending { details },
-            RequestStatus::Approved => {
-                PermissionRequest::Approved { details, review: review.ok_or_else(|| missing("reviewer"))? }
-            }
+            RequestStatus::Approved => PermissionRequest::Approved {
+                details,
+                review: review.ok_or_else(|| missing("reviewer"))?,
+                execute_by: self.execute_by,
+            },
             RequestStatus::Executing => PermissionRequest::Executing {
                 details,
                 review: review.ok_or_else(|| missing("reviewer"))?,
@@ -173,7 +179,7 @@ impl Fold {
 
 const COLUMNS: &str = "id, request_type, agent, tool, arguments, arguments_digest, idempotency_key, \
     requested_by, status, created_at, expires_at, reviewed_by, reviewed_at, reason, expired_at, \
-    executed_by, executed_at, result_cached_at, last_position";
+    executed_by, executed_at, result_cached_at, execute_by, last_position";
 
 async fn load_rows(conn: &mut PgConnection, table: &str, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, ReadRow>> {
     let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = ANY($1)");
@@ -199,6 +205,7 @@ async fn load_rows(conn: &mut PgConnection, table: &str, ids: &[Uuid]) -> anyhow
             executed_by: row.try_get("executed_by")?,
             executed_at: row.try_get("executed_at")?,
             result_cached_at: row.try_get("result_cached_at")?,
+            execute_by: row.try_get("execute_by")?,
             last_position: row.try_get("last_position")?,
         };
         out.insert(read.id, read);
@@ -231,6 +238,7 @@ async fn upsert_rows(conn: &mut PgConnection, table: &str, rows: Vec<ReadRow>) -
     let mut executed_by = Vec::with_capacity(n);
     let mut executed_at = Vec::with_capacity(n);
     let mut result_cached_at = Vec::with_capacity(n);
+    let mut execute_by = Vec::with_capacity(n);
     let mut last_position = Vec::with_capacity(n);
     for r in rows {
         id.push(r.id);
@@ -251,6 +259,7 @@ async fn upsert_rows(conn: &mut PgConnection, table: &str, rows: Vec<ReadRow>) -
         executed_by.push(r.executed_by);
         executed_at.push(r.executed_at);
         result_cached_at.push(r.result_cached_at);
+        execute_by.push(r.execute_by);
         last_position.push(r.last_position);
     }
     let updates = COLUMNS
@@ -264,7 +273,7 @@ async fn upsert_rows(conn: &mut PgConnection, table: &str, rows: Vec<ReadRow>) -
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], \
            $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[], \
            $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], $17::timestamptz[], \
-           $18::timestamptz[], $19::bigint[]) \
+           $18::timestamptz[], $19::timestamptz[], $20::bigint[]) \
          ON CONFLICT (id) DO UPDATE SET {updates}"
     );
     sqlx::query(&sql)
@@ -286,6 +295,7 @@ async fn upsert_rows(conn: &mut PgConnection, table: &str, rows: Vec<ReadRow>) -
         .bind(executed_by)
         .bind(executed_at)
         .bind(result_cached_at)
+        .bind(execute_by)
         .bind(last_position)
         .execute(&mut *conn)
         .await?;
@@ -381,17 +391,17 @@ mod tests {
         };
         let histories = [
             vec![created.clone()],
-            vec![created.clone(), Ev::Approved { by: "admin".into(), at: at(1) }],
+            vec![created.clone(), Ev::Approved { by: "admin".into(), at: at(1), execute_by: Some(at(7200)) }],
             vec![created.clone(), Ev::Rejected { by: "admin".into(), at: at(1), reason: "no".into() }],
             vec![created.clone(), Ev::Expired { at: at(3600) }],
             vec![
                 created.clone(),
-                Ev::Approved { by: "admin".into(), at: at(1) },
+                Ev::Approved { by: "admin".into(), at: at(1), execute_by: Some(at(7200)) },
                 Ev::Executed { replica: "r1".into(), at: at(2) },
             ],
             vec![
                 created.clone(),
-                Ev::Approved { by: "admin".into(), at: at(1) },
+                Ev::Approved { by: "admin".into(), at: at(1), execute_by: Some(at(7200)) },
                 Ev::Executed { replica: "r1".into(), at: at(2) },
                 Ev::ResultCached { outcome: CallOutcome::Result(json!({"isError": false})), at: at(3) },
             ],

@@ -234,6 +234,9 @@ impl Gate {
             RequestStatus::Pending if state.details().is_some_and(|d| Utc::now() >= d.expires_at) => {
                 denied(APPROVAL_EXPIRED_REASON)
             }
+            RequestStatus::Approved if state.execute_by().is_some_and(|deadline| Utc::now() >= deadline) => {
+                denied(APPROVAL_EXPIRED_REASON)
+            }
             RequestStatus::Pending | RequestStatus::Approved | RequestStatus::Executing => None,
         }
     }
@@ -325,6 +328,12 @@ impl Gate {
             RequestStatus::Pending if Utc::now() >= details.expires_at => {
                 // Expire it now rather than wait for the sweeper; losing that race
                 // to a decision is fine, the reload shows the decision.
+                let _ = self.store.execute(id, Command::Expire { at: Utc::now() }, metadata).await;
+                Step::Reload
+            }
+            // Approved, but its agent did not come back for it in time: it expires (the
+            // domain refuses the claim anyway).
+            RequestStatus::Approved if state.execute_by().is_some_and(|deadline| Utc::now() >= deadline) => {
                 let _ = self.store.execute(id, Command::Expire { at: Utc::now() }, metadata).await;
                 Step::Reload
             }

@@ -25,17 +25,23 @@ pub enum Decision {
 /// Records `reviewer`'s decision on request `id` and returns the state it produced
 /// (read-your-write: the read model may not have caught up yet). A request decided by
 /// someone else a moment earlier is refused with the domain's `NotPending`.
+/// An approval gives the agent `execute_within` to come back and run the call; after it
+/// the request expires.
 pub async fn decide(
     store: &PermissionStore,
     replica_id: &str,
     id: Uuid,
     reviewer: &str,
     decision: Decision,
+    execute_within: std::time::Duration,
 ) -> Result<PermissionRequest, CommandError> {
     let by = reviewer.to_owned();
     let at = Utc::now();
     let command = match decision {
-        Decision::Approve => PermissionRequestCommand::Approve { by, at },
+        Decision::Approve => {
+            let execute_by = at + chrono::Duration::from_std(execute_within).unwrap_or(chrono::Duration::days(1));
+            PermissionRequestCommand::Approve { by, at, execute_by }
+        }
         Decision::Reject { reason } => PermissionRequestCommand::Reject { by, at, reason },
     };
     let actor = Actor::User(reviewer.to_owned());

@@ -50,4 +50,6 @@ pub struct HttpSettings {
     pub login_throttle: LoginThrottlePolicy,
     /// Timings of notification sends (the test send uses the reconciler's).
     pub notifier: ReconcilerOptions,
+    /// How long an approved call may wait for its agent to run it (the approval TTL).
+    pub execution_window: std::time::Duration,
 }

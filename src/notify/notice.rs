@@ -48,7 +48,7 @@ impl Review {
     pub fn from_event(event: &PermissionRequestEvent) -> Option<Review> {
         use PermissionRequestEvent as Ev;
         Some(match event {
-            Ev::Approved { by, at } => {
+            Ev::Approved { by, at, .. } => {
                 Review { status: RequestStatus::Approved, by: Some(by.clone()), at: *at, reason: None }
             }
             Ev::Rejected { by, at, reason } => {

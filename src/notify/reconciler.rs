@@ -207,9 +207,14 @@ impl Reconciler {
         let metadata = EventMetadata::new(EXPIRY_ACTOR.to_string(), &self.replica_id, Uuid::new_v4().to_string());
         loop {
             let now = Utc::now();
+            // Pending past the approval window, or approved but not run by the execution
+            // deadline; each through its own partial index.
             let overdue: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM permission_requests WHERE status = 'pending' AND expires_at <= $1 \
-                 ORDER BY expires_at LIMIT $2",
+                "(SELECT id FROM permission_requests WHERE status = 'pending' AND expires_at <= $1 \
+                  ORDER BY expires_at LIMIT $2) \
+                 UNION ALL \
+                 (SELECT id FROM permission_requests WHERE status = 'approved' AND execute_by <= $1 \
+                  ORDER BY execute_by LIMIT $2)",
             )
             .bind(now)
             .bind(EXPIRY_BATCH)
@@ -232,8 +237,11 @@ impl Reconciler {
             // commands all failed would just be read again.
             if (overdue.len() as i64) < EXPIRY_BATCH || expired == 0 {
                 let next: Option<DateTime<Utc>> = sqlx::query_scalar(
-                    "SELECT expires_at FROM permission_requests WHERE status = 'pending' AND expires_at > $1 \
-                     ORDER BY expires_at LIMIT 1",
+                    "SELECT least( \
+                       (SELECT expires_at FROM permission_requests WHERE status = 'pending' AND expires_at > $1 \
+                        ORDER BY expires_at LIMIT 1), \
+                       (SELECT execute_by FROM permission_requests WHERE status = 'approved' AND execute_by > $1 \
+                        ORDER BY execute_by LIMIT 1))",
                 )
                 .bind(now)
                 .fetch_optional(&self.pool)

@@ -25,7 +25,10 @@ async fn two_appends_from_the_same_version_one_wins_the_other_conflicts() {
         PersistedEventStore::new_event_store(PostgresEventRepository::new(db.pool.clone()));
     let mut first = es.load_aggregate(&id.to_string()).await.unwrap();
     let mut second = es.load_aggregate(&id.to_string()).await.unwrap();
-    let approve = first.aggregate().decide(C::Approve { by: "alice".into(), at: Utc::now() }).unwrap();
+    let approve = first
+        .aggregate()
+        .decide(C::Approve { by: "alice".into(), at: Utc::now(), execute_by: Utc::now() + chrono::Duration::days(1) })
+        .unwrap();
     let reject =
         second.aggregate().decide(C::Reject { by: "bob".into(), at: Utc::now(), reason: "no".into() }).unwrap();
     es.commit(approve, first, meta("user:alice").to_map()).await.expect("first commit wins");
@@ -47,7 +50,11 @@ async fn racing_decisions_are_retried_into_exactly_one_winner_and_domain_refusal
         let store = store.clone();
         async move {
             let cmd = if i % 2 == 0 {
-                C::Approve { by: format!("admin{i}"), at: Utc::now() }
+                C::Approve {
+                    by: format!("admin{i}"),
+                    at: Utc::now(),
+                    execute_by: Utc::now() + chrono::Duration::days(1),
+                }
             } else {
                 C::Reject { by: format!("admin{i}"), at: Utc::now(), reason: "no".into() }
             };

@@ -233,3 +233,28 @@ async fn a_killed_listener_session_is_reopened_and_a_parked_call_still_resumes()
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_approved_call_its_agent_never_runs_expires_after_the_execution_window() {
+    let settings = alexandria::startup::Settings {
+        approval_ttl: Duration::from_secs(3),
+        ..settings_with_wait(Duration::from_millis(100))
+    };
+    let app = crate::helpers::spawn_app_on(crate::helpers::fresh_database().await, settings).await;
+    let admin = admin_session(&app).await;
+    let fs = register_fs(&app, &admin, "fs", None).await;
+    let token = agent_token(&app, &admin, "forgetful", &["write_file"], &["write_file"]).await;
+    let arguments = json!({"path": "/never.txt", "content": "x"});
+    let first = call(&app, "forgetful", &token, Some("k-never"), 1, "write_file", arguments.clone()).await;
+    let id = Uuid::parse_str(first["result"]["request_id"].as_str().expect("pending")).unwrap();
+    let approved = approve_ok(&app, &admin, id).await;
+    assert!(approved["status"] == "approved", "{approved}");
+    // The reconciler expires it once the window after the approval has passed.
+    eventually(Duration::from_secs(20), "the approved request expires", || async {
+        event_types(&app.db.pool, id).await == ["Created", "Approved", "Expired"]
+    })
+    .await;
+    let late = call(&app, "forgetful", &token, Some("k-never"), 2, "write_file", arguments).await;
+    assert_eq!(rpc_error(&late), (ACCESS_DENIED, "denied: approval expired".to_owned()));
+    assert!(fs.calls().is_empty(), "the call never ran");
+}

@@ -198,7 +198,11 @@ pub mod requests {
         store.execute(id, create_cmd(agent, key), &meta(&format!("agent:{agent}"))).await.expect("create");
         for step in steps {
             let cmd = match *step {
-                "approve" => C::Approve { by: "admin".into(), at: Utc::now() },
+                "approve" => C::Approve {
+                    by: "admin".into(),
+                    at: Utc::now(),
+                    execute_by: Utc::now() + chrono::Duration::days(1),
+                },
                 "reject" => C::Reject { by: "admin".into(), at: Utc::now(), reason: format!("no to {key}") },
                 "claim" => C::ClaimExecution { replica: "test-replica".into(), at: Utc::now() },
                 "cache" => C::CacheResult {

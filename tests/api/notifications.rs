@@ -211,7 +211,12 @@ async fn a_pending_request_fires_an_alert_until_it_is_approved_or_rejected() {
     assert_eq!(pending["attempts"], 1);
     assert!(pending["last_error"].is_null());
 
-    decide(&app, approved, C::Approve { by: ADMIN.into(), at: Utc::now() }).await;
+    decide(
+        &app,
+        approved,
+        C::Approve { by: ADMIN.into(), at: Utc::now(), execute_by: Utc::now() + chrono::Duration::days(1) },
+    )
+    .await;
     eventually(WAIT, "the approved request's alert to be resolved", || async {
         alertmanager.alerts(approved).await.is_empty()
     })
@@ -340,7 +345,12 @@ async fn a_pending_requests_alert_is_re_sent_until_it_is_decided() {
     assert!(!pending["refreshed_at"].is_null(), "{pending}");
     assert!(app.state.metrics.notifier_deliveries("alertmanager", "refreshed") >= 2);
 
-    decide(&app, id, C::Approve { by: ADMIN.into(), at: Utc::now() }).await;
+    decide(
+        &app,
+        id,
+        C::Approve { by: ADMIN.into(), at: Utc::now(), execute_by: Utc::now() + chrono::Duration::days(1) },
+    )
+    .await;
     eventually(WAIT, "the alert to be resolved", || async { alertmanager.alerts(id).await.is_empty() }).await;
     eventually(WAIT, "re-sending to stop", || async {
         delivery(&app, id, "alertmanager", "pending").await.is_some_and(|d| d["next_attempt_at"].is_null())

@@ -106,7 +106,7 @@ async fn the_projector_never_skips_an_event_committed_out_of_order() {
 async fn an_event_that_cannot_follow_is_skipped() {
     let db = fresh_database().await;
     let store = PermissionStore::new(db.pool.clone());
-    let stray_approval = || PermissionRequestEvent::Approved { by: "mallory".into(), at: Utc::now() };
+    let stray_approval = || PermissionRequestEvent::Approved { by: "mallory".into(), at: Utc::now(), execute_by: None };
     let mut conn = db.pool.acquire().await.unwrap();
 
     let earlier = request_through(&store, "agent-a", "earlier", &["reject"]).await;

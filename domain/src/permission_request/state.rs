@@ -13,6 +13,8 @@ use super::{
 };
 use crate::ids::arguments_digest;
 
+mod facts;
+
 /// The facts fixed at creation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestDetails {
@@ -55,6 +57,8 @@ pub enum PermissionRequest {
     Approved {
         details: RequestDetails,
         review: Review,
+        /// The call must be claimed before this, or the request expires.
+        execute_by: Option<DateTime<Utc>>,
     },
     Rejected {
         details: RequestDetails,
@@ -88,117 +92,6 @@ pub enum PermissionRequest {
 }
 
 impl PermissionRequest {
-    /// The facts fixed at creation; `None` before `Created`.
-    pub fn details(&self) -> Option<&RequestDetails> {
-        use PermissionRequest as S;
-        match self {
-            S::New => None,
-            S::Pending { details }
-            | S::Approved { details, .. }
-            | S::Rejected { details, .. }
-            | S::Expired { details, .. }
-            | S::Executing { details, .. }
-            | S::Executed { details, .. }
-            | S::Withdrawn { details, .. } => Some(details),
-        }
-    }
-
-    /// `None` before `Created`.
-    pub fn status(&self) -> Option<RequestStatus> {
-        use PermissionRequest as S;
-        Some(match self {
-            S::New => return None,
-            S::Pending { .. } => RequestStatus::Pending,
-            S::Approved { .. } => RequestStatus::Approved,
-            S::Rejected { .. } => RequestStatus::Rejected,
-            S::Expired { .. } => RequestStatus::Expired,
-            S::Executing { .. } => RequestStatus::Executing,
-            S::Executed { .. } => RequestStatus::Executed,
-            S::Withdrawn { .. } => RequestStatus::Withdrawn,
-        })
-    }
-
-    /// The approval or rejection, once decided (an expired request has none).
-    pub fn review(&self) -> Option<&Review> {
-        use PermissionRequest as S;
-        match self {
-            S::Approved { review, .. }
-            | S::Rejected { review, .. }
-            | S::Executing { review, .. }
-            | S::Executed { review, .. } => Some(review),
-            S::New | S::Pending { .. } | S::Expired { .. } | S::Withdrawn { .. } => None,
-        }
-    }
-
-    /// Who withdrew the request, and when.
-    pub fn withdrawal(&self) -> Option<&Review> {
-        match self {
-            PermissionRequest::Withdrawn { withdrawal, .. } => Some(withdrawal),
-            _ => None,
-        }
-    }
-
-    /// When the request last changed: the time its latest event records.
-    pub fn last_changed_at(&self) -> Option<DateTime<Utc>> {
-        use PermissionRequest as S;
-        Some(match self {
-            S::New => return None,
-            S::Pending { details } => details.created_at,
-            S::Approved { review, .. } | S::Rejected { review, .. } => review.at,
-            S::Expired { expired_at, .. } => *expired_at,
-            S::Withdrawn { withdrawal, .. } => withdrawal.at,
-            S::Executing { claim, .. } => claim.at,
-            S::Executed { cached_at, .. } => *cached_at,
-        })
-    }
-
-    /// The rejection's reason.
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            PermissionRequest::Rejected { reason, .. } => Some(reason),
-            _ => None,
-        }
-    }
-
-    pub fn expired_at(&self) -> Option<DateTime<Utc>> {
-        match self {
-            PermissionRequest::Expired { expired_at, .. } => Some(*expired_at),
-            _ => None,
-        }
-    }
-
-    /// The execution claim, once claimed.
-    pub fn claim(&self) -> Option<&Claim> {
-        match self {
-            PermissionRequest::Executing { claim, .. } | PermissionRequest::Executed { claim, .. } => Some(claim),
-            _ => None,
-        }
-    }
-
-    /// The cached outcome of the executed call.
-    pub fn outcome(&self) -> Option<&CallOutcome> {
-        match self {
-            PermissionRequest::Executed { outcome, .. } => Some(outcome),
-            _ => None,
-        }
-    }
-
-    /// The cached outcome, taken out of the state (results can be large).
-    pub fn into_outcome(self) -> Option<CallOutcome> {
-        match self {
-            PermissionRequest::Executed { outcome, .. } => Some(outcome),
-            _ => None,
-        }
-    }
-
-    /// When the outcome was cached.
-    pub fn result_cached_at(&self) -> Option<DateTime<Utc>> {
-        match self {
-            PermissionRequest::Executed { cached_at, .. } => Some(*cached_at),
-            _ => None,
-        }
-    }
-
     /// The pure decision: which events `command` produces in the current state.
     pub fn decide(
         &self,
@@ -238,9 +131,9 @@ impl PermissionRequest {
         };
         match command {
             C::Create { .. } => unreachable!("handled above"),
-            C::Approve { by, at } => {
+            C::Approve { by, at, execute_by } => {
                 self.require_open_for_review(details, status, at)?;
-                Ok(vec![Ev::Approved { by, at }])
+                Ok(vec![Ev::Approved { by, at, execute_by: Some(execute_by) }])
             }
             C::Reject { by, at, reason } => {
                 let reason = reason.trim().to_owned();
@@ -251,11 +144,15 @@ impl PermissionRequest {
                 Ok(vec![Ev::Rejected { by, at, reason }])
             }
             C::Expire { at } => {
-                if status != RequestStatus::Pending {
-                    return Err(E::NotPending { status });
-                }
-                if at < details.expires_at {
-                    return Err(E::NotYetExpired { expires_at: details.expires_at });
+                // A pending request past its approval window, or an approved one whose
+                // call was not claimed by its execution deadline.
+                let deadline = match (status, self.execute_by()) {
+                    (RequestStatus::Pending, _) => details.expires_at,
+                    (RequestStatus::Approved, Some(execute_by)) => execute_by,
+                    _ => return Err(E::NotPending { status }),
+                };
+                if at < deadline {
+                    return Err(E::NotYetExpired { expires_at: deadline });
                 }
                 Ok(vec![Ev::Expired { at }])
             }
@@ -264,7 +161,10 @@ impl PermissionRequest {
                 Ok(vec![Ev::Withdrawn { by, at }])
             }
             C::ClaimExecution { replica, at } => match status {
-                RequestStatus::Approved => Ok(vec![Ev::Executed { replica, at }]),
+                RequestStatus::Approved => match self.execute_by() {
+                    Some(execute_by) if at >= execute_by => Err(E::ExecutionWindowClosed { execute_by }),
+                    _ => Ok(vec![Ev::Executed { replica, at }]),
+                },
                 RequestStatus::Executing | RequestStatus::Executed => Err(E::AlreadyClaimed),
                 other => Err(E::NotApproved { status: other }),
             },
@@ -333,7 +233,10 @@ impl PermissionRequest {
                     expires_at,
                 },
             },
-            (S::Pending { details }, Ev::Approved { by, at }) => S::Approved { details, review: Review { by, at } },
+            (S::Pending { details }, Ev::Approved { by, at, execute_by }) => {
+                S::Approved { details, review: Review { by, at }, execute_by }
+            }
+            (S::Approved { details, .. }, Ev::Expired { at }) => S::Expired { details, expired_at: at },
             (S::Pending { details }, Ev::Rejected { by, at, reason }) => {
                 S::Rejected { details, review: Review { by, at }, reason }
             }
@@ -341,7 +244,7 @@ impl PermissionRequest {
             (S::Pending { details }, Ev::Withdrawn { by, at }) => {
                 S::Withdrawn { details, withdrawal: Review { by, at } }
             }
-            (S::Approved { details, review }, Ev::Executed { replica, at }) => {
+            (S::Approved { details, review, .. }, Ev::Executed { replica, at }) => {
                 S::Executing { details, review, claim: Claim { replica, at } }
             }
             (S::Executing { details, review, claim }, Ev::ResultCached { outcome, at }) => {

@@ -42,8 +42,12 @@ fn created() -> PermissionRequestEvent {
         expires_at: expires(),
     }
 }
+/// The execution deadline of `approve()`.
+fn execute_by() -> DateTime<Utc> {
+    later(7200)
+}
 fn approved() -> PermissionRequestEvent {
-    PermissionRequestEvent::Approved { by: "admin".into(), at: later(10) }
+    PermissionRequestEvent::Approved { by: "admin".into(), at: later(10), execute_by: Some(execute_by()) }
 }
 fn rejected() -> PermissionRequestEvent {
     PermissionRequestEvent::Rejected { by: "admin".into(), at: later(10), reason: "no".into() }
@@ -68,7 +72,7 @@ fn result_cached() -> PermissionRequestEvent {
 }
 
 fn approve() -> PermissionRequestCommand {
-    PermissionRequestCommand::Approve { by: "admin".into(), at: later(10) }
+    PermissionRequestCommand::Approve { by: "admin".into(), at: later(10), execute_by: execute_by() }
 }
 fn reject(reason: &str) -> PermissionRequestCommand {
     PermissionRequestCommand::Reject { by: "admin".into(), at: later(10), reason: reason.into() }
@@ -190,7 +194,7 @@ fn approve_after_expiry_is_refused() {
 fn approve_past_the_deadline_is_refused_even_before_expire_is_recorded() {
     Framework::with(())
         .given(vec![created()])
-        .when(PermissionRequestCommand::Approve { by: "admin".into(), at: expires() })
+        .when(PermissionRequestCommand::Approve { by: "admin".into(), at: expires(), execute_by: later(9999) })
         .then_expect_error(PermissionRequestError::ApprovalWindowClosed { expires_at: expires() });
 }
 
@@ -287,7 +291,6 @@ fn expire_before_the_deadline_is_refused() {
 #[test]
 fn expire_a_decided_request_is_refused() {
     for (given, status) in [
-        (vec![created(), approved()], RequestStatus::Approved),
         (vec![created(), rejected()], RequestStatus::Rejected),
         (vec![created(), expired()], RequestStatus::Expired),
         (vec![created(), approved(), executed(), result_cached()], RequestStatus::Executed),
@@ -297,6 +300,50 @@ fn expire_a_decided_request_is_refused() {
             .when(PermissionRequestCommand::Expire { at: later(99_999) })
             .then_expect_error(PermissionRequestError::NotPending { status });
     }
+}
+
+// ---- The execution deadline of an approved call ----
+
+#[test]
+fn an_approved_call_not_run_by_its_deadline_expires() {
+    Framework::with(())
+        .given(vec![created(), approved()])
+        .when(PermissionRequestCommand::Expire { at: execute_by() })
+        .then_expect_events(vec![PermissionRequestEvent::Expired { at: execute_by() }]);
+    assert!(matches!(
+        PermissionRequest::from_events([created(), approved(), PermissionRequestEvent::Expired { at: execute_by() }]),
+        PermissionRequest::Expired { .. }
+    ));
+}
+
+#[test]
+fn an_approved_call_does_not_expire_before_its_deadline() {
+    Framework::with(())
+        .given(vec![created(), approved()])
+        .when(PermissionRequestCommand::Expire { at: later(7199) })
+        .then_expect_error(PermissionRequestError::NotYetExpired { expires_at: execute_by() });
+}
+
+#[test]
+fn an_approved_call_cannot_be_claimed_past_its_deadline() {
+    Framework::with(())
+        .given(vec![created(), approved()])
+        .when(PermissionRequestCommand::ClaimExecution { replica: "r1".into(), at: execute_by() })
+        .then_expect_error(PermissionRequestError::ExecutionWindowClosed { execute_by: execute_by() });
+}
+
+#[test]
+fn an_approval_recorded_without_a_deadline_never_expires() {
+    let old = PermissionRequestEvent::Approved { by: "admin".into(), at: later(10), execute_by: None };
+    Framework::with(())
+        .given(vec![created(), old.clone()])
+        .when(PermissionRequestCommand::Expire { at: later(99_999) })
+        .then_expect_error(PermissionRequestError::NotPending { status: RequestStatus::Approved });
+    Framework::with(()).given(vec![created(), old]).when(claim()).then_expect_events(vec![executed()]);
+    // Stored before the field existed: it reads as no deadline.
+    let stored: PermissionRequestEvent =
+        serde_json::from_value(json!({"Approved": {"by": "admin", "at": later(10)}})).unwrap();
+    assert!(matches!(stored, PermissionRequestEvent::Approved { execute_by: None, .. }));
 }
 
 // ---- Withdraw ----
@@ -442,7 +489,7 @@ fn each_state_carries_exactly_its_facts() {
     assert_eq!(PermissionRequest::from_events([created()]), PermissionRequest::Pending { details: details() });
     assert_eq!(
         PermissionRequest::from_events([created(), approved()]),
-        PermissionRequest::Approved { details: details(), review: review() }
+        PermissionRequest::Approved { details: details(), review: review(), execute_by: Some(execute_by()) }
     );
     assert_eq!(
         PermissionRequest::from_events([created(), rejected()]),

@@ -176,13 +176,15 @@ async fn decide(state: &AppState, user: ConsoleUser, id: &str, decision: Decisio
     let Ok(id) = Uuid::parse_str(id) else {
         return error_page(StatusCode::BAD_REQUEST, "That is not a permission request id.");
     };
-    let already = match review::decide(&state.store, &state.settings.replica_id, id, &reviewer.name, decision).await {
-        Ok(_) => false,
-        Err(CommandError::Domain(
-            PermissionRequestError::NotPending { .. } | PermissionRequestError::ApprovalWindowClosed { .. },
-        )) => true,
-        Err(error) => return failure(error),
-    };
+    let window = state.settings.execution_window;
+    let already =
+        match review::decide(&state.store, &state.settings.replica_id, id, &reviewer.name, decision, window).await {
+            Ok(_) => false,
+            Err(CommandError::Domain(
+                PermissionRequestError::NotPending { .. } | PermissionRequestError::ApprovalWindowClosed { .. },
+            )) => true,
+            Err(error) => return failure(error),
+        };
     let target = match (from.request_page(), already) {
         (true, false) => format!("/requests/{id}?decided=1#notice"),
         (true, true) => format!("/requests/{id}?already=1#notice"),

@@ -107,7 +107,8 @@ async fn decide(
     reviewer: &str,
     decision: Decision,
 ) -> ApiResult<Json<PermissionDto>> {
-    let decided = review::decide(&state.store, &state.settings.replica_id, id, reviewer, decision).await?;
+    let window = state.settings.execution_window;
+    let decided = review::decide(&state.store, &state.settings.replica_id, id, reviewer, decision, window).await?;
     let dto = PermissionDto::from_state(id, &decided)
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
     with_delivery_state(state, dto).await
