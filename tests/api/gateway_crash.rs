@@ -35,17 +35,24 @@ pub(crate) async fn start_gateway(db: &TestDatabase, data_dir: &Path, name: &'st
     start_gateway_as(db, data_dir, name, None).await
 }
 
-/// [`start_gateway`] as another user (`uid`, with its group of the same number).
+/// [`start_gateway`] as another user (`uid`, with its group of the same number), from a
+/// copy of the binary that user may run (the build directory may be private).
 pub(crate) async fn start_gateway_as(
     db: &TestDatabase,
     data_dir: &Path,
     name: &'static str,
     uid: Option<u32>,
 ) -> GatewayProcess {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_alexandria"));
-    if let Some(uid) = uid {
-        command.uid(uid).gid(uid);
-    }
+    let mut command = match uid {
+        None => Command::new(env!("CARGO_BIN_EXE_alexandria")),
+        Some(uid) => {
+            let binary = data_dir.join("alexandria");
+            std::fs::copy(env!("CARGO_BIN_EXE_alexandria"), &binary).expect("copy the binary");
+            let mut command = Command::new(binary);
+            command.uid(uid).gid(uid).current_dir("/");
+            command
+        }
+    };
     let mut child = command
         .arg("serve")
         .env_clear()

@@ -25,7 +25,9 @@ async fn a_stdio_upstream_cannot_read_the_gateways_environment_or_data_directory
     let gateway = start_gateway_as(&db, data_dir.path(), "isolated", uid).await;
     let client = reqwest::Client::new();
     let admin = login(&client, &gateway.base).await;
-    let script = repo().join("tests/peers/prying_server.py");
+    // A copy the gateway's user may read (the checkout may be private).
+    let script = data_dir.path().join("prying_server.py");
+    std::fs::copy(repo().join("tests/peers/prying_server.py"), &script).expect("copy the prying server");
     let server = json!({"name": "prying", "transport": "stdio", "command": "python3", "args": [script]});
     let (status, body) = post_json(&client, format!("{}/admin/mcp-servers", gateway.base), Some(&admin), &server).await;
     assert_eq!(status, 201, "{body}");
