@@ -37,7 +37,7 @@ pub trait ToolExecutor: Send + Sync {
     /// Whether a call of `tool` would reach its upstream now. An approved call is claimed
     /// only then: a claim is final, and a call that fails before it is sent would turn a
     /// short outage into a cached error for good.
-    fn is_live(&self, tool: &str) -> bool;
+    async fn is_reachable(&self, tool: &str) -> bool;
 
     /// The upstream's answer: a `CallToolResult` (an `isError` result is still a
     /// result) or a JSON-RPC error, both cached as the request's outcome.
@@ -337,10 +337,12 @@ impl Gate {
                 let _ = self.store.execute(id, Command::Expire { at: Utc::now() }, metadata).await;
                 Step::Reload
             }
-            // Not claimed while its upstream is down: the request stays approved and the
-            // caller waits (re-checking on the poll interval) or is told to retry.
-            RequestStatus::Approved if !self.executor.is_live(&details.tool) => wait,
             RequestStatus::Approved => {
+                // Not claimed while its upstream is down: the request stays approved and
+                // the caller waits (re-checking on the poll interval) or is told to retry.
+                if !self.executor.is_reachable(&details.tool).await {
+                    return wait;
+                }
                 let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
                 match self.store.execute(id, claim, metadata).await {
                     Ok(applied) if !applied.events.is_empty() => {

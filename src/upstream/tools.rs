@@ -35,8 +35,8 @@ impl ToolDirectory for UpstreamTools {
 
 #[async_trait]
 impl ToolExecutor for UpstreamTools {
-    fn is_live(&self, tool: &str) -> bool {
-        self.registry.tool_is_live(tool)
+    async fn is_reachable(&self, tool: &str) -> bool {
+        self.registry.tool_is_reachable(tool).await
     }
 
     async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome {
@@ -51,11 +51,25 @@ impl ToolExecutor for UpstreamTools {
             Err(UpstreamError::Rpc { code, message, data, .. }) => {
                 CallOutcome::Error { code: code.into(), message, data }
             }
-            Err(error) => CallOutcome::Error {
-                code: INTERNAL_ERROR,
-                message: format!("upstream call failed: {error}"),
-                data: None,
-            },
+            Err(error) => {
+                // What went wrong inside the transport (library type names, addresses) is
+                // for the log; the agent learns which server failed and how, in words.
+                tracing::warn!(%server, tool, %error, "upstream call failed");
+                let message = match &error {
+                    UpstreamError::Transport { server, .. } => {
+                        format!("the connection to MCP server {server:?} failed during the call")
+                    }
+                    UpstreamError::Unavailable { server, status, .. } => {
+                        format!("MCP server {server:?} is not connected ({status})")
+                    }
+                    other => other.to_string(),
+                };
+                CallOutcome::Error {
+                    code: INTERNAL_ERROR,
+                    message: format!("upstream call failed: {message}"),
+                    data: None,
+                }
+            }
         }
     }
 }

@@ -378,8 +378,9 @@ pub fn python(peers: &Path) -> PathBuf {
 /// then sleeps: a slow upstream call whose executions can be counted. Killed on drop.
 pub struct SlowPythonServer {
     pub url: String,
+    pub port: u16,
     pub call_log: PathBuf,
-    _child: Child,
+    pub child: Child,
 }
 
 const LOGGED_SLEEP_SERVER: &str = r#"
@@ -403,11 +404,16 @@ peer.main()
 "#;
 
 pub async fn slow_python_server(peers: &Path, call_log: &Path) -> SlowPythonServer {
+    slow_python_server_on(peers, call_log, 0).await
+}
+
+/// [`slow_python_server`] on `port` (0: a free one), e.g. to start it again where it was.
+pub async fn slow_python_server_on(peers: &Path, call_log: &Path, port: u16) -> SlowPythonServer {
     let mut child = Command::new(python(peers))
         .arg("-c")
         .arg(LOGGED_SLEEP_SERVER)
         .arg(repo().join("tests/peers"))
-        .arg("0")
+        .arg(port.to_string())
         .env("PEER_CALL_LOG", call_log)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -424,5 +430,5 @@ pub async fn slow_python_server(peers: &Path, call_log: &Path) -> SlowPythonServ
         .strip_prefix("LISTENING ")
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"));
-    SlowPythonServer { url: format!("http://127.0.0.1:{port}/mcp"), call_log: call_log.to_owned(), _child: child }
+    SlowPythonServer { url: format!("http://127.0.0.1:{port}/mcp"), port, call_log: call_log.to_owned(), child }
 }

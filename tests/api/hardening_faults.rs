@@ -258,3 +258,39 @@ async fn an_approved_call_its_agent_never_runs_expires_after_the_execution_windo
     assert_eq!(rpc_error(&late), (ACCESS_DENIED, "denied: approval expired".to_owned()));
     assert!(fs.calls().is_empty(), "the call never ran");
 }
+
+#[tokio::test]
+async fn an_approved_call_is_not_claimed_while_an_http_upstream_is_gone_unnoticed() {
+    let Some(peers) = crate::peers::peers("an_approved_call_is_not_claimed_while_an_http_upstream_is_gone_unnoticed")
+    else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("calls.log");
+    let mut upstream = slow_python_server(&peers, &log).await;
+    let app = spawn_gateway(Duration::from_millis(500)).await;
+    let admin = admin_session(&app).await;
+    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": upstream.url})).await;
+    let token = agent_token(&app, &admin, "http-outage", &["logged_sleep"], &["logged_sleep"]).await;
+    let arguments = json!({"seconds": 0});
+    let first = call(&app, "http-outage", &token, Some("k-http"), 1, "logged_sleep", arguments.clone()).await;
+    let id = Uuid::parse_str(first["result"]["request_id"].as_str().expect("pending")).unwrap();
+    approve_ok(&app, &admin, id).await;
+
+    // Gone, and the gateway has not noticed: its session still counts as connected.
+    upstream.child.kill().await.expect("stop the Python server");
+    assert_eq!(server_status(&app, &admin, "py").await, "connected");
+    let during = call(&app, "http-outage", &token, Some("k-http"), 2, "logged_sleep", arguments.clone()).await;
+    assert_pending_envelope_of_typed_tool(&during, 2, id, Some("k-http"), "approved");
+    assert_eq!(event_types(&app.db.pool, id).await, ["Created", "Approved"], "not claimed while it is gone");
+
+    let _back = slow_python_server_on(&peers, &log, upstream.port).await;
+    eventually(RECONNECT_DEADLINE, "the upstream is back", || async {
+        call(&app, "http-outage", &token, Some("k-http"), 3, "logged_sleep", arguments.clone()).await["result"]
+            ["isError"]
+            == false
+    })
+    .await;
+    assert_eq!(event_types(&app.db.pool, id).await, ["Created", "Approved", "Executed", "ResultCached"]);
+    assert_eq!(crate::peers::calls_logged(&log), ["logged_sleep"], "ran once");
+}

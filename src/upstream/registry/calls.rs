@@ -10,6 +10,9 @@ use super::super::error::UpstreamError;
 use super::super::server::{ConnectionStatus, InFlight};
 use super::UpstreamRegistry;
 
+/// How long the ping before a claim may take.
+const REACHABILITY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl UpstreamRegistry {
     /// Calls a tool by its downstream name. An `isError` result is a result. Arguments go
     /// upstream as given. A server that is still connecting is waited for, within the
@@ -83,10 +86,21 @@ impl UpstreamRegistry {
         }
     }
 
-    /// Whether a call of `tool` would be sent now: its server's session is live. Checked
-    /// before an approved call is claimed, so an outage does not use up the approval.
-    pub fn tool_is_live(&self, tool_name: &str) -> bool {
+    /// Whether a call of `tool` would reach its server now: the session is live and
+    /// answers a ping. Asked before an approved call is claimed (a claim is final), so an
+    /// outage, even one the supervisor has not noticed yet, does not use up the approval.
+    /// A failed ping tells the supervisor to check the session (and reconnect).
+    pub async fn tool_is_reachable(&self, tool_name: &str) -> bool {
         let Some(entry) = self.tools().get(tool_name).cloned() else { return false };
-        self.server(&entry.server).is_ok_and(|server| server.state.borrow().peer.is_some())
+        let Ok(server) = self.server(&entry.server) else { return false };
+        let Some(peer) = server.state.borrow().peer.clone() else { return false };
+        match connection::ping(&peer, REACHABILITY_PING_TIMEOUT).await {
+            Ok(()) => true,
+            Err(message) => {
+                tracing::warn!(server = %entry.server, %message, "the server does not answer; the approved call waits");
+                server.suspect.notify_one();
+                false
+            }
+        }
     }
 }
