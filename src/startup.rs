@@ -33,6 +33,9 @@ const GATE_POLL_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// When set, `/metrics` is served here only (not on `listen`): the scrape endpoint is
+    /// unauthenticated, so it can stay on an internal address.
+    pub metrics_listen: Option<SocketAddr>,
     pub public_url: String,
     pub approval_wait: Duration,
     pub approval_ttl: Duration,
@@ -52,6 +55,8 @@ pub struct Settings {
 
 pub struct Application {
     tcp: TcpListener,
+    /// `/metrics` on an address of its own (`Settings::metrics_listen`).
+    metrics_tcp: Option<TcpListener>,
     state: AppState,
     /// Wakes projectors, the reconciler and parked gated calls (NOTIFY on every append).
     listener: Arc<EventListener>,
@@ -67,6 +72,10 @@ impl Application {
     /// migrated.
     pub async fn build(settings: Settings, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let tcp = listen(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let metrics_tcp = match settings.metrics_listen {
+            Some(address) => Some(listen(address).with_context(|| format!("cannot listen on {address} for metrics"))?),
+            None => None,
+        };
         let jwt = JwtKeys::load(&pool, settings.jwt_secret.as_ref()).await?;
         crate::auth::bootstrap::ensure_admin(&pool, &settings.data_dir, settings.admin_password.as_ref()).await?;
         let metrics = Metrics::new();
@@ -111,11 +120,16 @@ impl Application {
             pool,
             settings: Arc::new(http_settings),
         };
-        Ok(Self { tcp, state, listener, settings, shutdown, gate })
+        Ok(Self { tcp, metrics_tcp, state, listener, settings, shutdown, gate })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.tcp.local_addr().unwrap_or(self.settings.listen)
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_tcp.as_ref().and_then(|tcp| tcp.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -125,7 +139,7 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then lets in-flight requests and
     /// workers finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { tcp, state, listener, settings, shutdown, gate } = self;
+        let Application { tcp, metrics_tcp, state, listener, settings, shutdown, gate } = self;
         let workers = TaskTracker::new();
         workers.spawn(Arc::clone(&listener).run(state.pool.clone(), shutdown.clone()));
         for projection in alexandria_projections::all() {
@@ -147,9 +161,19 @@ impl Application {
         let upstreams = state.upstreams.clone();
 
         tracing::info!(address = %tcp.local_addr()?, replica = %settings.replica_id, "listening");
-        let app = crate::http::router(state);
+        let metrics = metrics_tcp.map(|metrics_tcp| {
+            if let Ok(address) = metrics_tcp.local_addr() {
+                tracing::info!(%address, "serving /metrics on its own address");
+            }
+            let app = crate::http::metrics_router(state.clone());
+            tokio::spawn(crate::http::server::serve(metrics_tcp, app, shutdown.clone()))
+        });
+        let app = crate::http::router(state, metrics.is_none());
         let stop = shutdown.clone();
         crate::http::server::serve(tcp, app, stop).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         shutdown.cancel();
         workers.wait().await;
         // Claimed calls nobody waits for any more (a client gone, a task's poll) finish

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ALEXANDRIA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Serve `/metrics` on this address only (unauthenticated: keep it internal).
+    /// Unset: `/metrics` is served on the main address.
+    #[arg(long, env = "ALEXANDRIA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Base URL used in links sent out (notifications). Default: http://<listen>.
     #[arg(long, env = "ALEXANDRIA_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -80,6 +85,7 @@ impl ServeArgs {
     pub fn settings(&self) -> Settings {
         Settings {
             listen: self.listen,
+            metrics_listen: self.metrics_listen,
             public_url: self.public_url(),
             approval_wait: Duration::from_secs(self.approval_wait_secs),
             approval_ttl: Duration::from_secs(self.approval_ttl_secs),

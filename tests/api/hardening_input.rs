@@ -186,3 +186,20 @@ async fn a_body_that_stops_arriving_is_answered_with_a_4xx_and_the_connection_fr
     let status: u16 = answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
     assert!((400..500).contains(&status), "a 4xx for a stalled body: {answer}");
 }
+
+#[tokio::test]
+async fn metrics_can_be_served_on_an_address_of_their_own_only() {
+    let settings = alexandria::startup::Settings {
+        metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..crate::helpers::test_settings()
+    };
+    let app = crate::helpers::spawn_app_on(crate::helpers::fresh_database().await, settings).await;
+    let own = app.metrics_address.clone().expect("a metrics address");
+    let scraped = app.client.get(format!("{own}/metrics")).send().await.expect("scrape");
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("alexandria_gate_waiters"));
+    let main = app.client.get(app.url("/metrics")).send().await.expect("the main address");
+    assert_eq!(main.status(), 404, "not on the public address");
+    let other = app.client.get(format!("{own}/healthz")).send().await.expect("the metrics address");
+    assert_eq!(other.status(), 404, "nothing else on the metrics address");
+}

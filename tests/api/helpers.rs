@@ -64,6 +64,7 @@ pub const TEST_ADMIN_PASSWORD: &str = "test admin password";
 pub fn test_settings() -> Settings {
     Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_listen: None,
         public_url: "http://127.0.0.1".to_owned(),
         approval_wait: Duration::from_secs(2),
         approval_ttl: Duration::from_secs(86_400),
@@ -87,6 +88,8 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://host:port` of `/metrics` when `Settings::metrics_listen` is set.
+    pub metrics_address: Option<String>,
     pub db: TestDatabase,
     pub state: AppState,
     pub client: reqwest::Client,
@@ -103,10 +106,12 @@ pub async fn spawn_app_on(db: TestDatabase, settings: Settings) -> TestApp {
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, db.pool.clone(), shutdown.clone()).await.expect("build app");
     let address = format!("http://{}", app.local_addr());
+    let metrics_address = app.metrics_addr().map(|address| format!("http://{address}"));
     let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         db,
         state,
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
