@@ -227,11 +227,18 @@ pub(super) fn gate_response(
                 Some(_) => "the same X-Idempotency-Key header",
                 None => "the same tool and arguments (or set an X-Idempotency-Key header)",
             };
-            let text = format!(
-                "This call needs a person's approval and is {status}. Permission request {request_id} is \
-                 waiting for review. Retry the same call in {retry_after_ms} ms with {how}; you will get \
-                 the tool's result once it is approved, or a 'denied' error if it is rejected."
-            );
+            let text = match status {
+                RequestStatus::Pending => format!(
+                    "This call needs a person's approval and is pending. Permission request {request_id} is \
+                     waiting for review. Retry the same call in {retry_after_ms} ms with {how}; you will get \
+                     the tool's result once it is approved, or a 'denied' error if it is rejected."
+                ),
+                // Approved but not run yet (its upstream is unreachable), or running.
+                _ => format!(
+                    "This call was approved and is {status}: permission request {request_id} has not finished \
+                     yet. Retry the same call in {retry_after_ms} ms with {how} to get the tool's result."
+                ),
+            };
             request.result(json!({
                 "pending": true,
                 "request_id": request_id,

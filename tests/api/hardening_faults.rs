@@ -13,17 +13,31 @@ use crate::helpers::{eventually, TestApp};
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(60);
 
 async fn server_status(app: &TestApp, admin: &Session, name: &str) -> String {
-    let body: Value = app
-        .client
-        .get(app.url(&format!("/admin/mcp-servers/{name}")))
-        .bearer_auth(&admin.access_token)
-        .send()
-        .await
-        .expect("server status")
-        .json()
-        .await
-        .expect("a server");
+    let body: Value =
+        get_with(app, &format!("/admin/mcp-servers/{name}"), &admin.access_token).await.json().await.expect("a server");
     body["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A gateway with the Python upstream (plus `logged_sleep`, which logs each run to
+/// `log`) registered as `py`, and `agent` allowed `tools`, all of them gated.
+struct PythonGateway {
+    upstream: SlowPythonServer,
+    log: std::path::PathBuf,
+    app: TestApp,
+    admin: Session,
+    token: String,
+    _logs: tempfile::TempDir,
+}
+
+async fn python_gateway(peers: &std::path::Path, wait: Duration, agent: &str, tools: &[&str]) -> PythonGateway {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("calls.log");
+    let upstream = slow_python_server(peers, &log).await;
+    let app = spawn_gateway(wait).await;
+    let admin = admin_session(&app).await;
+    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": upstream.url})).await;
+    let token = agent_token(&app, &admin, agent, tools, tools).await;
+    PythonGateway { upstream, log, app, admin, token, _logs: logs }
 }
 
 #[tokio::test]
@@ -64,12 +78,8 @@ async fn a_call_claimed_when_the_gateway_stops_finishes_and_its_result_is_cached
     else {
         return;
     };
-    let logs = tempfile::tempdir().unwrap();
-    let slow = slow_python_server(&peers, &logs.path().join("calls.log")).await;
-    let app = spawn_gateway(Duration::from_millis(200)).await;
-    let admin = admin_session(&app).await;
-    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": slow.url})).await;
-    let token = agent_token(&app, &admin, "stopper", &["logged_sleep"], &["logged_sleep"]).await;
+    let PythonGateway { upstream: slow, app, admin, token, _logs, .. } =
+        python_gateway(&peers, Duration::from_millis(200), "stopper", &["logged_sleep"]).await;
     // As a task: once approved, a poll runs it, and nobody's connection waits for it.
     let mut message = tool_call(1, "logged_sleep", json!({"seconds": 2}));
     message["params"]["task"] = json!({});
@@ -155,12 +165,8 @@ async fn a_result_too_deep_to_read_back_is_recorded_as_an_error_and_the_request_
     let Some(peers) = crate::peers::peers("a_result_too_deep_to_read_back_is_recorded_as_an_error") else {
         return;
     };
-    let logs = tempfile::tempdir().unwrap();
-    let upstream = slow_python_server(&peers, &logs.path().join("calls.log")).await;
-    let app = spawn_gateway(Duration::from_secs(5)).await;
-    let admin = admin_session(&app).await;
-    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": upstream.url})).await;
-    let token = agent_token(&app, &admin, "nester", &["nest"], &["nest"]).await;
+    let PythonGateway { upstream: _upstream, app, admin, token, _logs, .. } =
+        python_gateway(&peers, Duration::from_secs(5), "nester", &["nest"]).await;
     for (key, depth) in [("shallow", 20), ("deep", 124)] {
         let first = call(&app, "nester", &token, Some(key), 1, "nest", json!({"depth": depth})).await;
         let id = Uuid::parse_str(first["result"]["request_id"].as_str().expect("pending")).unwrap();
@@ -169,13 +175,7 @@ async fn a_result_too_deep_to_read_back_is_recorded_as_an_error_and_the_request_
         // The request reads back from the log, on this replica and through the API.
         let again = call(&app, "nester", &token, Some(key), 3, "nest", json!({"depth": depth})).await;
         assert_eq!((&again["result"], &again["error"]), (&answer["result"], &answer["error"]), "the cached answer");
-        let shown = app
-            .client
-            .get(app.url(&format!("/admin/permissions/{id}")))
-            .bearer_auth(&admin.access_token)
-            .send()
-            .await
-            .expect("the request");
+        let shown = get_with(&app, &format!("/admin/permissions/{id}"), &admin.access_token).await;
         assert_eq!(shown.status(), 200);
         if depth == 124 {
             let (code, message) = rpc_error(&answer);
@@ -265,13 +265,8 @@ async fn an_approved_call_is_not_claimed_while_an_http_upstream_is_gone_unnotice
     else {
         return;
     };
-    let logs = tempfile::tempdir().unwrap();
-    let log = logs.path().join("calls.log");
-    let mut upstream = slow_python_server(&peers, &log).await;
-    let app = spawn_gateway(Duration::from_millis(500)).await;
-    let admin = admin_session(&app).await;
-    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": upstream.url})).await;
-    let token = agent_token(&app, &admin, "http-outage", &["logged_sleep"], &["logged_sleep"]).await;
+    let PythonGateway { mut upstream, log, app, admin, token, _logs } =
+        python_gateway(&peers, Duration::from_millis(500), "http-outage", &["logged_sleep"]).await;
     let arguments = json!({"seconds": 0});
     let first = call(&app, "http-outage", &token, Some("k-http"), 1, "logged_sleep", arguments.clone()).await;
     let id = Uuid::parse_str(first["result"]["request_id"].as_str().expect("pending")).unwrap();

@@ -38,25 +38,10 @@ async fn a_nul_in_an_admin_body_or_filter_is_a_400_that_changes_nothing() {
     let agent = json!({"name": "nul", "description": "bad\u{0}", "allowed_tools": [], "approval_required_tools": []});
     let response = app.client.post(app.url("/admin/agents")).bearer_auth(&admin.access_token).json(&agent).send().await;
     assert_eq!(response.expect("create").status(), 400);
-    let listed: Value = app
-        .client
-        .get(app.url("/admin/agents"))
-        .bearer_auth(&admin.access_token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("agents");
+    let listed: Value = get_with(&app, "/admin/agents", &admin.access_token).await.json().await.expect("agents");
     assert!(!listed.to_string().contains("\"nul\""), "no agent was created: {listed}");
     for filter in ["agent=a%00b", "tool=%00", "status=pending%00"] {
-        let response = app
-            .client
-            .get(app.url(&format!("/admin/permissions?{filter}")))
-            .bearer_auth(&admin.access_token)
-            .send()
-            .await
-            .expect("list");
+        let response = get_with(&app, &format!("/admin/permissions?{filter}"), &admin.access_token).await;
         assert_eq!(response.status(), 400, "{filter}");
     }
 }
@@ -90,16 +75,8 @@ async fn a_nul_in_tool_arguments_or_a_reject_reason_is_refused_and_the_projectio
         .expect("reject");
     assert_eq!(reason.status(), 400);
     eventually(Duration::from_secs(10), "the read model lists the pending request", || async {
-        let listed: Value = app
-            .client
-            .get(app.url("/admin/permissions?status=pending"))
-            .bearer_auth(&admin.access_token)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("page");
+        let listed: Value =
+            get_with(&app, "/admin/permissions?status=pending", &admin.access_token).await.json().await.expect("page");
         listed["items"].as_array().is_some_and(|items| items.iter().any(|item| item["id"] == id.as_str()))
     })
     .await;
