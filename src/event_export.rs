@@ -15,9 +15,11 @@ use uuid::Uuid;
 
 const EXPORT_BATCH: i64 = 5000;
 
-/// One exported line. Field names are part of the export format: keep them stable.
+/// One exported line. Field names are part of the export format: keep them stable. A row
+/// whose payload or metadata serde_json cannot read (written around the gateway) has
+/// `null` there and one more field, `unreadable`, saying why.
 pub fn export_line(event: &StoredEvent) -> Value {
-    json!({
+    let mut line = json!({
         "position": event.global_position,
         "recorded_at": event.recorded_at,
         "aggregate_type": event.aggregate_type,
@@ -27,7 +29,11 @@ pub fn export_line(event: &StoredEvent) -> Value {
         "version": event.event_version,
         "payload": event.payload,
         "metadata": event.metadata,
-    })
+    });
+    if let Some(reason) = &event.unreadable {
+        line["unreadable"] = json!(reason);
+    }
+    line
 }
 
 /// One request's events in log order (at most 10,000: a request has a handful): its

@@ -18,7 +18,7 @@ pub mod status;
 pub use backoff::{Backoff, Retries};
 pub use changes::{EventListener, LogChange};
 pub use leadership::{Leadership, LockHolder};
-pub use log::{LogPosition, StoredEvent};
+pub use log::{LogPosition, StoredEvent, UnreadableEvent};
 pub use permission_requests::PermissionRequestsProjection;
 pub use projection::Projection;
 pub use rebuild::{rebuild, RebuildProgress, RebuildSummary};

@@ -1,7 +1,6 @@
 //! Reading the event log in projection order.
 
 use alexandria_domain::{PermissionRequest, PermissionRequestEvent};
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Deserialize;
@@ -21,6 +20,26 @@ impl LogPosition {
     pub const START: LogPosition = LogPosition { tx_id: 0, global_position: 0 };
 }
 
+/// The aggregate type of an operator's skip (`alexandria events skip`): an `EventSkipped`
+/// event whose aggregate id is the skipped event's global position. Every reader of the log
+/// treats a skipped event as absent; the log itself never changes.
+pub const SKIP_AGGREGATE_TYPE: &str = "EventSkip";
+
+/// A stored event this build cannot read: a row written around the application (the
+/// store never appends one). It stops every fold that meets it until an operator skips it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "event {position} ({aggregate_type} {aggregate_id} #{sequence}) cannot be read: {reason} \
+     (`alexandria events skip {position} --reason ...` reads past it)"
+)]
+pub struct UnreadableEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub reason: String,
+}
+
 /// One row of `events`, as projections and exports see it.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -32,8 +51,16 @@ pub struct StoredEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
+    /// `Null` when the column could not be read as JSON (see `unreadable`).
     pub payload: Value,
+    /// `Null` when the column could not be read as JSON (see `unreadable`).
     pub metadata: Value,
+    /// Why the payload or metadata is not JSON serde_json can read (nested deeper than
+    /// its 128 levels, say). Reading such a row is not an error, so it can be reported and
+    /// skipped; decoding it is.
+    pub unreadable: Option<String>,
+    /// An operator skipped it (`alexandria events skip`): every fold reads it as absent.
+    pub skipped: bool,
 }
 
 impl StoredEvent {
@@ -42,21 +69,46 @@ impl StoredEvent {
     }
 
     /// This event as a permission request's: the request's id and the typed event; `None`
-    /// for another aggregate's event. An error is a damaged log (the position is named).
-    pub fn decode_permission_request(&self) -> anyhow::Result<Option<(Uuid, PermissionRequestEvent)>> {
-        if self.aggregate_type != <PermissionRequest as Aggregate>::TYPE {
+    /// for another aggregate's event and for a skipped one. An error is a damaged log.
+    pub fn decode_permission_request(&self) -> Result<Option<(Uuid, PermissionRequestEvent)>, UnreadableEvent> {
+        if self.aggregate_type != <PermissionRequest as Aggregate>::TYPE || self.skipped {
             return Ok(None);
         }
+        if let Some(reason) = &self.unreadable {
+            return Err(self.unreadable_because(reason));
+        }
         let id = Uuid::parse_str(&self.aggregate_id)
-            .with_context(|| format!("event {} has a non-UUID aggregate id", self.global_position))?;
+            .map_err(|_| self.unreadable_because("its aggregate id is not a UUID"))?;
         // Deserialize from the borrowed Value: cloning each payload first costs a
         // measurable share of a rebuild.
-        let event = PermissionRequestEvent::deserialize(&self.payload)
-            .with_context(|| format!("event {} has an unreadable payload", self.global_position))?;
+        let event = PermissionRequestEvent::deserialize(&self.payload).map_err(|error| {
+            self.unreadable_because(format!("its payload is not a permission request event: {error}"))
+        })?;
         Ok(Some((id, event)))
     }
 
+    /// The error that says this event cannot be read, and why.
+    pub fn unreadable_because(&self, reason: impl std::fmt::Display) -> UnreadableEvent {
+        UnreadableEvent {
+            position: self.global_position,
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            sequence: self.sequence,
+            reason: reason.to_string(),
+        }
+    }
+
     fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        // A JSON column serde_json refuses (nesting beyond its limit) must not fail the
+        // whole read: the row is kept, marked, so its position can be named and skipped.
+        let mut unreadable = None;
+        let mut json_column = |name: &str| {
+            row.try_get::<Value, _>(name).unwrap_or_else(|error| {
+                unreadable.get_or_insert_with(|| format!("its {name} cannot be read as JSON: {error}"));
+                Value::Null
+            })
+        };
+        let (payload, metadata) = (json_column("payload"), json_column("metadata"));
         Ok(StoredEvent {
             global_position: row.try_get("global_position")?,
             tx_id: row.try_get("tx_id")?,
@@ -66,14 +118,20 @@ impl StoredEvent {
             sequence: row.try_get("sequence")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
+            payload,
+            metadata,
+            unreadable,
+            skipped: row.try_get("skipped")?,
         })
     }
 }
 
+/// The columns of a `StoredEvent`, read `FROM events`. Whether an event is skipped comes
+/// from an uncorrelated subquery, run once per statement (skips are few; usually none).
 const SELECT_COLUMNS: &str = "global_position, tx_id::text::bigint AS tx_id, recorded_at, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
+     events.global_position::text = ANY (ARRAY (SELECT skip.aggregate_id FROM events AS skip \
+       WHERE skip.aggregate_type = 'EventSkip')) AS skipped";
 
 /// The next events after `after` in projection order that are final: written by
 /// transactions older than every transaction still running, so no event can later
@@ -175,4 +233,14 @@ pub async fn count_after(conn: &mut PgConnection, after: LogPosition) -> Result<
         .bind(after.global_position)
         .fetch_one(&mut *conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_skip_subquery_names_the_skip_aggregate_type() {
+        assert!(SELECT_COLUMNS.contains(&format!("skip.aggregate_type = '{SKIP_AGGREGATE_TYPE}'")));
+    }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::changes::EventListener;
 use crate::leadership::Leadership;
-use crate::log::{read_settled_batch, LogPosition};
+use crate::log::{read_settled_batch, LogPosition, UnreadableEvent};
 use crate::projection::Projection;
 
 pub const DEFAULT_BATCH_SIZE: i64 = 1000;
@@ -42,7 +42,8 @@ pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Resu
 pub(crate) async fn store_checkpoint(conn: &mut PgConnection, name: &str, at: LogPosition) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projection_checkpoints SET last_tx_id = $2::text::xid8, last_position = $3, \
-         updated_at = now(), last_error = NULL, last_error_at = NULL WHERE name = $1",
+         updated_at = now(), last_error = NULL, last_error_at = NULL, unreadable_position = NULL \
+         WHERE name = $1",
     )
     .bind(name)
     .bind(at.tx_id.to_string())
@@ -83,14 +84,20 @@ pub async fn catch_up(pool: &PgPool, projection: &dyn Projection, batch_size: i6
 }
 
 /// Records a failed batch on the projection's checkpoint row (shown by `projections
-/// status`); the next success clears it.
+/// status`), with the position of the event it is stuck on when that event cannot be read;
+/// the next success clears both.
 pub async fn record_error(pool: &PgPool, name: &str, error: &anyhow::Error) {
-    let result =
-        sqlx::query("UPDATE projection_checkpoints SET last_error = $2, last_error_at = now() WHERE name = $1")
-            .bind(name)
-            .bind(format!("{error:#}"))
-            .execute(pool)
-            .await;
+    let unreadable_position =
+        error.chain().find_map(|cause| cause.downcast_ref::<UnreadableEvent>()).map(|unreadable| unreadable.position);
+    let result = sqlx::query(
+        "UPDATE projection_checkpoints SET last_error = $2, last_error_at = now(), unreadable_position = $3 \
+         WHERE name = $1",
+    )
+    .bind(name)
+    .bind(format!("{error:#}"))
+    .bind(unreadable_position)
+    .execute(pool)
+    .await;
     if let Err(db_error) = result {
         tracing::warn!(%db_error, "could not record projection error");
     }

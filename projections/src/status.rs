@@ -18,6 +18,9 @@ pub struct ProjectionStatus {
     pub updated_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// The global position of the event it is stuck on because that event cannot be read
+    /// (`last_error` says why); `alexandria events skip` reads past it.
+    pub unreadable_position: Option<i64>,
     /// The session running it now (`None`: no replica is, e.g. none is serving).
     pub leader: Option<LockHolder>,
 }
@@ -30,7 +33,8 @@ pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, s
         crate::runner::register(pool, projection.name()).await?;
     }
     let rows = sqlx::query(
-        "SELECT name, last_tx_id::text::bigint AS tx_id, last_position, updated_at, last_error, last_error_at \
+        "SELECT name, last_tx_id::text::bigint AS tx_id, last_position, updated_at, last_error, last_error_at, \
+         unreadable_position \
          FROM projection_checkpoints ORDER BY name",
     )
     .fetch_all(pool)
@@ -48,6 +52,7 @@ pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, s
             updated_at: row.try_get("updated_at")?,
             last_error: row.try_get("last_error")?,
             last_error_at: row.try_get("last_error_at")?,
+            unreadable_position: row.try_get("unreadable_position")?,
         });
     }
     Ok(out)

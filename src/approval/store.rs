@@ -1,19 +1,26 @@
-//! The write side: commands against permission requests, persisted by postgres-es.
+//! The write side: commands against permission requests, committed through postgres-es.
 //!
-//! This is the only code that writes `events`. It runs a command against the current
-//! state and commits the resulting events with optimistic concurrency; a conflict (another
-//! writer appended first) re-runs the command against the new state, so racing callers
-//! end up with the domain's answer (e.g. "already approved"), never a storage error.
+//! This is the only code that writes a request's events. It runs a command against the
+//! current state and commits the resulting events with optimistic concurrency; a conflict
+//! (another writer appended first) re-runs the command against the new state, so racing
+//! callers end up with the domain's answer (e.g. "already approved"), never a storage
+//! error.
+//!
+//! A request's history is read here, not through postgres-es: its reader panics on a row
+//! it cannot decode, and a stored event that cannot be read must be an error for the
+//! request that has it (and only for that one), or readable once an operator skipped it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alexandria_domain::{
     EventMetadata, PermissionRequest, PermissionRequestCommand, PermissionRequestError, PermissionRequestEvent,
 };
-use alexandria_projections::Backoff;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{AggregateContext, AggregateError, EventEnvelope, EventStore};
+use alexandria_projections::log::read_global_batch;
+use alexandria_projections::{Backoff, StoredEvent, UnreadableEvent};
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::{AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -26,6 +33,8 @@ type Store = PersistedEventStore<PostgresEventRepository, PermissionRequest>;
 /// `CommandError::Conflict`. Each retry sees the winner's events, so this bound is only
 /// reached under pathological contention.
 const CONFLICT_RETRIES: usize = 8;
+/// Events read per query when loading a request (a request has a handful).
+const HISTORY_BATCH: i64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -33,6 +42,10 @@ pub enum CommandError {
     Domain(#[from] PermissionRequestError),
     #[error("the request kept changing under this command; try again")]
     Conflict,
+    /// One of the request's stored events cannot be read: the request cannot be loaded
+    /// until an operator skips that event (`alexandria events skip`).
+    #[error(transparent)]
+    Unreadable(#[from] UnreadableEvent),
     #[error("event store failure: {0}")]
     Store(String),
 }
@@ -45,17 +58,35 @@ pub struct Applied {
     pub events: Vec<EventEnvelope<PermissionRequest>>,
 }
 
+/// A request's history as the log has it: the state its readable, unskipped events fold
+/// to, and the sequence of its last stored event (skipped or not), after which the next
+/// event is appended.
+struct History {
+    state: PermissionRequest,
+    events: Vec<EventEnvelope<PermissionRequest>>,
+    last_sequence: usize,
+}
+
+/// Why one run of a command did not apply.
+enum AttemptError {
+    /// Another writer appended first: run the command again on the new state.
+    LostRace,
+    Failed(CommandError),
+}
+
 #[derive(Clone)]
 pub struct PermissionStore {
-    /// Built once: the repository formats its SQL when it is created.
+    pool: PgPool,
+    /// Built once: the repository formats its SQL when it is created. Used to commit;
+    /// reading is [`PermissionStore::history`].
     store: Arc<Store>,
     metrics: Option<Metrics>,
 }
 
 impl PermissionStore {
     pub fn new(pool: PgPool) -> Self {
-        let store = PersistedEventStore::new_event_store(PostgresEventRepository::new(pool));
-        Self { store: Arc::new(store), metrics: None }
+        let store = PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()));
+        Self { pool, store: Arc::new(store), metrics: None }
     }
 
     /// Counts every event this store appends in `alexandria_permission_request_events_total`.
@@ -79,26 +110,34 @@ impl PermissionStore {
         }
     }
 
-    fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// Runs `command` once: a lost race comes back as `AggregateError::AggregateConflict`.
-    pub async fn execute_once(
+    /// Runs `command` once against the request as the log has it now.
+    async fn attempt(
         &self,
         id: Uuid,
         command: PermissionRequestCommand,
         metadata: &EventMetadata,
-    ) -> Result<Applied, AggregateError<PermissionRequestError>> {
-        let store = self.store();
-        let mut context = store.load_aggregate(&id.to_string()).await?;
-        let events = context.aggregate().decide(command).map_err(AggregateError::UserError)?;
-        let mut state = context.aggregate().clone();
+    ) -> Result<Applied, AttemptError> {
+        let history = self.history(id).await.map_err(AttemptError::Failed)?;
+        let events = history.state.decide(command).map_err(|error| AttemptError::Failed(error.into()))?;
+        let mut state = history.state.clone();
         for event in &events {
             state.evolve(event.clone());
         }
-        let committed =
-            if events.is_empty() { Vec::new() } else { store.commit(events, context, metadata.to_map()).await? };
+        let committed = if events.is_empty() {
+            Vec::new()
+        } else {
+            let context = EventStoreAggregateContext {
+                aggregate_id: id.to_string(),
+                aggregate: history.state,
+                current_sequence: history.last_sequence,
+                current_snapshot: None,
+            };
+            match self.store.commit(events, context, metadata.to_map()).await {
+                Ok(committed) => committed,
+                Err(AggregateError::AggregateConflict) => return Err(AttemptError::LostRace),
+                Err(other) => return Err(AttemptError::Failed(CommandError::Store(other.to_string()))),
+            }
+        };
         self.count(&state, &committed);
         Ok(Applied { state, events: committed })
     }
@@ -113,29 +152,66 @@ impl PermissionStore {
         // Jitter keeps a herd of losers from colliding again.
         let mut races = Backoff::new(Duration::from_millis(2), Duration::from_millis(16)).with_jitter().retries();
         for attempt in 0..=CONFLICT_RETRIES {
-            match self.execute_once(id, command.clone(), metadata).await {
+            match self.attempt(id, command.clone(), metadata).await {
                 Ok(applied) => return Ok(applied),
-                Err(AggregateError::UserError(error)) => return Err(CommandError::Domain(error)),
-                Err(AggregateError::AggregateConflict) => {
+                Err(AttemptError::Failed(error)) => return Err(error),
+                Err(AttemptError::LostRace) => {
                     tracing::debug!(%id, attempt, "lost an append race; re-running the command");
                     tokio::time::sleep(races.next_delay()).await;
                 }
-                Err(other) => return Err(CommandError::Store(other.to_string())),
             }
         }
         Err(CommandError::Conflict)
     }
 
-    /// The current state, or `None` if the request was never created.
+    /// The current state, or `None` if the request was never created (or every event it
+    /// has was skipped).
     pub async fn load(&self, id: Uuid) -> Result<Option<PermissionRequest>, CommandError> {
-        let events = self.load_events(id).await?;
-        if events.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(PermissionRequest::from_events(events.into_iter().map(|e| e.payload))))
+        let history = self.history(id).await?;
+        Ok((!history.events.is_empty()).then_some(history.state))
     }
 
+    /// The request's readable events, in order (a skipped event is left out).
     pub async fn load_events(&self, id: Uuid) -> Result<Vec<EventEnvelope<PermissionRequest>>, CommandError> {
-        self.store().load_events(&id.to_string()).await.map_err(|e| CommandError::Store(e.to_string()))
+        Ok(self.history(id).await?.events)
     }
+
+    /// Reads and folds the request's stored events. An event that cannot be read is an
+    /// error naming it; a skipped one is passed over but still counts for the sequence.
+    async fn history(&self, id: Uuid) -> Result<History, CommandError> {
+        let aggregate_id = id.to_string();
+        let store_error = |error: sqlx::Error| CommandError::Store(error.to_string());
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        let mut history = History { state: PermissionRequest::default(), events: Vec::new(), last_sequence: 0 };
+        let mut after = 0;
+        loop {
+            let batch =
+                read_global_batch(&mut conn, Some(&aggregate_id), after, HISTORY_BATCH).await.map_err(store_error)?;
+            for stored in &batch {
+                after = stored.global_position;
+                // The sequence column is checked to be 0 or more.
+                let sequence = usize::try_from(stored.sequence).unwrap_or_default();
+                history.last_sequence = history.last_sequence.max(sequence);
+                let Some((_, event)) = stored.decode_permission_request()? else { continue };
+                history.state.evolve(event.clone());
+                history.events.push(EventEnvelope {
+                    aggregate_id: aggregate_id.clone(),
+                    sequence,
+                    payload: event,
+                    metadata: metadata_of(stored),
+                });
+            }
+            if (batch.len() as i64) < HISTORY_BATCH {
+                return Ok(history);
+            }
+        }
+    }
+}
+
+/// The string map cqrs-es keeps as an event's metadata. Metadata says who appended the
+/// event; it is not part of the fold, so an entry that is not a string is left out rather
+/// than making the request unreadable (readers of the log judge an event by its payload).
+fn metadata_of(stored: &StoredEvent) -> HashMap<String, String> {
+    let Some(entries) = stored.metadata.as_object() else { return HashMap::new() };
+    entries.iter().filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned()))).collect()
 }

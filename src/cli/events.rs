@@ -10,6 +10,8 @@ use uuid::Uuid;
 use super::Database;
 use crate::cli::args::DatabaseArgs;
 use crate::event_export::{self, ExportFilter};
+use crate::event_skip;
+use crate::names::Actor;
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -36,6 +38,19 @@ pub enum EventsCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Read past a stored event that cannot be read (one written around the gateway),
+    /// which stops the projections and its request: records an `EventSkipped` event, after
+    /// which every reader treats that event as absent. The log is never changed. Only an
+    /// unreadable event can be skipped; `projections status` names the position.
+    Skip {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The event's global position (`projections status`, `events export`).
+        position: i64,
+        /// Why it is skipped, kept in the log with the skip.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -88,6 +103,32 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
             } else {
                 print!("{}", event_export::render_replay(request, &steps));
             }
+            Ok(())
+        }
+        EventsCommand::Skip { database, position, reason } => {
+            let db = Database::open(&database).await?;
+            let skipped = async {
+                crate::db::migrate(&db.pool).await?;
+                let actor = Actor::System("cli");
+                anyhow::Ok(event_skip::skip_unreadable_event(&db.pool, position, &reason, &actor, "cli").await?)
+            }
+            .await;
+            db.close().await?;
+            let skipped = skipped?;
+            println!(
+                "skipped event {} ({} {} #{}, {}), which cannot be read: {}",
+                skipped.position,
+                skipped.aggregate_type,
+                skipped.aggregate_id,
+                skipped.sequence,
+                skipped.event_type,
+                skipped.unreadable
+            );
+            println!(
+                "recorded as event {} by {}; projections and the request now read the log without it",
+                skipped.recorded_at_position,
+                Actor::System("cli")
+            );
             Ok(())
         }
     }

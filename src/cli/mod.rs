@@ -31,7 +31,7 @@ pub enum Command {
     /// Inspect or rebuild read models.
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
-    /// Export or replay the event log.
+    /// Export or replay the event log, or skip past an event nobody can read.
     #[command(subcommand)]
     Events(events::EventsCommand),
     /// Replace the generated JWT signing secret stored in the database (used when

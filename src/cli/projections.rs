@@ -6,7 +6,8 @@ use crate::cli::args::DatabaseArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Position, lag and last error of every projection.
+    /// Position, lag and last error of every projection, and the event it is stuck on if
+    /// it cannot read one.
     Status {
         #[command(flatten)]
         database: DatabaseArgs,
@@ -49,22 +50,33 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&statuses)?);
             } else {
                 println!(
-                    "{:<24} {:>12} {:>10}  {:<25}  {:<24}  LAST ERROR",
-                    "PROJECTION", "POSITION", "LAG", "UPDATED", "LEADER"
+                    "{:<24} {:>12} {:>10}  {:<25}  {:<24}  {:>10}  LAST ERROR",
+                    "PROJECTION", "POSITION", "LAG", "UPDATED", "LEADER", "STUCK AT"
                 );
+                let mut stuck = Vec::new();
                 for s in statuses {
                     let leader = s.leader.map_or_else(
                         || "-".to_owned(),
                         |l| format!("pid {} {}", l.pid, l.client_address.as_deref().unwrap_or("")),
                     );
                     println!(
-                        "{:<24} {:>12} {:>10}  {:<25}  {:<24}  {}",
+                        "{:<24} {:>12} {:>10}  {:<25}  {:<24}  {:>10}  {}",
                         s.name,
                         s.position,
                         s.lag,
                         s.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                         leader.trim_end(),
+                        s.unreadable_position.map_or_else(|| "-".to_owned(), |position| position.to_string()),
                         s.last_error.as_deref().unwrap_or("-")
+                    );
+                    if let Some(position) = s.unreadable_position {
+                        stuck.push((s.name, position));
+                    }
+                }
+                for (name, position) in stuck {
+                    println!(
+                        "\n{name} is stuck at event {position}, which cannot be read. Once you have looked at \
+                         the row, read past it with:\n  alexandria events skip {position} --reason \"...\""
                     );
                 }
             }

@@ -1,7 +1,7 @@
 //! Projections (viewer and up, for operators): where each read model stands, from
 //! `alexandria_projections::projection_status`, the query behind `alexandria projections
 //! status`. Rebuilding stays a command-line action (it replays the whole log); the page
-//! says which command.
+//! says which command, as it does for skipping an event a projection cannot read.
 
 use askama::Template;
 use axum::extract::State;
@@ -29,6 +29,8 @@ pub struct ProjectionRow {
     pub updated_ago: String,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
+    /// The position of the event it is stuck on because that event cannot be read.
+    pub unreadable_position: Option<i64>,
     /// Which session leads it, in words; `None` when no replica runs it.
     pub leader: Option<String>,
     /// Whether `projections rebuild` may rebuild it. The notification outbox may not (its
@@ -67,6 +69,7 @@ pub async fn page(user: ConsoleUser, State(state): State<AppState>) -> Response 
             position: status.position,
             lag: status.lag,
             last_error: status.last_error,
+            unreadable_position: status.unreadable_position,
         })
         .collect();
     render(StatusCode::OK, &ProjectionsPage { chrome: Chrome::new(&user.0, Section::Projections), projections })

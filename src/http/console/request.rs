@@ -87,7 +87,12 @@ async fn detail(
                 let meta = |key: &str| event.metadata.get(key).and_then(Value::as_str).unwrap_or("—").to_owned();
                 TimelineEntry {
                     position: event.global_position,
-                    event_type: event.event_type.clone(),
+                    // A skipped event stays in the log, so in the timeline, but counts for nothing.
+                    event_type: if event.skipped {
+                        format!("{} (skipped: unreadable)", event.event_type)
+                    } else {
+                        event.event_type.clone()
+                    },
                     actor: meta("actor"),
                     at: timestamp(event.recorded_at),
                     replica: meta("replica"),
