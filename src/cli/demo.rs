@@ -38,6 +38,7 @@ pub async fn set_up(
         args: vec!["--root".to_owned(), root.display().to_string()],
         env: Default::default(),
         cwd: None,
+        run_as: None,
         url: None,
         headers: Default::default(),
         tool_prefix: None,

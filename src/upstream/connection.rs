@@ -117,6 +117,12 @@ fn spawn_stdio(config: &UpstreamConfig) -> Result<(TokioChildProcess, Option<Chi
             command.env(name, value);
         }
     }
+    if let Some(user) = &config.run_as {
+        // Looked up at every start: the account may have changed, and this replica may
+        // lack the privilege the registering one had.
+        let account = super::run_as::resolve(user)?;
+        super::run_as::apply(&mut command, &account);
+    }
     command.envs(&config.env);
     // Never the gateway's own working directory, which may be its data directory (with
     // `admin-password` in it): the configured one, else the root.

@@ -188,6 +188,10 @@ impl UpstreamRegistry {
         actor: Option<&Actor>,
     ) -> Result<UpstreamStatus, UpstreamError> {
         config.validate()?;
+        if let Some(user) = &config.run_as {
+            // Refused now, with the reason, rather than stored and never connecting.
+            super::run_as::resolve(user).map_err(super::config::InvalidConfig)?;
+        }
         let inner = &self.inner;
         let _changes = inner.changes.lock().await;
         if inner.shutdown.is_cancelled() {

@@ -24,6 +24,7 @@ struct Row {
     args: Vec<String>,
     env: Json<BTreeMap<String, String>>,
     cwd: Option<String>,
+    run_as: Option<String>,
     url: Option<String>,
     headers: Json<BTreeMap<String, String>>,
     tool_prefix: Option<String>,
@@ -39,7 +40,8 @@ pub struct UnreadableRow {
     pub problem: String,
 }
 
-const COLUMNS: &str = "name, transport, command, args, env, cwd, url, headers, tool_prefix, created_at, updated_at";
+const COLUMNS: &str =
+    "name, transport, command, args, env, cwd, run_as, url, headers, tool_prefix, created_at, updated_at";
 
 fn decode(row: Row) -> Result<StoredServer, UnreadableRow> {
     let Some(transport) = TransportKind::parse(&row.transport) else {
@@ -53,6 +55,7 @@ fn decode(row: Row) -> Result<StoredServer, UnreadableRow> {
             args: row.args,
             env: row.env.0,
             cwd: row.cwd,
+            run_as: row.run_as,
             url: row.url,
             headers: row.headers.0,
             tool_prefix: row.tool_prefix,
@@ -76,8 +79,8 @@ pub async fn exists(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
 /// Inserts the configuration; `None` when a server of that name already exists.
 pub async fn insert(conn: &mut PgConnection, config: &UpstreamConfig) -> Result<Option<StoredServer>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "INSERT INTO mcp_servers (name, transport, command, args, env, cwd, url, headers, tool_prefix)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO mcp_servers (name, transport, command, args, env, cwd, run_as, url, headers, tool_prefix)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (name) DO NOTHING
          RETURNING {COLUMNS}"
     ))
@@ -87,6 +90,7 @@ pub async fn insert(conn: &mut PgConnection, config: &UpstreamConfig) -> Result<
     .bind(&config.args)
     .bind(Json(&config.env))
     .bind(&config.cwd)
+    .bind(&config.run_as)
     .bind(&config.url)
     .bind(Json(&config.headers))
     .bind(&config.tool_prefix)

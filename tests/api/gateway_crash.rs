@@ -43,6 +43,19 @@ pub(crate) async fn start_gateway_as(
     name: &'static str,
     uid: Option<u32>,
 ) -> GatewayProcess {
+    let settings = [("DATABASE_URL", db.url()), ("ALEXANDRIA_ADMIN_PASSWORD", TEST_ADMIN_PASSWORD.to_owned())];
+    spawn_gateway(data_dir, name, uid, &settings).await
+}
+
+/// `alexandria serve` with `settings` beyond the ones every test gateway has: without
+/// `DATABASE_URL` it runs its managed PostgreSQL in `data_dir`, without
+/// `ALEXANDRIA_ADMIN_PASSWORD` it writes a generated one to `data_dir/admin-password`.
+pub(crate) async fn spawn_gateway(
+    data_dir: &Path,
+    name: &'static str,
+    uid: Option<u32>,
+    settings: &[(&str, String)],
+) -> GatewayProcess {
     let mut command = match uid {
         None => Command::new(env!("CARGO_BIN_EXE_alexandria")),
         Some(uid) => {
@@ -57,10 +70,9 @@ pub(crate) async fn start_gateway_as(
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db.url())
+        .envs(settings.iter().map(|(name, value)| (name, value)))
         .env("ALEXANDRIA_DATA_DIR", data_dir)
         .env("ALEXANDRIA_LISTEN", "127.0.0.1:0")
-        .env("ALEXANDRIA_ADMIN_PASSWORD", TEST_ADMIN_PASSWORD)
         .env("ALEXANDRIA_APPROVAL_WAIT_SECS", "1")
         .env("ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS", CALL_TIMEOUT_SECS.to_string())
         .env("ALEXANDRIA_REPLICA_ID", name)

@@ -119,6 +119,7 @@ fn config(form: &RegisterForm) -> Result<UpstreamConfig, String> {
         args: Vec::new(),
         env: BTreeMap::new(),
         cwd: None,
+        run_as: None,
         url: None,
         headers: BTreeMap::new(),
         tool_prefix: optional(&form.tool_prefix),
@@ -129,6 +130,7 @@ fn config(form: &RegisterForm) -> Result<UpstreamConfig, String> {
             config.args = lines(&form.args).map(str::to_owned).collect();
             config.env = pairs(&form.env, '=', "env", "NAME=value")?;
             config.cwd = optional(&form.cwd);
+            config.run_as = optional(&form.run_as);
         }
         TransportKind::StreamableHttp => {
             config.url = optional(&form.url);

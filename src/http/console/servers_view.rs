@@ -42,6 +42,8 @@ pub struct RegisterForm {
     #[serde(default)]
     pub cwd: String,
     #[serde(default)]
+    pub run_as: String,
+    #[serde(default)]
     pub url: String,
     /// `Name: value` per line.
     #[serde(default)]
@@ -108,6 +110,7 @@ pub struct ServerView {
     pub args: Vec<String>,
     pub env_names: Vec<String>,
     pub cwd: Option<String>,
+    pub run_as: Option<String>,
     pub url: Option<String>,
     pub header_names: Vec<String>,
     pub tool_prefix: Option<String>,
@@ -123,6 +126,7 @@ impl ServerView {
             args: config.args.clone(),
             env_names: config.env_names.clone(),
             cwd: config.cwd.clone(),
+            run_as: config.run_as.clone(),
             url: config.url.clone(),
             header_names: config.header_names.clone(),
             tool_prefix: config.tool_prefix.clone(),
