@@ -6,6 +6,9 @@
 #                 and the TypeScript SDK @modelcontextprotocol/sdk (a client of the matrix)
 #   .peers/venv   Python venv with the `mcp` SDK (Streamable HTTP upstream, and client)
 #                 and the FastMCP client (PyPI `fastmcp`, a client of the matrix)
+#   .peers/schemathesis  a venv of its own with schemathesis (the API checked against its
+#                 OpenAPI document, tests/api/schemathesis.rs)
+#   .peers/manifests  a venv with kubernetes-validate and PyYAML (scripts/check-manifests.sh)
 # Idempotent: a peer already at its pinned version is left alone, so a second run takes
 # well under a second. Tests find the peers here; under CI=true a missing peer fails them.
 set -euo pipefail
@@ -15,6 +18,9 @@ PYTHON_MCP_VERSION="2.3.0"
 AXE_CORE_VERSION="4.14.1"
 TYPESCRIPT_SDK_VERSION="1.32.2"
 FASTMCP_VERSION="4.2.3"
+SCHEMATHESIS_VERSION="4.32.5"
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+PYYAML_VERSION="6.0.4"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$repo/.peers"
@@ -93,5 +99,35 @@ fi
 [[ "$(installed_mcp_version)" == "$PYTHON_MCP_VERSION" ]] || {
     echo "install-peers: fastmcp moved mcp off $PYTHON_MCP_VERSION" >&2; exit 1; }
 
+# --- PyPI: schemathesis, in a venv of its own (its dependencies are not the MCP SDK's) ---
+st_venv="$peers/schemathesis"
+installed_schemathesis_version() {
+    [[ -x "$st_venv/bin/python" ]] &&
+        "$st_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true
+}
+if [[ "$(installed_schemathesis_version)" != "$SCHEMATHESIS_VERSION" ]]; then
+    echo "install-peers: PyPI schemathesis==$SCHEMATHESIS_VERSION into $st_venv"
+    [[ -x "$st_venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$st_venv"
+    "$st_venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+[[ "$(installed_schemathesis_version)" == "$SCHEMATHESIS_VERSION" ]] || {
+    echo "install-peers: schemathesis $SCHEMATHESIS_VERSION did not install" >&2; exit 1; }
+
+# --- PyPI: kubernetes-validate, for the Kubernetes manifests' offline check ------------
+k8s_venv="$peers/manifests"
+installed_validate_version() {
+    [[ -x "$k8s_venv/bin/python" ]] &&
+        "$k8s_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"), m.version("PyYAML"))' 2>/dev/null || true
+}
+if [[ "$(installed_validate_version)" != "$KUBERNETES_VALIDATE_VERSION $PYYAML_VERSION" ]]; then
+    echo "install-peers: PyPI kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into $k8s_venv"
+    [[ -x "$k8s_venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$k8s_venv"
+    "$k8s_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "PyYAML==$PYYAML_VERSION"
+fi
+[[ "$(installed_validate_version)" == "$KUBERNETES_VALIDATE_VERSION $PYYAML_VERSION" ]] || {
+    echo "install-peers: kubernetes-validate $KUBERNETES_VALIDATE_VERSION did not install" >&2; exit 1; }
+
 echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, axe-core $AXE_CORE_VERSION," \
-    "@modelcontextprotocol/sdk $TYPESCRIPT_SDK_VERSION, mcp $PYTHON_MCP_VERSION, fastmcp $FASTMCP_VERSION)"
+    "@modelcontextprotocol/sdk $TYPESCRIPT_SDK_VERSION, mcp $PYTHON_MCP_VERSION, fastmcp $FASTMCP_VERSION," \
+    "schemathesis $SCHEMATHESIS_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION)"

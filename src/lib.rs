@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod event_export;
+pub mod event_skip;
 pub mod http;
 pub mod mcp;
 pub mod metrics;

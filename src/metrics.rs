@@ -1,9 +1,12 @@
 //! Prometheus metrics. Counters are incremented by the process that did the thing;
 //! gauges that describe shared state (pending requests, projector lag) are computed from
 //! PostgreSQL at scrape time, so they are right after a restart and equal on every
-//! replica.
+//! replica. They are refreshed at most once per [`REFRESH_INTERVAL`], whatever the
+//! number of scrapers: a scrape costs the database at most one refresh a second, and a
+//! flood of scrapes costs it nothing more.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -19,6 +22,7 @@ struct Inner {
     registry: Registry,
     permission_events: IntCounterVec,
     pending: IntGaugeVec,
+    oldest_pending: IntGauge,
     http_duration: HistogramVec,
     upstream_duration: HistogramVec,
     upstream_errors: IntCounterVec,
@@ -27,11 +31,14 @@ struct Inner {
     gate_waiters: IntGauge,
     notifier_deliveries: IntCounterVec,
     refresh_failures: prometheus::IntCounter,
-    /// Held while the database-derived gauges are refreshed: scrapes that arrive meanwhile
-    /// wait for that refresh and share it, so a flood of scrapes costs the database one
-    /// refresh at a time.
-    refreshing: tokio::sync::Mutex<()>,
+    refreshes: prometheus::IntCounter,
+    /// When the database-derived gauges were last refreshed. Held while they are: scrapes
+    /// that arrive meanwhile wait for that refresh and share it.
+    refreshed_at: tokio::sync::Mutex<Option<Instant>>,
 }
+
+/// The database-derived gauges are at most this old when a scrape reads them.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: T) -> T {
     // Names are static and unique: registration cannot fail except by a programming
@@ -69,6 +76,14 @@ impl Metrics {
                 "alexandria_permission_request_pending",
                 "Permission requests waiting for a decision (from the read model).",
                 &["request_type", "tool"],
+            ),
+            oldest_pending: register(
+                &registry,
+                IntGauge::new(
+                    "alexandria_permission_request_oldest_pending_seconds",
+                    "How long the oldest pending permission request has waited for a decision (0: none is pending).",
+                )
+                .expect("valid metric"),
             ),
             http_duration: register(
                 &registry,
@@ -124,7 +139,15 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
-            refreshing: tokio::sync::Mutex::new(()),
+            refreshes: register(
+                &registry,
+                prometheus::IntCounter::new(
+                    "alexandria_metrics_refreshes_total",
+                    "Refreshes of the database-derived gauges (at most one a second, however many scrapes).",
+                )
+                .expect("valid metric"),
+            ),
+            refreshed_at: tokio::sync::Mutex::new(None),
             registry,
         };
         Metrics { inner: Arc::new(inner) }
@@ -172,20 +195,22 @@ impl Metrics {
         WaiterGuard(self.inner.gate_waiters.clone())
     }
 
-    /// Refreshes the database-derived gauges, then renders the text exposition. A refresh
-    /// that fails is counted and logged, and the gauges keep their last values: the
-    /// endpoint is unauthenticated and says nothing about the database.
+    /// Refreshes the database-derived gauges unless they are younger than
+    /// [`REFRESH_INTERVAL`], then renders the text exposition. A refresh that fails is
+    /// counted and logged, and the gauges keep their last values: the endpoint is
+    /// unauthenticated and says nothing about the database (which a failing refresh does
+    /// not ask again before the interval is over either).
     pub async fn render(&self, pool: &PgPool) -> Result<String, anyhow::Error> {
-        match self.inner.refreshing.try_lock() {
-            Ok(_refreshing) => {
-                if let Err(error) = self.refresh(pool).await {
-                    self.inner.refresh_failures.inc();
-                    tracing::error!(%error, "cannot refresh the database-derived metrics");
-                }
+        let mut refreshed_at = self.inner.refreshed_at.lock().await;
+        if refreshed_at.is_none_or(|at| at.elapsed() >= REFRESH_INTERVAL) {
+            self.inner.refreshes.inc();
+            if let Err(error) = self.refresh(pool).await {
+                self.inner.refresh_failures.inc();
+                tracing::error!(%error, "cannot refresh the database-derived metrics");
             }
-            // Another scrape is refreshing: its values serve this one too.
-            Err(_) => drop(self.inner.refreshing.lock().await),
+            *refreshed_at = Some(Instant::now());
         }
+        drop(refreshed_at);
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.inner.registry.gather(), &mut buffer)?;
         Ok(String::from_utf8(buffer)?)
@@ -212,6 +237,12 @@ impl Metrics {
             let pending: i64 = row.try_get("pending")?;
             self.inner.pending.with_label_values(&[&request_type, &tool]).set(pending);
         }
+        let oldest: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM now() - min(created_at))::float8 FROM permission_requests WHERE status = 'pending'",
+        )
+        .fetch_one(pool)
+        .await?;
+        self.inner.oldest_pending.set(oldest.unwrap_or(0.0).max(0.0) as i64);
         for status in alexandria_projections::projection_status(pool).await? {
             self.inner.projection_position.with_label_values(&[&status.name]).set(status.position);
             self.inner.projection_lag.with_label_values(&[&status.name]).set(status.lag);

@@ -70,7 +70,7 @@ pub const MAX_TOOL_NAME_CHARS: usize = 128;
 /// A tool's name as agents' policies list it. Tool names are chosen by upstream servers,
 /// so the rule is loose: 1 to 128 characters, none of them whitespace or control
 /// characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct ToolName(String);

@@ -12,7 +12,7 @@ use crate::names::{Actor, AgentName, ToolName};
 use crate::validation::{check_approval_subset, normalize_tool_list};
 
 /// The agent DTO: what every agent route returns.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Agent {
     pub name: String,
     pub description: String,

@@ -15,7 +15,7 @@ use crate::names::{check_principal_name, Actor, UserName};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The user DTO. Never carries the password hash.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     #[sqlx(rename = "name")]
     pub username: String,

@@ -23,7 +23,7 @@ pub enum QueryError {
 }
 
 /// The permission request DTO (runbook Step 5 and the admin API).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PermissionDto {
     pub id: Uuid,
     pub request_type: String,
@@ -112,7 +112,7 @@ pub struct ListFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub items: Vec<PermissionDto>,
     /// Pass as `cursor` for the next (older) page; null on the last page.

@@ -16,10 +16,11 @@ use super::AuthError;
 use super::Role;
 
 /// The body of a successful login or refresh: exactly the runbook's Step 1 shape.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     pub expires_in: u64,
 }

@@ -8,7 +8,6 @@ use alexandria_domain::PermissionRequestError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::admin::agents::AgentError;
 use crate::admin::users::UserError;
@@ -110,6 +109,9 @@ impl From<CommandError> for ApiError {
             }
             CommandError::Domain(error) => ApiError::Conflict(error.to_string()),
             CommandError::Conflict => ApiError::Conflict(CommandError::Conflict.to_string()),
+            // A damaged log is ours to repair, not the client's: a 500 whose details (the
+            // event's position, the skip command) go to the server's log, not the client.
+            CommandError::Unreadable(error) => ApiError::Internal(error.into()),
             CommandError::Store(message) => ApiError::Internal(anyhow::anyhow!(message)),
         }
     }
@@ -210,7 +212,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(error) = &self {
             tracing::error!(error = format!("{error:#}"), "internal error");
         }
-        let body = Json(json!({"error": {"code": self.code(), "message": self.to_string()}}));
+        let body = Json(ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } });
         let mut response = (status, body).into_response();
         if let ApiError::TooManyRequests { retry_after_secs, .. } = &self {
             if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
@@ -226,3 +228,19 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: `bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `unprocessable`, `too_many_requests`, ...
+    #[schema(value_type = String, example = "not_found")]
+    code: &'static str,
+    /// What went wrong, for a person.
+    message: String,
+}

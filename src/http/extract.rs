@@ -18,8 +18,8 @@ use crate::http::error::ApiError;
 use crate::validation::{contains_nul, NUL_REFUSED};
 
 /// A JSON request body. Bad JSON is 400, a wrong or missing `Content-Type` 415, a body of
-/// the wrong shape (missing or unknown field, wrong type) 422 with serde's message, which
-/// names the field, and text with a NUL character (which PostgreSQL cannot store) 400.
+/// the wrong shape (not an object, missing or unknown field, wrong type) 422 with serde's
+/// message, which names the field, and text with a NUL character (which PostgreSQL cannot store) 400.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -43,6 +43,11 @@ where
             }
         })?;
         let Json(value) = Json::<T>::from_bytes(&body).map_err(json_rejection)?;
+        // Every body this API takes is an object, but serde also builds a struct from an
+        // array of its fields in order (`[null, null]`), which no client means.
+        if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::Unprocessable("invalid request body: expected a JSON object".to_owned()));
+        }
         // A NUL can only arrive escaped; only then is the body read a second time.
         if memchr_nul_escape(&body) && serde_json::from_slice::<Value>(&body).is_ok_and(|v| contains_nul(&v)) {
             return Err(ApiError::BadRequest(NUL_REFUSED.to_owned()));

@@ -10,6 +10,9 @@ use super::AppState;
 use crate::metrics::Metrics;
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database cannot be read now", body = crate::http::error::ErrorBody)))]
 pub async fn metrics_handler(State(state): State<AppState>) -> Response {
     match state.metrics.render(&state.pool).await {
         Ok(text) => {

@@ -9,6 +9,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod server;
 mod state;
@@ -16,6 +17,8 @@ mod state;
 use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use self::error::{ApiError, ApiResult};
 pub use self::state::{AppState, HttpSettings};
@@ -23,10 +26,24 @@ pub use self::state::{AppState, HttpSettings};
 /// Every route of the console, the API and the MCP endpoint, with the layers around them;
 /// `/metrics` too unless it is served on an address of its own ([`metrics_router`]).
 pub fn router(state: AppState, with_metrics: bool) -> Router {
-    let router = Router::new()
-        .merge(console::router(state.clone()))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
+    let (api, document) = api_router(with_metrics).split_for_parts();
+    let document = axum::Json(document);
+    api.merge(console::router(state.clone()))
+        .route("/openapi.json", get(move || std::future::ready(document.clone())))
+        .route_layer(metrics::HttpMetricsLayer::new(state.metrics.clone()))
+        // A client that sends its head and then trickles (or stalls) its body gets a 4xx
+        // instead of holding a handler and a connection for ever.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(server::BODY_READ_TIMEOUT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The JSON API, the MCP endpoint and the operational routes, each with its OpenAPI
+/// description (`openapi`): the document served at `/openapi.json` is made from exactly
+/// the routes served.
+pub fn api_router(with_metrics: bool) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::agents::router())
@@ -35,14 +52,11 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
         .merge(routes::mcp_servers::router())
         .merge(routes::mcp::router())
         .merge(routes::notifications::router());
-    let router = if with_metrics { router.route("/metrics", get(metrics::metrics_handler)) } else { router };
-    router
-        .route_layer(metrics::HttpMetricsLayer::new(state.metrics.clone()))
-        // A client that sends its head and then trickles (or stalls) its body gets a 4xx
-        // instead of holding a handler and a connection for ever.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(server::BODY_READ_TIMEOUT))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    if with_metrics {
+        router.routes(utoipa_axum::routes!(metrics::metrics_handler))
+    } else {
+        router
+    }
 }
 
 /// `/metrics` alone, for `ALEXANDRIA_METRICS_LISTEN`.

@@ -14,8 +14,9 @@ use super::{Channel, DeliveryContext, DeliveryError, Notifier};
 use crate::metrics::Metrics;
 use crate::names::Actor;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ChannelFailure {
+    #[schema(value_type = String)]
     pub channel: &'static str,
     pub error: String,
 }
@@ -70,12 +71,13 @@ impl CompositeNotifier {
 /// `POST /admin/notifications/test`'s answer: `{"ok": true}`, or `ok: false` with one
 /// error per failed channel. `channels` (not in the JSON, which the runbook fixes) says
 /// what became of every channel, for the console.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TestReport {
     pub ok: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ChannelFailure>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub channels: Vec<ChannelOutcome>,
 }
 

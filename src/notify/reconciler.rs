@@ -236,6 +236,8 @@ impl Reconciler {
             // A full batch that expired something may have more behind it; a batch whose
             // commands all failed would just be read again.
             if (overdue.len() as i64) < EXPIRY_BATCH || expired == 0 {
+                // One row always; NULL when nothing is pending or approved (decoded as an
+                // Option: `fetch_optional` of a non-null type failed on that NULL).
                 let next: Option<DateTime<Utc>> = sqlx::query_scalar(
                     "SELECT least( \
                        (SELECT expires_at FROM permission_requests WHERE status = 'pending' AND expires_at > $1 \
@@ -244,7 +246,7 @@ impl Reconciler {
                         ORDER BY execute_by LIMIT 1))",
                 )
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_one(&self.pool)
                 .await?;
                 return Ok(next);
             }

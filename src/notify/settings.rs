@@ -98,11 +98,13 @@ impl NotificationSettings {
 }
 
 /// The settings as the API shows them: the secret only as `"set"` or `"unset"`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SettingsView {
     pub webhook_url: Option<String>,
+    #[schema(value_type = String, example = "unset")]
     pub webhook_secret: &'static str,
     pub alertmanager_url: Option<String>,
+    #[schema(value_type = String, example = "warning")]
     pub alertmanager_severity: Severity,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
@@ -122,16 +124,20 @@ impl SettingsView {
 
 /// `PATCH /admin/notifications/config`: a field that is absent stays as it is; `null` or
 /// `""` clears it (a cleared severity is back to `warning`). Its `Debug` hides the secret.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub webhook_secret: Option<Option<SecretString>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub alertmanager_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub alertmanager_severity: Option<Option<String>>,
 }
 

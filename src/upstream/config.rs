@@ -9,7 +9,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 /// How the gateway reaches an upstream server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransportKind {
     /// A child process speaking MCP on its stdin/stdout.
@@ -38,7 +38,7 @@ impl TransportKind {
 /// One upstream server as registered (`POST /admin/mcp-servers`) and stored in
 /// `mcp_servers`. Fields of the other transport must be absent or empty. `Debug` hides
 /// env and header values: they hold secrets (API keys, `Authorization`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
@@ -55,6 +55,11 @@ pub struct UpstreamConfig {
     /// stdio: the child's working directory (absolute).
     #[serde(default)]
     pub cwd: Option<String>,
+    /// stdio: the account the child runs as (a user name; its primary group, no
+    /// supplementary groups), so it cannot open the gateway's files. Needs a gateway
+    /// running as root or with CAP_SETUID and CAP_SETGID (see `run_as`).
+    #[serde(default)]
+    pub run_as: Option<String>,
     /// streamable_http: the endpoint, `http://` or `https://`.
     #[serde(default)]
     pub url: Option<String>,
@@ -92,6 +97,20 @@ const RESERVED_HEADERS: &[&str] = &[
 
 fn invalid(message: impl Into<String>) -> InvalidConfig {
     InvalidConfig(message.into())
+}
+
+/// A user name as `useradd` makes them (`[A-Za-z0-9._-]`, not starting with `-`, at
+/// most 32 characters). Whether the account exists is the host's to say (`run_as`).
+fn validate_user_name(user: &str) -> Result<(), InvalidConfig> {
+    let ok = !user.is_empty()
+        && user.len() <= 32
+        && !user.starts_with('-')
+        && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("run_as must be a user name: 1 to 32 of A-Z, a-z, 0-9, '.', '_' or '-' (got {user:?})")))
+    }
 }
 
 /// `[a-z0-9_-]{1,64}`: server names appear in URLs and log lines as they are.
@@ -139,7 +158,7 @@ impl UpstreamConfig {
 
     fn validate_stdio(&self) -> Result<(), InvalidConfig> {
         if self.url.is_some() || !self.headers.is_empty() {
-            return Err(invalid("url and headers are for transport \"streamable_http\"; a \"stdio\" server takes command, args, env and cwd"));
+            return Err(invalid("url and headers are for transport \"streamable_http\"; a \"stdio\" server takes command, args, env, cwd and run_as"));
         }
         let command = self.command.as_deref().unwrap_or("");
         if command.trim().is_empty() {
@@ -167,12 +186,20 @@ impl UpstreamConfig {
                 return Err(invalid(format!("cwd must be an absolute path (got {cwd:?})")));
             }
         }
+        if let Some(user) = &self.run_as {
+            validate_user_name(user)?;
+        }
         Ok(())
     }
 
     fn validate_http(&self) -> Result<(), InvalidConfig> {
-        if self.command.is_some() || !self.args.is_empty() || !self.env.is_empty() || self.cwd.is_some() {
-            return Err(invalid("command, args, env and cwd are for transport \"stdio\"; a \"streamable_http\" server takes url and headers"));
+        if self.command.is_some()
+            || !self.args.is_empty()
+            || !self.env.is_empty()
+            || self.cwd.is_some()
+            || self.run_as.is_some()
+        {
+            return Err(invalid("command, args, env, cwd and run_as are for transport \"stdio\"; a \"streamable_http\" server takes url and headers"));
         }
         let Some(url) = self.url.as_deref() else {
             return Err(invalid("transport \"streamable_http\" needs a url (http:// or https://)"));
@@ -226,6 +253,7 @@ impl UpstreamConfig {
             args: redact_args(&self.args),
             env_names: self.env.keys().cloned().collect(),
             cwd: self.cwd.clone(),
+            run_as: self.run_as.clone(),
             url: self.url.as_deref().map(redact_url),
             header_names: self.headers.keys().cloned().collect(),
             tool_prefix: self.tool_prefix.clone(),
@@ -295,7 +323,7 @@ impl fmt::Debug for UpstreamConfig {
 }
 
 /// The shareable part of an [`UpstreamConfig`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RedactedConfig {
     pub transport: TransportKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -306,6 +334,8 @@ pub struct RedactedConfig {
     pub env_names: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -330,7 +360,7 @@ mod tests {
     #[test]
     fn accepts_the_two_transports() {
         parse(json!({"name": "fs", "transport": "stdio", "command": "fs-server", "args": ["--root", "/srv"],
-                     "env": {"RUST_LOG": "info"}, "cwd": "/tmp"}))
+                     "env": {"RUST_LOG": "info"}, "cwd": "/tmp", "run_as": "mcp-fs"}))
         .validate()
         .unwrap();
         parse(json!({"name": "web_1", "transport": "streamable_http", "url": "https://mcp.example/mcp",
@@ -352,6 +382,12 @@ mod tests {
             .contains("env name"));
         assert!(error(json!({"name": "fs", "transport": "stdio", "command": "x", "url": "http://h"}))
             .contains("streamable_http"));
+        for user in ["", "-root", "a b", "x\0", &"u".repeat(33)] {
+            assert!(error(json!({"name": "fs", "transport": "stdio", "command": "x", "run_as": user}))
+                .contains("run_as must be a user name"));
+        }
+        assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "http://h", "run_as": "nobody"}))
+            .contains("run_as are for transport \"stdio\""));
         assert!(error(json!({"name": "h", "transport": "streamable_http"})).contains("needs a url"));
         assert!(error(json!({"name": "h", "transport": "streamable_http", "url": "ftp://h/x"})).contains("http://"));
         assert!(

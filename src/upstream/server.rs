@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{RedactedConfig, UpstreamConfig};
 use super::store::StoredServer;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Connected,
@@ -37,7 +37,7 @@ impl fmt::Display for ConnectionStatus {
 }
 
 /// What the admin API shows of one server.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UpstreamStatus {
     pub name: String,
     #[serde(flatten)]
@@ -48,6 +48,7 @@ pub struct UpstreamStatus {
     /// The most recent connection failure, kept after a reconnect as history.
     pub last_error: Option<String>,
     /// The server's tools as agents see them (prefixed names), last known.
+    #[schema(value_type = Vec<Object>)]
     pub tools: Vec<Tool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -110,3 +110,50 @@ async fn the_exposition_passes_promtool() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+fn refreshes(text: &str) -> f64 {
+    sample(text, "alexandria_metrics_refreshes_total").expect("the refresh counter")
+}
+
+/// A flood of scrapes costs the database at most one refresh a second: 200 scrapes, 20
+/// at a time, refresh the database-derived gauges once per elapsed second (plus the one
+/// the first scrape did), not 200 times.
+#[tokio::test]
+async fn a_flood_of_scrapes_refreshes_from_the_database_at_most_once_a_second() {
+    let app = spawn_app().await;
+    let before = refreshes(&scrape(&app).await);
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        futures::future::join_all((0..20).map(|_| scrape(&app))).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let done = refreshes(&scrape(&app).await) - before;
+    assert!(done <= seconds.ceil() + 1.0, "{done} refreshes for 200 scrapes in {seconds:.2} s");
+}
+
+/// The age of the oldest pending request (the "waiting too long" alert's input), from
+/// the read model: a request created an hour ago reads about 3600 s; once it is decided,
+/// the next oldest pending one counts, and with none pending the gauge is 0.
+#[tokio::test]
+async fn oldest_pending_age_is_the_oldest_undecided_request() {
+    use alexandria_domain::PermissionRequestCommand as C;
+    let app = spawn_app().await;
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let id = alexandria_domain::request_id("agent-a", "old");
+    let mut create = crate::helpers::requests::create_cmd("agent-a", "old");
+    if let C::Create { at, .. } = &mut create {
+        *at = hour_ago;
+    }
+    app.state.store.execute(id, create, &crate::helpers::requests::meta("agent:agent-a")).await.unwrap();
+    request_through(&app.state.store, "agent-a", "new", &[]).await;
+    const OLDEST: &str = "alexandria_permission_request_oldest_pending_seconds";
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "the hour-old request to count", || async {
+        sample(&scrape(&app).await, OLDEST).is_some_and(|age| (3590.0..3700.0).contains(&age))
+    })
+    .await;
+    request_through_decide(&app, id).await;
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "the newer request to count", || async {
+        sample(&scrape(&app).await, OLDEST).is_some_and(|age| age < 60.0)
+    })
+    .await;
+}

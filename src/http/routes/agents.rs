@@ -5,28 +5,31 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::admin::agent_tokens;
 use crate::admin::agents::{self, Agent, NewAgent, ToolList};
 use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
+use crate::http::openapi::Refusals;
 use crate::http::AppState;
 use crate::names::ToolName;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/agents", post(create).get(list))
-        .route("/admin/agents/{name}", get(show).delete(delete))
-        .route("/admin/agents/{name}/allowed-tools", put(set_allowed_tools))
-        .route("/admin/agents/{name}/approval-required-tools", put(set_approval_required_tools))
-        .route("/v1/agent-token", post(mint_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, delete))
+        .routes(routes!(set_allowed_tools))
+        .routes(routes!(set_approval_required_tools))
+        .routes(routes!(mint_token))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateAgent {
     name: String,
@@ -38,6 +41,8 @@ struct CreateAgent {
     approval_required_tools: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/admin/agents", tag = "agents", request_body = CreateAgent,
+    responses((status = 201, description = "Created", body = Agent), Refusals))]
 async fn create(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
@@ -52,15 +57,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(agents::create(&state.pool, &caller.actor(), new).await?)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AgentList {
     agents: Vec<Agent>,
 }
 
+#[utoipa::path(get, path = "/admin/agents", tag = "agents", responses((status = 200, body = AgentList), Refusals))]
 async fn list(State(state): State<AppState>, _caller: UserAtLeast<Admin>) -> ApiResult<Json<AgentList>> {
     Ok(Json(AgentList { agents: agents::list(&state.pool).await? }))
 }
 
+#[utoipa::path(get, path = "/admin/agents/{name}", tag = "agents", params(("name" = String, Path)),
+    responses((status = 200, body = Agent), Refusals))]
 async fn show(
     State(state): State<AppState>,
     _caller: UserAtLeast<Admin>,
@@ -70,12 +78,14 @@ async fn show(
 }
 
 /// `{"tools": [...]}`: the whole new list.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ToolListBody {
     tools: Vec<String>,
 }
 
+#[utoipa::path(put, path = "/admin/agents/{name}/allowed-tools", tag = "agents", request_body = ToolListBody,
+    params(("name" = String, Path)), responses((status = 200, body = Agent), Refusals))]
 async fn set_allowed_tools(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
@@ -89,6 +99,8 @@ async fn set_allowed_tools(
 }
 
 /// Runbook Step 2.
+#[utoipa::path(put, path = "/admin/agents/{name}/approval-required-tools", tag = "agents",
+    request_body = ToolListBody, params(("name" = String, Path)), responses((status = 200, body = Agent), Refusals))]
 async fn set_approval_required_tools(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
@@ -107,6 +119,8 @@ async fn set_approval_required_tools(
     ))
 }
 
+#[utoipa::path(delete, path = "/admin/agents/{name}", tag = "agents", params(("name" = String, Path)),
+    responses((status = 204, description = "Deleted"), Refusals))]
 async fn delete(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
@@ -116,14 +130,14 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MintTokenRequest {
     agent: String,
 }
 
 /// Runbook Step 3: exactly these four fields.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MintTokenResponse {
     token: String,
     agent: String,
@@ -134,6 +148,8 @@ struct MintTokenResponse {
 /// Bakes the agent's current policy and `permissions_version` into a 1-hour token
 /// (`admin::agent_tokens::mint`). Any later policy change makes the token useless: the
 /// caller must mint again.
+#[utoipa::path(post, path = "/v1/agent-token", tag = "agents", request_body = MintTokenRequest,
+    responses((status = 200, body = MintTokenResponse), Refusals))]
 async fn mint_token(
     State(state): State<AppState>,
     caller: UserAtLeast<Admin>,

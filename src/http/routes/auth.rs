@@ -3,37 +3,43 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use secrecy::SecretString;
 
 use crate::admin::users::{self, OwnPasswordChange};
 use crate::auth::login::check_password;
-use crate::auth::{sessions, Principal};
+use crate::auth::{sessions, Principal, Role};
 use crate::http::auth::{UserAtLeast, Viewer};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ClientAddress};
+use crate::http::openapi::Refusals;
 use crate::http::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
-        .route("/auth/password", put(change_own_password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_own_password))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
+/// Runbook Step 1. Failed attempts are throttled per user name and per client address.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = LoginRequest,
+    responses((status = 200, body = sessions::TokenResponse), Refusals))]
 async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -51,12 +57,15 @@ async fn login(
     Ok(Json(sessions::start(&state.pool, &state.jwt, &request.username, role).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
+/// A new token pair for a refresh token, which is used up (reusing one ends its session).
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", security(()), request_body = RefreshRequest,
+    responses((status = 200, body = sessions::TokenResponse), Refusals))]
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
@@ -65,36 +74,59 @@ async fn refresh(
 }
 
 /// Ends the caller's session: its refresh token and every access token of it stop working.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204, description = "Session ended"), Refusals))]
 async fn logout(State(state): State<AppState>, caller: UserAtLeast<Viewer>) -> ApiResult<StatusCode> {
     let mut conn = state.pool.acquire().await?;
     sessions::revoke_session(&mut conn, caller.session_id, "logout").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /auth/me`'s answer.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Me {
+    User {
+        username: String,
+        role: Role,
+    },
+    /// The policy baked into the agent's token.
+    Agent {
+        agent: String,
+        effective_tools: Vec<String>,
+        approval_required_tools: Vec<String>,
+        permissions_version: i64,
+    },
+}
+
 /// Who the bearer is: a user (name, current role) or an agent (its baked-in policy).
-async fn me(caller: Principal) -> Json<Value> {
+#[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, body = Me), Refusals))]
+async fn me(caller: Principal) -> Json<Me> {
     Json(match caller {
-        Principal::User(user) => json!({"type": "user", "username": user.name, "role": user.role}),
-        Principal::Agent(agent) => json!({
-            "type": "agent",
-            "agent": agent.name,
-            "effective_tools": agent.effective_tools,
-            "approval_required_tools": agent.approval_required_tools,
-            "permissions_version": agent.permissions_version,
-        }),
+        Principal::User(user) => Me::User { username: user.name, role: user.role },
+        Principal::Agent(agent) => Me::Agent {
+            agent: agent.name,
+            effective_tools: agent.effective_tools,
+            approval_required_tools: agent.approval_required_tools,
+            permissions_version: agent.permissions_version,
+        },
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangePasswordRequest {
+    #[schema(value_type = String, format = Password)]
     current_password: SecretString,
+    #[schema(value_type = String, format = Password)]
     new_password: SecretString,
 }
 
 /// Needs the current password (a stolen access token alone cannot take the account over);
 /// wrong guesses count against the same throttle as logins. Ends the user's other sessions
 /// and keeps this one. The rules are `admin::users::change_own_password`'s.
+#[utoipa::path(put, path = "/auth/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Password changed"), Refusals))]
 async fn change_own_password(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,

@@ -30,6 +30,11 @@ fn agent_caller(token: AuthenticatedAgent) -> Caller {
     }
 }
 
+/// The MCP endpoint as a user (admin or higher) acting through an agent with that agent's
+/// current policy, or an agent token of that agent.
+#[utoipa::path(post, path = "/mcp/agents/{name}", tag = "mcp", params(("name" = String, Path), McpHeaders),
+    request_body(content = Object, description = "One JSON-RPC message", content_type = "application/json"),
+    responses(McpAnswers))]
 pub async fn agent_endpoint(
     principal: Principal,
     State(state): State<AppState>,
@@ -76,6 +81,10 @@ pub async fn agent_endpoint(
     }
 }
 
+/// The MCP Streamable HTTP endpoint, for an agent token (`POST /v1/agent-token`).
+#[utoipa::path(post, path = "/mcp", tag = "mcp", params(McpHeaders),
+    request_body(content = Object, description = "One JSON-RPC message", content_type = "application/json"),
+    responses(McpAnswers))]
 pub async fn endpoint(
     principal: Principal,
     State(state): State<AppState>,
@@ -201,10 +210,55 @@ fn body_rejection(rejection: BytesRejection) -> Response {
     (status, axum::Json(error_body(None, INVALID_REQUEST, message, None))).into_response()
 }
 
-pub fn router() -> axum::Router<AppState> {
-    use axum::routing::post;
-    axum::Router::new()
-        .route("/mcp", post(endpoint))
-        .route("/mcp/agents/{name}", post(agent_endpoint))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(endpoint))
+        .routes(routes!(agent_endpoint))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+}
+
+/// The request headers the endpoint reads (for the OpenAPI document).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct McpHeaders {
+    /// The protocol revision the client negotiated (after `initialize`).
+    #[param(rename = "MCP-Protocol-Version")]
+    protocol_version: Option<String>,
+    /// A gated call's retry key: the same key is the same permission request.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+    /// W3C trace context; its trace id is stored with the events a call appends.
+    #[param(rename = "traceparent")]
+    traceparent: Option<String>,
+}
+
+/// What the endpoint answers (for the OpenAPI document).
+struct McpAnswers;
+
+impl utoipa::IntoResponses for McpAnswers {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        use utoipa::openapi::{ContentBuilder, ObjectBuilder, ResponseBuilder, Type};
+        let object = || ContentBuilder::new().schema(Some(ObjectBuilder::new())).build();
+        let text = ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build();
+        let answered = ResponseBuilder::new()
+            .description(
+                "The JSON-RPC response (a JSON-RPC error too); or, for a client that accepts \
+                 `text/event-stream` and asked for progress or a task's status, an event stream \
+                 whose last event is the response",
+            )
+            .content("application/json", object())
+            .content("text/event-stream", text)
+            .build();
+        let accepted = ResponseBuilder::new().description("A notification or a response: accepted").build();
+        let refused = ResponseBuilder::new()
+            .description("Refused: not JSON-RPC, not authenticated, not allowed, too large, wrong media type")
+            .content("application/json", object())
+            .build();
+        [("200", answered), ("202", accepted), ("4XX", refused)]
+            .into_iter()
+            .map(|(status, response)| (status.to_owned(), utoipa::openapi::RefOr::T(response)))
+            .collect()
+    }
 }

@@ -31,27 +31,35 @@ pub async fn test_notifications(state: &AppState, actor: &Actor) -> ApiResult<Js
     Ok(Json(report))
 }
 
-pub fn router() -> axum::Router<AppState> {
-    use axum::extract::State;
-    use axum::routing::{get, post};
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new().routes(routes!(show, patch)).routes(routes!(test))
+}
 
-    use crate::http::auth::{SuperAdmin, UserAtLeast};
-    use crate::http::extract::ApiJson;
+use axum::extract::State;
 
-    async fn show(_admin: UserAtLeast<SuperAdmin>, State(state): State<AppState>) -> ApiResult<Json<SettingsView>> {
-        get_config(&state).await
-    }
-    async fn patch(
-        admin: UserAtLeast<SuperAdmin>,
-        State(state): State<AppState>,
-        ApiJson(body): ApiJson<SettingsPatch>,
-    ) -> ApiResult<Json<SettingsView>> {
-        patch_config(&state, &admin.actor(), body).await
-    }
-    async fn test(admin: UserAtLeast<SuperAdmin>, State(state): State<AppState>) -> ApiResult<Json<TestReport>> {
-        test_notifications(&state, &admin.actor()).await
-    }
-    axum::Router::new()
-        .route("/admin/notifications/config", get(show).patch(patch))
-        .route("/admin/notifications/test", post(test))
+use crate::http::auth::{SuperAdmin, UserAtLeast};
+use crate::http::extract::ApiJson;
+use crate::http::openapi::Refusals;
+
+#[utoipa::path(get, path = "/admin/notifications/config", tag = "notifications",
+    responses((status = 200, body = SettingsView), Refusals))]
+async fn show(_admin: UserAtLeast<SuperAdmin>, State(state): State<AppState>) -> ApiResult<Json<SettingsView>> {
+    get_config(&state).await
+}
+
+#[utoipa::path(patch, path = "/admin/notifications/config", tag = "notifications", request_body = SettingsPatch,
+    responses((status = 200, body = SettingsView), Refusals))]
+async fn patch(
+    admin: UserAtLeast<SuperAdmin>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SettingsPatch>,
+) -> ApiResult<Json<SettingsView>> {
+    patch_config(&state, &admin.actor(), body).await
+}
+
+#[utoipa::path(post, path = "/admin/notifications/test", tag = "notifications",
+    responses((status = 200, body = TestReport), Refusals))]
+async fn test(admin: UserAtLeast<SuperAdmin>, State(state): State<AppState>) -> ApiResult<Json<TestReport>> {
+    test_notifications(&state, &admin.actor()).await
 }

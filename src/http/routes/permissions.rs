@@ -5,27 +5,40 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::approval::queries::{self, ListFilter, Page, PermissionDto};
 use crate::approval::review::{self, Decision};
 use crate::http::auth::{Admin, UserAtLeast};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::openapi::Refusals;
 use crate::http::AppState;
 use crate::notify;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `pending`, `approved`, `rejected`, `expired`, `withdrawn`, `executing` or `executed`.
     status: Option<String>,
     agent: Option<String>,
     tool: Option<String>,
+    /// 1 to 500; default 50.
     limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// Only requests created at or after this instant.
     from: Option<DateTime<Utc>>,
+    /// Only requests created before this instant.
     to: Option<DateTime<Utc>>,
 }
 
+/// Newest first, a page at a time.
+#[utoipa::path(get, path = "/admin/permissions", tag = "permissions", params(ListQuery),
+    responses((status = 200, body = Page), Refusals))]
 pub async fn list(
     _admin: UserAtLeast<Admin>,
     State(state): State<AppState>,
@@ -45,6 +58,8 @@ pub async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(get, path = "/admin/permissions/{id}", tag = "permissions", params(("id" = String, Path)),
+    responses((status = 200, body = PermissionDto), Refusals))]
 pub async fn show(
     _admin: UserAtLeast<Admin>,
     State(state): State<AppState>,
@@ -64,6 +79,8 @@ async fn with_delivery_state(state: &AppState, mut dto: PermissionDto) -> ApiRes
 }
 
 /// The request's history, as `alexandria events export --request` prints it.
+#[utoipa::path(get, path = "/admin/permissions/{id}/events", tag = "permissions", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Object>), Refusals))]
 pub async fn events(
     _admin: UserAtLeast<Admin>,
     State(state): State<AppState>,
@@ -77,6 +94,9 @@ pub async fn events(
     Ok(Json(events.iter().map(crate::event_export::export_line).collect()))
 }
 
+/// Runbook Step 5.
+#[utoipa::path(post, path = "/admin/permissions/{id}/approve", tag = "permissions", params(("id" = String, Path)),
+    responses((status = 200, body = PermissionDto), Refusals))]
 pub async fn approve(
     admin: UserAtLeast<Admin>,
     State(state): State<AppState>,
@@ -85,12 +105,14 @@ pub async fn approve(
     decide(&state, parse_id(&id)?, &admin.name, Decision::Approve).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/admin/permissions/{id}/reject", tag = "permissions", params(("id" = String, Path)),
+    request_body = RejectBody, responses((status = 200, body = PermissionDto), Refusals))]
 pub async fn reject(
     admin: UserAtLeast<Admin>,
     State(state): State<AppState>,
@@ -120,12 +142,11 @@ fn parse_id(raw: &str) -> ApiResult<uuid::Uuid> {
         .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a permission request id (a UUID)")))
 }
 
-pub fn router() -> axum::Router<AppState> {
-    use axum::routing::{get, post};
-    axum::Router::new()
-        .route("/admin/permissions", get(list))
-        .route("/admin/permissions/{id}", get(show))
-        .route("/admin/permissions/{id}/events", get(events))
-        .route("/admin/permissions/{id}/approve", post(approve))
-        .route("/admin/permissions/{id}/reject", post(reject))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(events))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
 }

@@ -4,9 +4,11 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{patch, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use secrecy::SecretString;
 
@@ -15,19 +17,18 @@ use crate::auth::Role;
 use crate::http::auth::{SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
+use crate::http::openapi::Refusals;
 use crate::http::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", post(create).get(list))
-        .route("/admin/users/{name}", patch(set_role).delete(delete))
-        .route("/admin/users/{name}/password", post(reset_password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(set_role, delete)).routes(routes!(reset_password))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUser {
     username: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
     /// Least privilege unless asked for.
     #[serde(default = "default_role")]
@@ -38,6 +39,8 @@ fn default_role() -> Role {
     Role::Viewer
 }
 
+#[utoipa::path(post, path = "/admin/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, description = "Created", body = User), Refusals))]
 async fn create(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
@@ -47,21 +50,24 @@ async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserList {
     users: Vec<User>,
 }
 
+#[utoipa::path(get, path = "/admin/users", tag = "users", responses((status = 200, body = UserList), Refusals))]
 async fn list(State(state): State<AppState>, _caller: UserAtLeast<SuperAdmin>) -> ApiResult<Json<UserList>> {
     Ok(Json(UserList { users: users::list(&state.pool).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetRole {
     role: Role,
 }
 
+#[utoipa::path(patch, path = "/admin/users/{name}", tag = "users", request_body = SetRole,
+    params(("name" = String, Path)), responses((status = 200, body = User), Refusals))]
 async fn set_role(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
@@ -71,13 +77,16 @@ async fn set_role(
     Ok(Json(users::set_role(&state.pool, &caller.actor(), &users::existing_name(&name)?, request.role).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResetPassword {
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
 /// Sets a new password and ends all of that user's sessions.
+#[utoipa::path(post, path = "/admin/users/{name}/password", tag = "users", request_body = ResetPassword,
+    params(("name" = String, Path)), responses((status = 204, description = "Password set"), Refusals))]
 async fn reset_password(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
@@ -89,6 +98,8 @@ async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/admin/users/{name}", tag = "users",
+    params(("name" = String, Path)), responses((status = 204, description = "Deleted"), Refusals))]
 async fn delete(
     State(state): State<AppState>,
     caller: UserAtLeast<SuperAdmin>,
