@@ -35,5 +35,6 @@ mod projections;
 mod runbook_auth;
 mod schemathesis;
 mod serve_config;
+mod smoke_script;
 mod upstream;
 mod users_admin;
