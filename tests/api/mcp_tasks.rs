@@ -179,8 +179,12 @@ async fn cancelling_a_pending_task_withdraws_its_request_and_a_decided_one_canno
     assert!(message.contains("already ended"), "{message}");
     let result = task_method(&setup, "tasks/result", &task_id).await;
     assert_eq!(rpc_error(&result), (ACCESS_DENIED, "denied: withdrawn by the agent".to_owned()));
-    let listed = rpc(&setup, &request(2, "tasks/list", json!({}))).await;
-    assert_eq!(listed["result"]["tasks"][0]["status"], "cancelled", "{listed}");
+    // Listed once the read model has the request (its status comes from the log).
+    eventually(Duration::from_secs(10), "the task to be listed as cancelled", || async {
+        let listed = rpc(&setup, &request(2, "tasks/list", json!({}))).await;
+        listed["result"]["tasks"][0]["status"] == "cancelled"
+    })
+    .await;
     eventually(Duration::from_secs(10), "the read model shows it withdrawn", || async {
         let row: Option<String> = sqlx::query_scalar("SELECT status FROM permission_requests WHERE id = $1")
             .bind(id)
@@ -213,11 +217,19 @@ async fn a_task_is_its_agents_alone_and_bad_task_requests_are_invalid_params() {
                 .await;
         assert_eq!(rpc_error(&response_of(&reply)), (INVALID_PARAMS, format!("unknown task {task_id:?}")), "{method}");
     }
+    // The list is read from the read model, which the projector fills a moment later.
+    eventually(Duration::from_secs(10), "the agent's own task to be listed", || async {
+        let mine = rpc(&setup, &request(4, "tasks/list", json!({}))).await;
+        mine["result"]["tasks"][0]["taskId"] == task_id.as_str()
+    })
+    .await;
     let listed = post_mcp(&setup.app, "/mcp/agents/other", &other, None, &request(3, "tasks/list", json!({}))).await;
     let listed = Reply { body: response_of(&listed), ..listed };
-    assert_eq!(listed.body["result"]["tasks"], json!([]), "another agent's tasks are not listed");
-    let mine = rpc(&setup, &request(4, "tasks/list", json!({}))).await;
-    assert_eq!(mine["result"]["tasks"][0]["taskId"], task_id, "{mine}");
+    assert_eq!(
+        listed.body["result"]["tasks"],
+        json!([]),
+        "another agent's tasks are not listed, though the read model has them"
+    );
 
     for task_id in ["not-a-uuid", &Uuid::new_v4().to_string()] {
         let reply = task_method(&setup, "tasks/get", task_id).await;
