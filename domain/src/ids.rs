@@ -96,6 +96,23 @@ mod tests {
         assert_ne!(arguments_digest(&a), arguments_digest(&json!({"b": 2})));
     }
 
+    /// Found by the `arguments_digest` fuzz target: serde_json's default float parser is
+    /// not correctly rounded. It read 18446744073308144677758 as 1.8446744073308146e22
+    /// (one bit off), whose canonical text then read back as 1.8446744073308144e22: the
+    /// canonical text was another value, and a number in a call's arguments could change
+    /// in its last bit on its way through the gateway (and through `jsonb`). The workspace
+    /// turns on serde_json's `float_roundtrip` (correctly rounded parsing).
+    #[test]
+    fn canonical_json_reads_back_as_the_same_numbers() {
+        for text in ["18446744073308144677758", "1.8446744073308146e22", "0.1", "-2.2250738585072014e-308", "1e308"] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let canonical = canonical_json(&value);
+            assert_eq!(serde_json::from_str::<Value>(&canonical).unwrap(), value, "{text} -> {canonical}");
+        }
+        let read: Value = serde_json::from_str("18446744073308144677758").unwrap();
+        assert_eq!(read, json!(1.8446744073308144e22_f64));
+    }
+
     #[test]
     fn derived_key_depends_on_tool_and_arguments() {
         let args = json!({"path": "/x"});
