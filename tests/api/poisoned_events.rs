@@ -2,7 +2,7 @@
 //! could): it fails only its own request, never panics a reader, shows in `projections
 //! status` where the projections stop, and `events skip` records a way past it.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use alexandria::approval::store::{CommandError, PermissionStore};
@@ -48,11 +48,15 @@ async fn insert_raw_event(pool: &PgPool, id: Uuid, sequence: i64, payload: &str)
     .expect("insert a raw event")
 }
 
-fn alexandria(database_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alexandria"))
+/// The CLI as a child process, awaited: a blocking wait would stop this test's runtime,
+/// and with it the in-process gateway's projector in the middle of its batch, while a
+/// `projections rebuild` child waits for that batch's checkpoint lock.
+async fn alexandria(database_url: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_alexandria"))
         .args(args)
         .env("DATABASE_URL", database_url)
         .output()
+        .await
         .expect("run alexandria")
 }
 
@@ -162,12 +166,12 @@ async fn projections_status_names_the_event_the_projections_cannot_read() {
     assert_eq!(read_model_status(&app.db.pool, after).await, None, "stuck behind the event");
 
     // The command line says it too: `--json` as a field, the table as a column and a hint.
-    let json_status = alexandria(&app.db.url(), &["projections", "status", "--json"]);
+    let json_status = alexandria(&app.db.url(), &["projections", "status", "--json"]).await;
     assert!(json_status.status.success(), "{}", String::from_utf8_lossy(&json_status.stderr));
     let listed: Vec<Value> = serde_json::from_slice(&json_status.stdout).expect("JSON status");
     let requests = listed.iter().find(|s| s["name"] == "permission_requests").expect("permission_requests");
     assert_eq!(requests["unreadable_position"], position);
-    let table = stdout(&alexandria(&app.db.url(), &["projections", "status"]));
+    let table = stdout(&alexandria(&app.db.url(), &["projections", "status"]).await);
     assert!(table.contains("STUCK AT"), "{table}");
     assert!(
         table.contains(&format!("permission_requests is stuck at event {position}, which cannot be read")),
@@ -206,15 +210,16 @@ async fn a_recorded_skip_lets_every_reader_pass_the_event() {
     let url = app.db.url();
 
     // Refused: a readable event, a position with no event, no reason.
-    let readable = alexandria(&url, &["events", "skip", &(position - 1).to_string(), "--reason", "try"]);
+    let readable = alexandria(&url, &["events", "skip", &(position - 1).to_string(), "--reason", "try"]).await;
     assert!(!readable.status.success());
     assert!(String::from_utf8_lossy(&readable.stderr).contains("can be read, so it is not skipped"));
-    let missing = alexandria(&url, &["events", "skip", "999999", "--reason", "try"]);
+    let missing = alexandria(&url, &["events", "skip", "999999", "--reason", "try"]).await;
     assert!(String::from_utf8_lossy(&missing.stderr).contains("there is no event at position 999999"));
-    let blank = alexandria(&url, &["events", "skip", &position.to_string(), "--reason", "  "]);
+    let blank = alexandria(&url, &["events", "skip", &position.to_string(), "--reason", "  "]).await;
     assert!(String::from_utf8_lossy(&blank.stderr).contains("give a reason"));
 
-    let skip = alexandria(&url, &["events", "skip", &position.to_string(), "--reason", "hand-written, ticket 17"]);
+    let skip =
+        alexandria(&url, &["events", "skip", &position.to_string(), "--reason", "hand-written, ticket 17"]).await;
     assert!(skip.status.success(), "{}", String::from_utf8_lossy(&skip.stderr));
     let summary = stdout(&skip);
     assert!(
@@ -222,7 +227,7 @@ async fn a_recorded_skip_lets_every_reader_pass_the_event() {
         "{summary}"
     );
     assert!(summary.contains("recorded as event") && summary.contains("system:cli"), "{summary}");
-    let again = alexandria(&url, &["events", "skip", &position.to_string(), "--reason", "again"]);
+    let again = alexandria(&url, &["events", "skip", &position.to_string(), "--reason", "again"]).await;
     assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("event {position} is already skipped")));
 
     // The running gateway's projections pass it and apply what came after.
@@ -254,7 +259,7 @@ async fn a_recorded_skip_lets_every_reader_pass_the_event() {
     assert_eq!(rejected.events.first().map(|e| e.sequence), Some(3));
 
     // The skip is an event of the log; the unreadable row is still there, marked.
-    let export = alexandria(&url, &["events", "export"]);
+    let export = alexandria(&url, &["events", "export"]).await;
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     let lines: Vec<Value> = stdout(&export).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     let skipped = lines.iter().find(|l| l["position"] == position).expect("the skipped row is exported");
@@ -270,7 +275,7 @@ async fn a_recorded_skip_lets_every_reader_pass_the_event() {
     assert!(skip_line["position"].as_i64() > Some(position));
 
     // A rebuild from event 0 leaves it out as well.
-    let rebuilt = alexandria(&url, &["projections", "rebuild", "permission_requests"]);
+    let rebuilt = alexandria(&url, &["projections", "rebuild", "permission_requests"]).await;
     assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
     assert_eq!(read_model_status(&app.db.pool, poisoned).await.as_deref(), Some("rejected"));
     app.stop().await;
