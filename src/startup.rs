@@ -72,6 +72,16 @@ impl Application {
     /// migrated.
     pub async fn build(settings: Settings, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let tcp = listen(settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
+        Self::build_on(tcp, settings, pool, shutdown).await
+    }
+
+    /// [`build`](Self::build) on a listener already bound (by [`wait_for_schema`]).
+    pub async fn build_on(
+        tcp: TcpListener,
+        settings: Settings,
+        pool: PgPool,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let metrics_tcp = match settings.metrics_listen {
             Some(address) => Some(listen(address).with_context(|| format!("cannot listen on {address} for metrics"))?),
             None => None,
@@ -185,6 +195,45 @@ impl Application {
         upstreams.shutdown().await;
         Ok(())
     }
+}
+
+/// How often a replica waiting for its schema looks again.
+const SCHEMA_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// For a replica that does not migrate on start (`ALEXANDRIA_MIGRATE_ON_START=false`) on a
+/// database whose schema is older than the binary: binds `listen` and serves only
+/// `/healthz`, `/readyz` (503, naming the missing migrations) and 503 for the rest until
+/// `alexandria migrate` has run, then hands the listener over. `None` when shut down
+/// first. A replica must never serve on a schema it was not built for: its queries would
+/// fail on missing columns mid-request.
+pub async fn wait_for_schema(
+    listen_on: SocketAddr,
+    pool: &PgPool,
+    reason: String,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<TcpListener>> {
+    let tcp = listen(listen_on).with_context(|| format!("cannot listen on {listen_on}"))?;
+    tracing::error!(address = %tcp.local_addr()?, reason, "listening; not serving until the database schema is migrated");
+    let stop = shutdown.child_token();
+    let router = crate::http::schema_wait_router(pool.clone(), reason);
+    let waiting = tokio::spawn(crate::http::server::serve_then_hand_over(tcp, router, stop.clone()));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SCHEMA_POLL_INTERVAL) => {}
+            _ = shutdown.cancelled() => break,
+        }
+        match crate::db::schema_status(pool).await {
+            Ok(crate::db::SchemaStatus::Behind { .. }) => {}
+            Ok(_) => {
+                tracing::info!("the database schema is migrated; serving");
+                break;
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the database schema; looking again shortly"),
+        }
+    }
+    stop.cancel();
+    let tcp = waiting.await.context("the schema wait's server failed")?;
+    Ok((!shutdown.is_cancelled()).then_some(tcp))
 }
 
 /// Connections a serving process holds outside its pool: one per single-instance worker

@@ -75,6 +75,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ALEXANDRIA_DEMO")]
     pub demo: bool,
 
+    /// Apply database migrations on start (`true`), or leave them to `alexandria migrate`
+    /// (`false`, e.g. a Kubernetes migration Job): a database older than the binary is then
+    /// waited for, `/readyz` answering 503 with the missing migrations, never served.
+    #[arg(long, env = "ALEXANDRIA_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub migrate_on_start: bool,
+
     /// This process's name in event metadata. Default: hostname-pid.
     #[arg(long, env = "ALEXANDRIA_REPLICA_ID")]
     pub replica_id: Option<String>,

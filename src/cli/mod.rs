@@ -40,14 +40,34 @@ pub enum Command {
     RotateJwtSecret(DatabaseArgs),
 }
 
+/// `alexandria migrate`: safe beside running replicas and other `migrate` runs (sqlx holds
+/// a PostgreSQL advisory lock while it applies migrations).
+async fn migrate_and_report(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let before = crate::db::schema_status(pool).await?;
+    crate::db::migrate(pool).await?;
+    match before {
+        crate::db::SchemaStatus::Behind { missing } => {
+            for migration in &missing {
+                eprintln!("pending: {} ({})", migration.version, migration.description);
+            }
+            eprintln!("migrations applied: the schema is current ({} were pending)", missing.len());
+        }
+        status @ crate::db::SchemaStatus::Ahead { .. } => {
+            eprintln!("nothing to apply: {}", status.describe().unwrap_or_default());
+        }
+        crate::db::SchemaStatus::Current => eprintln!("nothing to apply: the schema is current"),
+    }
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate(args) => {
             let database = Database::open(&args).await?;
-            crate::db::migrate(&database.pool).await?;
-            eprintln!("migrations applied");
-            database.close().await
+            let result = migrate_and_report(&database.pool).await;
+            database.close().await?;
+            result
         }
         Command::Projections(command) => projections::run(command).await,
         Command::Events(command) => events::run(command).await,

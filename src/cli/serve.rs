@@ -2,6 +2,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Database;
 use crate::cli::args::ServeArgs;
+use crate::db::SchemaStatus;
 use crate::startup::Application;
 
 /// The fewest pooled connections `serve` runs with: one is the shared LISTEN session.
@@ -25,8 +26,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let application_name = format!("alexandria {}", settings.replica_id);
     let database = Database::open_with_pool_size(&args.database, pool_size, &application_name).await?;
     let result = async {
-        crate::db::migrate(&database.pool).await?;
-        let app = Application::build(settings, database.pool.clone(), shutdown.clone()).await?;
+        let Some(app) = prepare_schema_and_build(&args, settings, &database, &shutdown).await? else {
+            return Ok(()); // shut down while waiting for the schema
+        };
         if args.demo {
             let state = app.state();
             let public_url = &state.settings.public_url;
@@ -38,4 +40,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Stop the managed database even when the server failed to start.
     database.close().await?;
     result
+}
+
+/// Migrates (or, told not to, waits until someone has), then builds the application.
+async fn prepare_schema_and_build(
+    args: &ServeArgs,
+    settings: crate::startup::Settings,
+    database: &Database,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Application>> {
+    let pool = &database.pool;
+    if args.migrate_on_start {
+        crate::db::migrate(pool).await?;
+    }
+    let status = crate::db::schema_status(pool).await?;
+    let reason = status.describe();
+    match status {
+        SchemaStatus::Current => {}
+        SchemaStatus::Ahead { .. } => tracing::warn!(reason, "serving on a newer schema"),
+        SchemaStatus::Behind { .. } => {
+            let reason = reason.unwrap_or_default();
+            let Some(tcp) = crate::startup::wait_for_schema(settings.listen, pool, reason, shutdown).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(Application::build_on(tcp, settings, pool.clone(), shutdown.clone()).await?));
+        }
+    }
+    Ok(Some(Application::build(settings, pool.clone(), shutdown.clone()).await?))
 }

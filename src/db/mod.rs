@@ -2,6 +2,9 @@
 //! when no `DATABASE_URL` is given.
 
 pub mod managed;
+mod schema;
+
+pub use schema::{schema_status, MissingMigration, SchemaStatus};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,7 +13,14 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// This build's migrations. `ignore_missing`: a database a newer version has migrated
+/// further still migrates (nothing to do) and serves, so an older replica can restart in
+/// the middle of a rolling upgrade (see [`SchemaStatus::Ahead`]).
+pub static MIGRATOR: sqlx::migrate::Migrator = {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.ignore_missing = true;
+    migrator
+};
 
 pub const DEFAULT_POOL_SIZE: u32 = 16;
 
@@ -30,12 +40,4 @@ pub fn parse_url(url: &str) -> anyhow::Result<PgConnectOptions> {
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await.context("cannot apply database migrations")
-}
-
-/// True when every migration this build knows has been applied.
-pub async fn migrations_applied(pool: &PgPool) -> anyhow::Result<bool> {
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(pool)
-        .await?;
-    Ok(MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).all(|m| applied.contains(&m.version)))
 }

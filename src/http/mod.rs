@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use self::error::{ApiError, ApiResult};
+pub use self::routes::health::schema_wait_router;
 pub use self::state::{AppState, HttpSettings};
 
 /// Every route of the console, the API and the MCP endpoint, with the layers around them;

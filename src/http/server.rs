@@ -38,6 +38,26 @@ pub const MAX_CONNECTIONS: usize = 20_000;
 /// every connection finish its in-flight request, and returns when all have closed.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    accept_until(&listener, app, &shutdown, &connections).await;
+    // Closed at once: new connections are refused (a client tries another replica)
+    // rather than queued while the in-flight requests finish.
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// Serves `app` on `listener` until `stop`, lets its connections finish, and hands the
+/// listener back open for the next router: connections that arrive meanwhile wait in the
+/// backlog instead of being refused (a replica waiting for its schema, then serving).
+pub async fn serve_then_hand_over(listener: TcpListener, app: Router, stop: CancellationToken) -> TcpListener {
+    let connections = TaskTracker::new();
+    accept_until(&listener, app, &stop, &connections).await;
+    connections.close();
+    connections.wait().await;
+    listener
+}
+
+async fn accept_until(listener: &TcpListener, app: Router, shutdown: &CancellationToken, connections: &TaskTracker) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         // A free slot first: at the cap, connections queue in the kernel's backlog rather
@@ -73,9 +93,6 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
             drop(slot);
         });
     }
-    drop(listener);
-    connections.close();
-    connections.wait().await;
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, remote: SocketAddr, app: Router, shutdown: CancellationToken) {

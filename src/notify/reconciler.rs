@@ -31,7 +31,7 @@ use crate::approval::store::{CommandError, PermissionStore};
 use crate::metrics::Metrics;
 use crate::names::Actor;
 
-const LOCK_KEY: &str = "alexandria.notification_reconciler";
+pub const LOCK_KEY: &str = "alexandria.notification_reconciler";
 /// The actor recorded on the `Expired` events the reconciler appends.
 pub const EXPIRY_ACTOR: Actor = Actor::System("reconciler");
 /// Requests expired per round; the next round follows at once when there were more.

@@ -57,10 +57,10 @@ pub(crate) async fn spawn_gateway(
     settings: &[(&str, String)],
 ) -> GatewayProcess {
     let mut command = match uid {
-        None => Command::new(env!("CARGO_BIN_EXE_alexandria")),
+        None => Command::new(gateway_binary()),
         Some(uid) => {
             let binary = data_dir.join("alexandria");
-            std::fs::copy(env!("CARGO_BIN_EXE_alexandria"), &binary).expect("copy the binary");
+            std::fs::copy(gateway_binary(), &binary).expect("copy the binary");
             let mut command = Command::new(binary);
             command.uid(uid).gid(uid).current_dir("/");
             command
@@ -70,13 +70,14 @@ pub(crate) async fn spawn_gateway(
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(settings.iter().map(|(name, value)| (name, value)))
         .env("ALEXANDRIA_DATA_DIR", data_dir)
         .env("ALEXANDRIA_LISTEN", "127.0.0.1:0")
         .env("ALEXANDRIA_APPROVAL_WAIT_SECS", "1")
         .env("ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS", CALL_TIMEOUT_SECS.to_string())
         .env("ALEXANDRIA_REPLICA_ID", name)
         .env("ALEXANDRIA_LOG_FORMAT", "json")
+        // Last, so that a test's settings win over the defaults above.
+        .envs(settings.iter().map(|(name, value)| (name, value)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -88,7 +89,8 @@ pub(crate) async fn spawn_gateway(
         while let Some(line) = lines.next_line().await.expect("read the gateway's log") {
             eprintln!("[{name}] {line}");
             let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
-            if entry["fields"]["message"] == "listening" {
+            // "listening", or "listening; not serving until the database schema is migrated".
+            if entry["fields"]["message"].as_str().is_some_and(|m| m.starts_with("listening")) {
                 return entry["fields"]["address"].as_str().expect("address").to_owned();
             }
         }
@@ -103,6 +105,15 @@ pub(crate) async fn spawn_gateway(
         }
     });
     GatewayProcess { child, base: format!("http://{address}") }
+}
+
+/// The `alexandria` binary the process tests run: `ALEXANDRIA_TEST_BINARY` when set
+/// (`.ci/run` points it at the release build the Quick start makes), else the one cargo
+/// built for this test run.
+pub(crate) fn gateway_binary() -> std::path::PathBuf {
+    std::env::var_os("ALEXANDRIA_TEST_BINARY")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_alexandria").into())
 }
 
 pub(crate) async fn post_json(
@@ -132,7 +143,7 @@ pub(crate) async fn login(client: &reqwest::Client, base: &str) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn upstream_connected(client: &reqwest::Client, base: &str, admin: &str, name: &str) -> bool {
+pub(crate) async fn upstream_connected(client: &reqwest::Client, base: &str, admin: &str, name: &str) -> bool {
     let response = client.get(format!("{base}/admin/mcp-servers/{name}")).bearer_auth(admin).send().await.expect("GET");
     response.json::<Value>().await.is_ok_and(|status| status["status"] == "connected")
 }

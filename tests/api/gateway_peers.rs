@@ -23,7 +23,7 @@ const PEER_DEADLINE: Duration = Duration::from_secs(60);
 /// Starts `tests/peers/python_client.py` against `url` with `token` and the driver's
 /// `args` (its mode, ...): the child, its stdin (the test's commands) and its stdout lines
 /// (the steps it reports).
-fn spawn_python_client(
+pub(crate) fn spawn_python_client(
     peers: &std::path::Path,
     url: &str,
     token: &str,
@@ -45,7 +45,7 @@ fn spawn_python_client(
     (child, stdin, lines)
 }
 
-async fn next_step(lines: &mut Lines<BufReader<ChildStdout>>, want: &str) -> Value {
+pub(crate) async fn next_step(lines: &mut Lines<BufReader<ChildStdout>>, want: &str) -> Value {
     let line = tokio::time::timeout(PEER_DEADLINE, lines.next_line())
         .await
         .unwrap_or_else(|_| panic!("the Python client printed no {want:?} line within {PEER_DEADLINE:?}"))

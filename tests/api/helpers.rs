@@ -47,6 +47,13 @@ impl TestDatabase {
 }
 
 pub async fn fresh_database() -> TestDatabase {
+    let db = empty_database().await;
+    alexandria::db::migrate(&db.pool).await.expect("migrate");
+    db
+}
+
+/// A new database with no schema at all (not migrated).
+pub async fn empty_database() -> TestDatabase {
     let admin = PgConnectOptions::from_str(&admin_url()).expect("TEST_DATABASE_URL");
     let name = format!("alexandria_test_{}", Uuid::new_v4().simple());
     let mut conn = PgConnection::connect_with(&admin).await.expect("connect to PostgreSQL for tests");
@@ -54,7 +61,6 @@ pub async fn fresh_database() -> TestDatabase {
     conn.close().await.ok();
     let options = admin.database(&name);
     let pool = PgPoolOptions::new().max_connections(10).connect_with(options.clone()).await.expect("connect");
-    alexandria::db::migrate(&pool).await.expect("migrate");
     TestDatabase { name, options, pool }
 }
 

@@ -32,7 +32,7 @@ const ADMIN: &str = "user:notify-admin";
 fn admin_actor() -> alexandria::names::Actor {
     alexandria::names::Actor::User("notify-admin".to_owned())
 }
-const WEBHOOK_SECRET: &str = "receiver-shared-secret-0123456789";
+pub(crate) const WEBHOOK_SECRET: &str = "receiver-shared-secret-0123456789";
 
 // ---------------------------------------------------------------------------------------
 // A real webhook receiver, verifying as docs/NOTIFICATIONS.md says.
@@ -61,7 +61,7 @@ fn verify_delivery(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(),
 }
 
 #[derive(Debug, Clone)]
-struct Delivery {
+pub(crate) struct Delivery {
     headers: HeaderMap,
     body: Bytes,
 }
@@ -81,8 +81,8 @@ struct ReceiverState {
     fail_first: AtomicUsize,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: Arc<ReceiverState>,
     client: reqwest::Client,
 }
@@ -106,7 +106,7 @@ async fn receive(
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> Receiver {
+    pub(crate) async fn start(fail_first: usize) -> Receiver {
         let state = Arc::new(ReceiverState { fail_first: AtomicUsize::new(fail_first), ..Default::default() });
         let router = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
@@ -115,11 +115,11 @@ impl Receiver {
         Receiver { url: format!("http://{address}/hook"), state, client: reqwest::Client::new() }
     }
 
-    fn accepted(&self) -> Vec<Delivery> {
+    pub(crate) fn accepted(&self) -> Vec<Delivery> {
         self.state.accepted.lock().unwrap().clone()
     }
 
-    fn accepted_for(&self, id: Uuid) -> Vec<Value> {
+    pub(crate) fn accepted_for(&self, id: Uuid) -> Vec<Value> {
         self.accepted().iter().map(Delivery::json).filter(|body| body["id"] == json!(id)).collect()
     }
 
