@@ -8,6 +8,7 @@ mod auth_helpers;
 mod auth_matrix;
 mod auth_sessions;
 mod client_matrix;
+mod conformance;
 mod database_restart;
 mod event_store;
 mod gateway_concurrency;
