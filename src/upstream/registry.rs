@@ -22,8 +22,10 @@ use super::supervisor::{supervise, CatalogOwner};
 use super::{read, write, UpstreamSettings};
 
 mod calls;
+mod surface;
 use crate::audit_trail;
 use crate::names::Actor;
+pub use surface::{Capability, Connected};
 
 /// The live registry. Cheap to clone; every clone is the same registry.
 #[derive(Clone)]

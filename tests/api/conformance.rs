@@ -17,13 +17,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::Response;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::auth_helpers::admin_session;
-use crate::gateway_helpers::{agent_token, register_server};
-use crate::helpers::spawn_app;
+use crate::auth_helpers::{admin_session, create_agent, mint_agent_token, Session};
+use crate::gateway_helpers::register_server;
+use crate::helpers::{spawn_app, TestApp};
 use crate::peers::{peer_file, peers, repo};
 
 /// The whole suite takes a few seconds directly; through the gateway, a scenario that
@@ -212,11 +212,12 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
 }
 
 /// The gateway with the reference server registered and an agent allowed every one of its
-/// tools, behind the proxy that adds the agent's token.
+/// tools, prompts and resources, behind the proxy that adds the agent's token. The app
+/// and the server live as long as this.
 pub struct GatewayUnderTest {
     pub proxy: BearerProxy,
-    pub app: crate::helpers::TestApp,
-    pub server: ReferenceServer,
+    _app: TestApp,
+    _server: ReferenceServer,
 }
 
 pub async fn gateway_before_reference_server(peers: &Path) -> GatewayUnderTest {
@@ -234,9 +235,40 @@ pub async fn gateway_before_reference_server(peers: &Path) -> GatewayUnderTest {
         .collect();
     assert!(tools.len() > 10, "the reference server's tools: {registered}");
     let tools: Vec<&str> = tools.iter().map(String::as_str).collect();
-    let token = agent_token(&app, &admin, "conformance", &tools, &[]).await;
+    create_agent(&app, &admin, "conformance", &tools, &[]).await;
+    // Every prompt of the server, and every resource.
+    let prompts = reference_prompts(&server.url).await;
+    set_agent_list(&app, &admin, "conformance", "allowed-prompts", json!({"prompts": prompts})).await;
+    set_agent_list(&app, &admin, "conformance", "allowed-resources", json!({"resources": ["*"]})).await;
+    let token = mint_agent_token(&app, &admin, "conformance").await;
     let proxy = BearerProxy::start(app.url("/mcp"), token).await;
-    GatewayUnderTest { proxy, app, server }
+    GatewayUnderTest { proxy, _app: app, _server: server }
+}
+
+/// The reference server's prompt names, asked with rmcp's client directly.
+async fn reference_prompts(url: &str) -> Vec<String> {
+    use rmcp::ServiceExt as _;
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
+    let client = ().serve(transport).await.expect("connect to the reference server");
+    let prompts = client.list_all_prompts().await.expect("prompts/list");
+    let _ = client.cancel().await;
+    prompts.into_iter().map(|prompt| prompt.name.to_string()).collect()
+}
+
+/// `PUT /admin/agents/{agent}/{list}` that must succeed.
+pub async fn set_agent_list(app: &TestApp, admin: &Session, agent: &str, list: &str, body: Value) -> Value {
+    let response = app
+        .client
+        .put(app.url(&format!("/admin/agents/{agent}/{list}")))
+        .bearer_auth(&admin.access_token)
+        .json(&body)
+        .send()
+        .await
+        .expect("set an agent's list");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.expect("a JSON body");
+    assert_eq!(status, 200, "PUT {list} {body}: {answer}");
+    answer
 }
 
 fn baseline() -> PathBuf {

@@ -18,6 +18,7 @@ mod gateway_peers;
 mod gateway_permissions;
 mod gateway_protocol;
 mod gateway_runbook;
+mod gateway_surface;
 mod hardening_faults;
 mod hardening_input;
 mod hardening_isolation;
