@@ -37,6 +37,7 @@ mod config;
 mod connection;
 mod error;
 mod registry;
+mod relay;
 mod run_as;
 mod server;
 mod store;

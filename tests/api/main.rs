@@ -17,6 +17,7 @@ mod gateway_helpers;
 mod gateway_peers;
 mod gateway_permissions;
 mod gateway_protocol;
+mod gateway_relay;
 mod gateway_runbook;
 mod gateway_surface;
 mod hardening_faults;
