@@ -71,7 +71,9 @@ proptest! {
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         match parse(message.to_string().as_bytes()) {
             Ok(ClientMessage::Request(request)) => prop_assert_eq!(serde_json::to_value(&request.id).unwrap(), id),
-            Ok(ClientMessage::NoAnswer) => prop_assert!(false, "a request with an id needs an answer"),
+            Ok(ClientMessage::NoAnswer | ClientMessage::Answer { .. }) => {
+                prop_assert!(false, "a request with an id needs an answer")
+            }
             Err(rejection) => prop_assert_eq!(&rejection.body["id"], &id),
         }
     }

@@ -12,5 +12,5 @@ pub mod review;
 pub mod store;
 
 pub use gate::{Gate, GateResponse, GateSettings, GatedCall, ToolExecutor};
-pub use relay::CallRelay;
+pub use relay::{AskError, CallRelay, ClientAnswers};
 pub use store::{CommandError, PermissionStore};

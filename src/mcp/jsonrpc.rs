@@ -41,8 +41,14 @@ pub enum RequestId {
 #[derive(Debug)]
 pub enum ClientMessage {
     Request(Request),
-    /// A notification, or a response to a server request (the gateway sends none):
-    /// accepted, never answered.
+    /// A response to a request the gateway relayed to the client during a call
+    /// (`sampling/createMessage`, `elicitation/create`): the whole message, `result` or
+    /// `error` in it. Accepted, never answered.
+    Answer {
+        id: RequestId,
+        response: Value,
+    },
+    /// A notification: accepted, never answered.
     NoAnswer,
 }
 
@@ -224,8 +230,11 @@ pub fn parse(body: &[u8]) -> Result<ClientMessage, Rejection> {
     let method = match message.remove("method") {
         Some(Value::String(method)) => method,
         Some(_) => return Err(Rejection::malformed(id, INVALID_REQUEST, "method must be a string")),
-        None if id.is_some() && (message.contains_key("result") || message.contains_key("error")) => {
-            return Ok(ClientMessage::NoAnswer)
+        None if message.contains_key("result") || message.contains_key("error") => {
+            return Ok(match id {
+                Some(id) => ClientMessage::Answer { id, response: Value::Object(message) },
+                None => ClientMessage::NoAnswer,
+            })
         }
         None => return Err(Rejection::malformed(id, INVALID_REQUEST, "method is missing")),
     };
@@ -392,11 +401,13 @@ mod tests {
 
     #[test]
     fn notifications_and_client_responses_need_no_answer() {
-        for body in
-            [r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, r#"{"jsonrpc":"2.0","id":5,"result":{}}"#]
-        {
-            assert!(matches!(parse(body.as_bytes()), Ok(ClientMessage::NoAnswer)), "{body}");
-        }
+        let body = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        assert!(matches!(parse(body.as_bytes()), Ok(ClientMessage::NoAnswer)), "{body}");
+        let Ok(ClientMessage::Answer { id, response }) = parse(br#"{"jsonrpc":"2.0","id":"a-5","result":{"x":1}}"#)
+        else {
+            panic!("not an answer")
+        };
+        assert_eq!((id, response["result"]["x"].as_i64()), (RequestId::String("a-5".into()), Some(1)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::exchange::{Caller, McpReply, RequestContext};
-use super::jsonrpc::{ClientMessage, Method, Responder, METHOD_NOT_FOUND};
+use super::jsonrpc::{ClientMessage, Method, RequestId, Responder, METHOD_NOT_FOUND};
 use super::lifecycle;
 use super::surface::{self, Surface};
 use super::tasks::Tasks;
@@ -27,13 +27,22 @@ impl McpService {
         pool: sqlx::PgPool,
     ) -> Self {
         let tasks = Tasks { gate: gate.clone(), pool };
-        Self { tools: Tools { directory, executor, gate, tasks }, surface }
+        let answers = Arc::default();
+        Self { tools: Tools { directory, executor, gate, tasks, answers }, surface }
     }
 
     /// Answers one parsed message. Takes the message and context by value: a gated call
     /// may wait a long time, and holds neither while it does.
     pub async fn handle(&self, caller: &Caller, message: ClientMessage, context: RequestContext) -> McpReply {
-        let ClientMessage::Request(request) = message else { return McpReply::Accepted };
+        let request = match message {
+            ClientMessage::Request(request) => request,
+            // An answer to a request relayed during one of this agent's calls.
+            ClientMessage::Answer { id: RequestId::String(id), response } => {
+                self.tools.answers.deliver(&caller.agent, &id, response);
+                return McpReply::Accepted;
+            }
+            ClientMessage::Answer { .. } | ClientMessage::NoAnswer => return McpReply::Accepted,
+        };
         let era = match lifecycle::era_of(
             context.protocol_version.as_deref(),
             request.meta.protocol_version.as_deref(),

@@ -14,7 +14,7 @@ use super::jsonrpc::{
 };
 use super::streams;
 use super::tasks::Tasks;
-use crate::approval::{CallRelay, Gate, GateResponse, GatedCall, ToolExecutor};
+use crate::approval::{CallRelay, ClientAnswers, Gate, GateResponse, GatedCall, ToolExecutor};
 
 /// The merged catalog of upstream tools.
 pub trait ToolDirectory: Send + Sync {
@@ -35,6 +35,8 @@ pub(super) struct Tools {
     pub(super) executor: Arc<dyn ToolExecutor>,
     pub(super) gate: Gate,
     pub(super) tasks: Tasks,
+    /// Requests relayed to clients during their calls, waiting for the answers they POST.
+    pub(super) answers: Arc<ClientAnswers>,
 }
 
 impl Tools {
@@ -122,7 +124,12 @@ impl Tools {
                 // client on an SSE reply (see `streams::relayed`).
                 let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
                 let progress_token = meta.progress_token.and_then(|token| serde_json::to_value(token).ok());
-                let relay = CallRelay { progress_token, messages: sender };
+                let relay = CallRelay {
+                    progress_token,
+                    messages: sender,
+                    agent: caller.agent.clone(),
+                    answers: Arc::clone(&self.answers),
+                };
                 let failed = request.error(INTERNAL_ERROR, "the call failed inside the gateway", None);
                 let responder = request.clone();
                 let call = tokio::spawn(async move {

@@ -11,13 +11,17 @@ use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use reqwest::header::{HeaderName, HeaderValue};
 #[allow(deprecated)] // LoggingMessageNotificationParam: see on_logging_message
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientRequest, Implementation, LoggingMessageNotificationParam, PingRequest,
+    ClientConfig, ClientRequest, Implementation, LoggingMessageNotificationParam, PingRequest,
     ProgressNotificationParam, Tool,
 };
+#[allow(deprecated)] // sampling: deprecated at 2026-07-28, still asked by earlier servers
+use rmcp::model::{CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult, ErrorData};
 use rmcp::service::{ClientCacheConfig, NotificationContext, RunningService};
+use rmcp::service::{InboundStreamOrigin, RequestContext};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt as _};
+use serde_json::Value;
 use tokio::process::ChildStderr;
 use tokio::sync::Notify;
 use tokio_util::codec::{FramedRead, LinesCodec};
@@ -25,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{TransportKind, UpstreamConfig};
 use super::relay::Relays;
+use crate::approval::AskError;
 
 /// The only variables a stdio child inherits from the gateway's environment; the
 /// configured `env` comes on top. Everything else stays out on purpose: the gateway's
@@ -44,20 +49,86 @@ pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// `notifications/tools/list_changed` on to the server's supervisor, which re-lists tools,
 /// and progress and log messages to the relayed calls in flight (`relay.rs`).
 pub struct GatewayClient {
+    server: String,
     tools_changed: Arc<Notify>,
     relays: Arc<Relays>,
 }
 
+/// Longest wait for a client's answer to a relayed request.
+const CLIENT_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl GatewayClient {
+    /// Relays a request the server sent during one of our calls to that call's client,
+    /// and its answer back. No relayed call (an approved gated call runs without a client
+    /// stream, or the client does not read one): a clear error the server's tool decides
+    /// what to make of. Which server asked what is recorded in the log; the answer is
+    /// the client's business.
+    async fn ask_client(
+        &self,
+        method: &str,
+        params: Value,
+        context: &RequestContext<RoleClient>,
+    ) -> Result<Value, ErrorData> {
+        let relay = match context.extensions.get::<InboundStreamOrigin>() {
+            Some(InboundStreamOrigin::OutboundRequest(call)) => self.relays.for_request(call),
+            _ => None,
+        };
+        let Some(relay) = relay else {
+            tracing::info!(server = %self.server, method, "an upstream asked a client, but no client stream is open for its call");
+            return Err(ErrorData::internal_error(
+                format!(
+                    "the gateway cannot relay {method}: this call has no client to ask (a call run after a \
+                     person's approval, or a client that does not read a text/event-stream answer)"
+                ),
+                None,
+            ));
+        };
+        tracing::info!(server = %self.server, agent = %relay.agent, method, "an upstream asked the client during a call");
+        match relay.ask(method, params, CLIENT_ANSWER_TIMEOUT).await {
+            Ok(result) => Ok(result),
+            Err(AskError::NoAnswer(why)) => {
+                Err(ErrorData::internal_error(format!("the client gave no answer: {why}"), None))
+            }
+            Err(AskError::Refused(error)) => Err(serde_json::from_value(error.clone())
+                .unwrap_or_else(|_| ErrorData::internal_error("the client refused the request", Some(error)))),
+        }
+    }
+}
+
+// Sampling and logging are deprecated at 2026-07-28; servers of earlier revisions use them.
+#[allow(deprecated)]
 impl ClientHandler for GatewayClient {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed.notify_one();
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let params = serde_json::to_value(params).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let result = self.ask_client("sampling/createMessage", params, &context).await?;
+        serde_json::from_value(result)
+            .map_err(|e| ErrorData::internal_error(format!("the client's answer is not a sampling result: {e}"), None))
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let params = serde_json::to_value(params).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let result = self.ask_client("elicitation/create", params, &context).await?;
+        serde_json::from_value(result).map_err(|e| {
+            ErrorData::internal_error(format!("the client's answer is not an elicitation result: {e}"), None)
+        })
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
         self.relays.progress(params);
     }
 
-    #[allow(deprecated)] // logging: deprecated at 2026-07-28, still sent by earlier servers
     async fn on_logging_message(
         &self,
         params: LoggingMessageNotificationParam,
@@ -67,7 +138,10 @@ impl ClientHandler for GatewayClient {
     }
 
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(ClientCapabilities::default(), Implementation::new("alexandria", env!("CARGO_PKG_VERSION")))
+        // Sampling and elicitation are relayed to the client of the call that asks.
+        let capabilities = serde_json::from_value(serde_json::json!({"sampling": {}, "elicitation": {"form": {}}}))
+            .unwrap_or_default();
+        ClientConfig::new(capabilities, Implementation::new("alexandria", env!("CARGO_PKG_VERSION")))
     }
 }
 
@@ -91,7 +165,7 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Session, String> {
     let attempt = async {
-        let client = GatewayClient { tools_changed, relays };
+        let client = GatewayClient { server: config.name.clone(), tools_changed, relays };
         let running = match config.transport {
             TransportKind::Stdio => {
                 let (transport, stderr) = spawn_stdio(config)?;

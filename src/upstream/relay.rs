@@ -15,14 +15,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rmcp::model::{LoggingMessageNotificationParam, NumberOrString, ProgressNotificationParam, ProgressToken};
+use rmcp::model::{
+    LoggingMessageNotificationParam, NumberOrString, ProgressNotificationParam, ProgressToken, RequestId,
+};
 use serde_json::{json, Value};
 
 use crate::approval::CallRelay;
 
 #[derive(Default)]
 pub struct Relays {
-    calls: Mutex<HashMap<String, CallRelay>>,
+    /// By progress token: the call's relay and its upstream request id.
+    calls: Mutex<HashMap<String, (CallRelay, RequestId)>>,
 }
 
 /// Removes its call's entry when dropped.
@@ -45,15 +48,22 @@ fn key(token: &ProgressToken) -> String {
 }
 
 impl Relays {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CallRelay>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CallRelay, RequestId)>> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers the call that went upstream with progress token `token`.
-    pub fn register(self: &Arc<Self>, token: &ProgressToken, relay: CallRelay) -> Registered {
+    /// Registers the call that went upstream as request `request` with progress token
+    /// `token`.
+    pub fn register(self: &Arc<Self>, token: &ProgressToken, request: RequestId, relay: CallRelay) -> Registered {
         let token = key(token);
-        self.lock().insert(token.clone(), relay);
+        self.lock().insert(token.clone(), (relay, request));
         Registered { relays: Arc::clone(self), token }
+    }
+
+    /// The relay of the call that went upstream as request `request`: where a request
+    /// the server sends on that call's stream goes.
+    pub fn for_request(&self, request: &RequestId) -> Option<CallRelay> {
+        self.lock().values().find(|(_, id)| id == request).map(|(relay, _)| relay.clone())
     }
 
     /// Relayed calls in flight (for tests of the bookkeeping).
@@ -64,7 +74,7 @@ impl Relays {
     pub fn progress(&self, params: ProgressNotificationParam) {
         let token = key(&params.progress_token);
         let calls = self.lock();
-        let Some(relay) = calls.get(&token) else { return };
+        let Some((relay, _)) = calls.get(&token) else { return };
         let Some(client_token) = relay.progress_token.clone() else { return };
         let mut message = json!({"progressToken": client_token, "progress": params.progress});
         if let Some(total) = params.total {
@@ -79,7 +89,7 @@ impl Relays {
     pub fn log(&self, params: LoggingMessageNotificationParam) {
         let calls = self.lock();
         let mut relays = calls.values();
-        let (Some(relay), None) = (relays.next(), relays.next()) else { return };
+        let (Some((relay, _)), None) = (relays.next(), relays.next()) else { return };
         let Ok(mut params) = serde_json::to_value(params) else { return };
         if let Some(object) = params.as_object_mut() {
             object.remove("_meta");

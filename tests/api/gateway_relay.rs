@@ -2,6 +2,9 @@
 //! accepts `text/event-stream`: its `notifications/progress` (under the client's own
 //! progress token) and `notifications/message`, in order, before the result. A client
 //! that hangs up mid-stream cancels nothing, and its relay is gone when the call is.
+//! The upstream's `elicitation/create` (and `sampling/createMessage`) is asked of the
+//! calling client under an id of the gateway's own, and only that agent's answer goes back; a gated call run after a
+//! person's approval has no client to ask.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -13,7 +16,9 @@ use tokio::process::{Child, Command};
 
 use crate::auth_helpers::admin_session;
 use crate::conformance::ReferenceServer;
-use crate::gateway_helpers::{agent_token, post_mcp, python, register_server, tool_call};
+use crate::gateway_helpers::{
+    agent_token, approve_ok, call, post_mcp, python, register_server, spawn_gateway, tool_call,
+};
 use crate::helpers::{eventually, spawn_app, TestApp};
 use crate::peers::{calls_logged, peers, repo};
 
@@ -159,4 +164,101 @@ async fn a_client_that_hangs_up_mid_stream_cancels_nothing_and_leaves_no_relay()
         app.state.upstreams.relayed_calls() == 0
     })
     .await;
+}
+
+/// Reads SSE events off a streamed reply as they come.
+struct EventReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventReader {
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data: String = event.lines().filter_map(|line| line.strip_prefix("data:")).collect();
+                if !data.trim().is_empty() {
+                    return Some(serde_json::from_str(data.trim()).expect("an event's data is JSON"));
+                }
+                continue;
+            }
+            let chunk = self.response.chunk().await.expect("read the stream")?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+async fn post_streaming(app: &TestApp, token: &str, message: &Value) -> EventReader {
+    let response = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(message)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    EventReader { response, buffer: String::new() }
+}
+
+#[tokio::test]
+async fn elicitation_is_asked_of_the_calling_client_only_and_its_answer_goes_upstream() {
+    let Some(peers) = peers("elicitation_is_asked_of_the_calling_client_only_and_its_answer_goes_upstream") else {
+        return;
+    };
+    let server = ReferenceServer::start(&peers).await;
+    let app = spawn_app().await;
+    let admin = admin_session(&app).await;
+    register_server(&app, &admin, &json!({"name": "ref", "transport": "streamable_http", "url": server.url})).await;
+    let token = agent_token(&app, &admin, "asker", &["test_elicitation"], &[]).await;
+    let other = agent_token(&app, &admin, "bystander", &["test_elicitation"], &[]).await;
+
+    let call = tool_call(3, "test_elicitation", json!({"message": "What is six times seven?"}));
+    let mut events = post_streaming(&app, &token, &call).await;
+    let asked = events.next().await.expect("the upstream's request, relayed");
+    assert_eq!(asked["method"], "elicitation/create", "{asked}");
+    assert_eq!(asked["params"]["message"], "What is six times seven?", "{asked}");
+    let id = asked["id"].as_str().expect("a request id of the gateway's own").to_owned();
+    assert!(id.starts_with("alexandria-"), "{id}: not the upstream's id");
+
+    // Another agent cannot answer it; the asking agent can.
+    let answer =
+        |text: &str| json!({"jsonrpc": "2.0", "id": id, "result": {"action": "accept", "content": {"response": text}}});
+    let stray = post_mcp(&app, "/mcp", &other, None, &answer("not yours")).await;
+    assert_eq!(stray.status, 202, "{}", stray.text);
+    let answered = post_mcp(&app, "/mcp", &token, None, &answer("forty-two")).await;
+    assert_eq!(answered.status, 202, "{}", answered.text);
+
+    let result = events.next().await.expect("the call's result");
+    assert_eq!(result["id"], 3, "{result}");
+    let text = &result["result"]["content"][0]["text"];
+    assert_eq!(text, r#"User response: action=accept, content={"response":"forty-two"}"#, "{result}");
+    assert!(events.next().await.is_none(), "the result is the last event");
+}
+
+#[tokio::test]
+async fn a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is_cached() {
+    let Some(peers) = peers("a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is_cached") else {
+        return;
+    };
+    let server = ReferenceServer::start(&peers).await;
+    let app = spawn_gateway(Duration::from_millis(200)).await;
+    let admin = admin_session(&app).await;
+    register_server(&app, &admin, &json!({"name": "ref", "transport": "streamable_http", "url": server.url})).await;
+    let token = agent_token(&app, &admin, "gated", &["test_sampling"], &["test_sampling"]).await;
+    let arguments = json!({"prompt": "Approve me"});
+
+    let pending = call(&app, "gated", &token, Some("k-1"), 1, "test_sampling", arguments.clone()).await;
+    let request_id = pending["result"]["request_id"].as_str().expect("a pending envelope").parse().expect("a uuid");
+    approve_ok(&app, &admin, request_id).await;
+    let ran = call(&app, "gated", &token, Some("k-1"), 2, "test_sampling", arguments.clone()).await;
+    let text = ran["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("{ran}"));
+    assert!(
+        text.starts_with("Sampling not supported or error:") && text.contains("cannot relay sampling/createMessage"),
+        "the upstream got the gateway's clear error and made its result of it: {text}"
+    );
+    let again = call(&app, "gated", &token, Some("k-1"), 3, "test_sampling", arguments).await;
+    assert_eq!(again["result"], ran["result"], "the outcome is cached as the upstream decided");
 }

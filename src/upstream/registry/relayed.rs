@@ -31,7 +31,7 @@ pub(super) async fn call(
         Ok(handle) => handle,
         Err(error) => return Some(Err(error)),
     };
-    let registered = relays.register(&handle.progress_token, relay);
+    let registered = relays.register(&handle.progress_token, handle.id.clone(), relay);
     let mut abandoned = CancelOnDrop { peer: peer.clone(), id: Some(handle.id.clone()) };
     let answer = tokio::time::timeout_at(deadline, handle.await_response()).await.ok()?;
     abandoned.id = None;
