@@ -56,6 +56,8 @@ pub struct RequestContext {
     /// The client's `Accept` lists `text/event-stream`: a reply may be a stream of
     /// messages (progress and task status notifications, then the response).
     pub accepts_event_stream: bool,
+    /// The `Mcp-Session-Id` header: the MCP session a resource subscription belongs to.
+    pub session_id: Option<String>,
 }
 
 /// What the endpoint answers.

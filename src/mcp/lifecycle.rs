@@ -54,16 +54,16 @@ fn capabilities(era: Era) -> Value {
     match era {
         Era::Handshake => json!({
             "tools": {"listChanged": false},
-            "prompts": {"listChanged": false},
-            "resources": {"subscribe": true, "listChanged": false},
+            "prompts": {"listChanged": true},
+            "resources": {"subscribe": true, "listChanged": true},
             "completions": {},
             "logging": {},
             "tasks": {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}},
         }),
         Era::Modern => json!({
             "tools": {"listChanged": false},
-            "prompts": {"listChanged": false},
-            "resources": {"subscribe": true, "listChanged": false},
+            "prompts": {"listChanged": true},
+            "resources": {"subscribe": true, "listChanged": true},
             "completions": {},
             "logging": {},
             "extensions": {TASKS_EXTENSION: {}},

@@ -18,6 +18,7 @@
 mod exchange;
 pub mod jsonrpc;
 pub mod lifecycle;
+mod listen;
 mod service;
 mod streams;
 mod surface;

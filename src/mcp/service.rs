@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use super::exchange::{Caller, McpReply, RequestContext};
+use super::exchange::{Caller, McpReply, RequestContext, StreamedResponse};
 use super::jsonrpc::{ClientMessage, Method, RequestId, Responder, METHOD_NOT_FOUND};
 use super::lifecycle;
+use super::listen::{self, Subscriptions};
 use super::surface::{self, Surface};
 use super::tasks::Tasks;
 use super::tools::{ToolDirectory, Tools};
@@ -15,6 +16,7 @@ use crate::approval::{Gate, ToolExecutor};
 pub struct McpService {
     tools: Tools,
     surface: Arc<dyn Surface>,
+    subscriptions: Arc<Subscriptions>,
 }
 
 impl McpService {
@@ -28,7 +30,14 @@ impl McpService {
     ) -> Self {
         let tasks = Tasks { gate: gate.clone(), pool };
         let answers = Arc::default();
-        Self { tools: Tools { directory, executor, gate, tasks, answers }, surface }
+        Self { tools: Tools { directory, executor, gate, tasks, answers }, surface, subscriptions: Arc::default() }
+    }
+
+    /// The caller's server-to-client stream outside any request (`GET` of the endpoint):
+    /// the upstreams' announcements that concern it, for as long as it is read.
+    pub fn listen(&self, caller: &Caller, context: &RequestContext) -> StreamedResponse {
+        let session = context.session_id.clone().unwrap_or_default();
+        listen::stream(caller.clone(), session, self.surface.notices(), Arc::clone(&self.subscriptions))
     }
 
     /// Answers one parsed message. Takes the message and context by value: a gated call
@@ -64,7 +73,10 @@ impl McpService {
                 session: Some(uuid::Uuid::new_v4().to_string()),
             },
             Method::Surface(method, params) => {
-                McpReply::response(surface::handle(self.surface.as_ref(), caller, method, params, &responder).await)
+                let session = context.session_id.as_deref().unwrap_or_default();
+                let subscriber = surface::Subscriber { subscriptions: &self.subscriptions, session };
+                let surface = self.surface.as_ref();
+                McpReply::response(surface::handle(surface, caller, method, params, &responder, subscriber).await)
             }
             Method::Discover => McpReply::response(lifecycle::discover(&responder)),
             Method::Ping => McpReply::response(responder.result(serde_json::json!({}))),

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::exchange::Caller;
 use super::jsonrpc::{Era, Responder, SurfaceMethod, INVALID_PARAMS, RESOURCE_NOT_FOUND};
+use super::listen::Subscriptions;
 
 /// A JSON-RPC error to send back as is.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +21,9 @@ pub struct RpcError {
 /// The upstreams' prompts, resources, completions and logging.
 #[async_trait]
 pub trait Surface: Send + Sync {
+    /// The upstreams' announcements (`notifications/resources/updated`, the prompts' and
+    /// resources' `list_changed`) from now on.
+    fn notices(&self) -> tokio::sync::broadcast::Receiver<Value>;
     /// Every prompt of every server, under downstream names.
     async fn prompts(&self) -> Vec<Value>;
     /// `prompts/get` of the downstream prompt `name` (params as the client sent them).
@@ -96,14 +100,30 @@ fn hidden_resource(uri: &str) -> RpcError {
 }
 
 /// Answers one surface request for `caller`.
+/// Where a client's resource subscriptions are kept: the (agent, session) subscribing.
+pub(super) struct Subscriber<'a> {
+    pub(super) subscriptions: &'a Subscriptions,
+    pub(super) session: &'a str,
+}
+
 pub(super) async fn handle(
     surface: &dyn Surface,
     caller: &Caller,
     method: SurfaceMethod,
     params: Map<String, Value>,
     responder: &Responder,
+    subscriber: Subscriber<'_>,
 ) -> Value {
-    match answer(surface, caller, method, params).await {
+    let uri = params.get("uri").and_then(Value::as_str).map(str::to_owned);
+    let answer = answer(surface, caller, method, params).await;
+    if let (Ok(_), Some(uri)) = (&answer, uri) {
+        match method {
+            SurfaceMethod::Subscribe => subscriber.subscriptions.subscribe(&caller.agent, subscriber.session, &uri),
+            SurfaceMethod::Unsubscribe => subscriber.subscriptions.unsubscribe(&caller.agent, subscriber.session, &uri),
+            _ => {}
+        }
+    }
+    match answer {
         Ok(mut result) => {
             if responder.era == Era::Modern
                 && matches!(

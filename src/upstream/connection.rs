@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::model::ResourceUpdatedNotificationParam;
 #[allow(deprecated)] // LoggingMessageNotificationParam: see on_logging_message
 use rmcp::model::{
     ClientConfig, ClientRequest, Implementation, LoggingMessageNotificationParam, PingRequest,
@@ -123,6 +124,22 @@ impl ClientHandler for GatewayClient {
         serde_json::from_value(result).map_err(|e| {
             ErrorData::internal_error(format!("the client's answer is not an elicitation result: {e}"), None)
         })
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relays.announce("notifications/resources/updated", Some(serde_json::json!({"uri": params.uri})));
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relays.announce("notifications/resources/list_changed", None);
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.relays.announce("notifications/prompts/list_changed", None);
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {

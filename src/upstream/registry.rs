@@ -22,6 +22,9 @@ use super::store::{self, StoredServer};
 use super::supervisor::{supervise, CatalogOwner};
 use super::{read, write, UpstreamSettings};
 
+/// Announcements kept for a slow listener before it misses some.
+const NOTICES_CAPACITY: usize = 256;
+
 mod calls;
 mod relayed;
 mod surface;
@@ -46,6 +49,8 @@ pub(super) struct Inner {
     changes: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Every server's announcements to clients (see `relay.rs`).
+    notices: tokio::sync::broadcast::Sender<serde_json::Value>,
 }
 
 impl Drop for Inner {
@@ -82,6 +87,7 @@ impl UpstreamRegistry {
                 changes: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                notices: tokio::sync::broadcast::channel(NOTICES_CAPACITY).0,
             }),
         }
     }
@@ -167,7 +173,8 @@ impl UpstreamRegistry {
         }
         for stored in fresh {
             tracing::info!(server = %stored.config.name, "MCP server found in the database; connecting");
-            let server = Server::new(stored, inner.shutdown.child_token(), Arc::new(Notify::new()), Arc::default());
+            let relays = Arc::new(Relays::new(inner.notices.clone()));
+            let server = Server::new(stored, inner.shutdown.child_token(), Arc::new(Notify::new()), relays);
             write(&inner.servers).insert(server.config.name.clone(), Arc::clone(&server));
             self.spawn_supervisor(server, None);
         }
@@ -208,7 +215,7 @@ impl UpstreamRegistry {
 
         let stop = inner.shutdown.child_token();
         let tools_changed = Arc::new(Notify::new());
-        let relays = Arc::new(Relays::default());
+        let relays = Arc::new(Relays::new(inner.notices.clone()));
         let session = connection::connect(
             &config,
             Arc::clone(&tools_changed),
@@ -307,6 +314,11 @@ impl UpstreamRegistry {
     /// cheap to take.
     pub fn tools(&self) -> Arc<Catalog> {
         self.inner.catalog.snapshot()
+    }
+
+    /// What the servers announce to clients from now on (see `relay.rs`).
+    pub fn notices(&self) -> tokio::sync::broadcast::Receiver<serde_json::Value> {
+        self.inner.notices.subscribe()
     }
 
     /// Relayed calls in flight on every server (see `relay.rs`): none once every relayed

@@ -19,13 +19,16 @@ use rmcp::model::{
     LoggingMessageNotificationParam, NumberOrString, ProgressNotificationParam, ProgressToken, RequestId,
 };
 use serde_json::{json, Value};
+use tokio::sync::broadcast;
 
 use crate::approval::CallRelay;
 
-#[derive(Default)]
 pub struct Relays {
     /// By progress token: the call's relay and its upstream request id.
     calls: Mutex<HashMap<String, (CallRelay, RequestId)>>,
+    /// What the server announces outside any call (`resources/updated`, `list_changed`),
+    /// to every listening client's stream (`mcp::listen` picks what concerns whom).
+    notices: broadcast::Sender<Value>,
 }
 
 /// Removes its call's entry when dropped.
@@ -48,6 +51,19 @@ fn key(token: &ProgressToken) -> String {
 }
 
 impl Relays {
+    pub fn new(notices: broadcast::Sender<Value>) -> Self {
+        Relays { calls: Mutex::default(), notices }
+    }
+
+    /// Passes a server's announcement on to the listening clients (none listening: dropped).
+    pub fn announce(&self, method: &str, params: Option<Value>) {
+        let mut notice = json!({"jsonrpc": "2.0", "method": method});
+        if let Some(params) = params {
+            notice["params"] = params;
+        }
+        let _ = self.notices.send(notice);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CallRelay, RequestId)>> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -90,6 +90,10 @@ fn not_found(uri: &str) -> RpcError {
 
 #[async_trait]
 impl Surface for UpstreamSurface {
+    fn notices(&self) -> tokio::sync::broadcast::Receiver<Value> {
+        self.registry.notices()
+    }
+
     async fn prompts(&self) -> Vec<Value> {
         let mut seen = std::collections::BTreeSet::new();
         let mut prompts = Vec::new();

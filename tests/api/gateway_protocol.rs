@@ -81,7 +81,8 @@ async fn framing_errors_get_their_json_rpc_codes() {
     assert_eq!(too_big.status, 413, "{}", too_big.text);
     assert_eq!(rpc_error(&too_big.body).0, INVALID_REQUEST);
 
-    // GET is not part of this endpoint (no server-initiated stream).
+    // GET without `Accept: text/event-stream` is refused (the stream of announcements
+    // needs it: tests/api/gateway_relay.rs).
     for path in ["/mcp", PATH] {
         let get = e.app.client.get(e.app.url(path)).bearer_auth(&e.token).send().await.unwrap();
         assert_eq!(get.status(), 405, "GET {path}");

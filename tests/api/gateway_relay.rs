@@ -262,3 +262,101 @@ async fn a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is
     let again = call(&app, "gated", &token, Some("k-1"), 3, "test_sampling", arguments).await;
     assert_eq!(again["result"], ran["result"], "the outcome is cached as the upstream decided");
 }
+
+/// The Python peer plus a resource `test://doc`, `resources/subscribe` (accepted), and a
+/// tool `touch(uri)` that sends `notifications/resources/updated` for `uri`.
+const TOUCHING_SERVER: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+sys.argv = [sys.argv[0]] + sys.argv[2:]
+import mcp_types as types
+import python_http_server as peer
+from mcp.server.mcpserver import Context
+
+@peer.server.resource("test://doc")
+def doc() -> str:
+    """A document."""
+    return "the document"
+
+async def subscribe(ctx, params):
+    return types.EmptyResult()
+
+peer.server._lowlevel_server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
+
+@peer.server.tool()
+async def touch(uri: str, ctx: Context) -> str:
+    """Announce that a resource changed."""
+    await ctx.session.send_resource_updated(uri)
+    return f"touched {uri}"
+
+peer.main()
+"#;
+
+#[tokio::test]
+async fn a_resource_update_reaches_the_listening_client_that_subscribed_to_it() {
+    let Some(peers) = peers("a_resource_update_reaches_the_listening_client_that_subscribed_to_it") else { return };
+    let mut child = Command::new(python(&peers))
+        .arg("-c")
+        .arg(TOUCHING_SERVER)
+        .arg(repo().join("tests/peers"))
+        .arg("0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Python MCP server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::time::timeout(Duration::from_secs(60), BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("the Python server did not start within 60 s")
+        .expect("read its stdout")
+        .expect("it exited before listening");
+    let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>").trim().to_owned();
+    let app = spawn_app().await;
+    let admin = admin_session(&app).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": url})).await;
+    crate::auth_helpers::create_agent(&app, &admin, "watcher", &["touch"], &[]).await;
+    crate::conformance::set_agent_list(
+        &app,
+        &admin,
+        "watcher",
+        "allowed-resources",
+        json!({"resources": ["test://*"]}),
+    )
+    .await;
+    let token = crate::auth_helpers::mint_agent_token(&app, &admin, "watcher").await;
+
+    let response = app
+        .client
+        .get(app.url("/mcp"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", "session-1")
+        .send()
+        .await
+        .expect("GET the stream");
+    assert_eq!(response.status(), 200);
+    let mut stream = EventReader { response, buffer: String::new() };
+
+    let subscribe = crate::gateway_helpers::request(1, "resources/subscribe", json!({"uri": "test://doc"}));
+    let subscribed = crate::gateway_helpers::post_raw(
+        &app,
+        "/mcp",
+        Some(&token),
+        &[("mcp-session-id", "session-1")],
+        subscribe.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(subscribed.body["result"], json!({}), "{}", subscribed.text);
+    for (id, uri) in [(2, "test://unwatched"), (3, "test://doc")] {
+        let touched = post_mcp(&app, "/mcp", &token, None, &tool_call(id, "touch", json!({"uri": uri}))).await;
+        assert_eq!(touched.status, 200, "{}", touched.text);
+    }
+    let update = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .expect("an update within 30 s")
+        .expect("the stream is open");
+    assert_eq!(update["method"], "notifications/resources/updated", "{update}");
+    assert_eq!(update["params"]["uri"], "test://doc", "only the subscribed resource: {update}");
+}

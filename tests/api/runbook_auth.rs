@@ -51,9 +51,12 @@ async fn runbook_steps_1_to_3_login_gate_a_tool_and_mint_an_agent_token() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let step2: Value = response.json().await.unwrap();
+    // The runbook's fields, and the policy beyond tools (prompts and resources, issue 15).
     assert_eq!(
         keys_of(&step2),
         [
+            "allowed_prompts",
+            "allowed_resources",
             "allowed_tools",
             "approval_required_tools",
             "created_at",

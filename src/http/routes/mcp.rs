@@ -48,7 +48,16 @@ pub async fn agent_endpoint(
         Ok(body) => body,
         Err(rejection) => return body_rejection(rejection),
     };
-    let caller = match principal {
+    match caller_through(&state, principal, &agent).await {
+        Ok(caller) => serve(&state, &caller, headers, body).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Who calls through `/mcp/agents/{agent}`: that agent's token, or a user (admin or
+/// higher) with the agent's stored policy.
+async fn caller_through(state: &AppState, principal: Principal, agent: &str) -> Result<Caller, ApiError> {
+    match principal {
         Principal::Agent(token) if token.name == agent => Ok(agent_caller(token)),
         Principal::Agent(token) => Err(ApiError::Forbidden(format!(
             "this token belongs to agent {:?}; it cannot act as {agent:?}",
@@ -58,7 +67,7 @@ pub async fn agent_endpoint(
             // Boxed and bound with `let`: the query's future would otherwise be part of
             // every parked call's handler state.
             let policy = Box::pin(async {
-                let name = agents::existing_name(&agent)?;
+                let name = agents::existing_name(agent)?;
                 agents::get(&state.pool, &name).await
             });
             match policy.await {
@@ -78,11 +87,55 @@ pub async fn agent_endpoint(
             "calling tools through an agent needs role admin or higher; you are {}",
             user.role
         ))),
-    };
-    match caller {
-        Ok(caller) => serve(&state, &caller, headers, body).await,
+    }
+}
+
+/// `GET /mcp` and `GET /mcp/agents/{name}` with `Accept: text/event-stream`: the
+/// caller's stream of the upstreams' announcements (`mcp::listen`), until the client
+/// hangs up or the server shuts down. Without that `Accept`: 405, as before. Left out of
+/// the OpenAPI document: an endless stream is nothing a schema test can call.
+pub async fn listen(principal: Principal, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match principal {
+        Principal::Agent(token) => listen_as(&state, &agent_caller(token), &headers),
+        Principal::User(_) => {
+            ApiError::BadRequest("a user token must say which agent it acts as: use GET /mcp/agents/{name}".to_owned())
+                .into_response()
+        }
+    }
+}
+
+pub async fn agent_listen(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match caller_through(&state, principal, &agent).await {
+        Ok(caller) => listen_as(&state, &caller, &headers),
         Err(error) => error.into_response(),
     }
+}
+
+fn listen_as(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Response {
+    let context = request_context(headers);
+    if !context.accepts_event_stream {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    }
+    if !origin_allowed(state, headers) {
+        return (StatusCode::FORBIDDEN, axum::Json(error_body(None, INVALID_REQUEST, "origin not allowed", None)))
+            .into_response();
+    }
+    use futures::StreamExt;
+    let events = state
+        .mcp
+        .listen(caller, &context)
+        .take_until(state.shutdown.clone().cancelled_owned())
+        .map(|message| Ok::<_, Infallible>(Bytes::from(format!("event: message\ndata: {message}\n\n"))));
+    (
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        axum::body::Body::from_stream(events),
+    )
+        .into_response()
 }
 
 /// The MCP Streamable HTTP endpoint, for an agent token (`POST /v1/agent-token`).
@@ -182,6 +235,7 @@ fn request_context(headers: &HeaderMap) -> RequestContext {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .any(|media| media.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))),
+        session_id: headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
     }
 }
 
@@ -219,6 +273,8 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(routes!(endpoint))
         .routes(routes!(agent_endpoint))
+        .route("/mcp", axum::routing::get(listen))
+        .route("/mcp/agents/{name}", axum::routing::get(agent_listen))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
 }
 
