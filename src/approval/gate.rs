@@ -17,39 +17,21 @@ use alexandria_domain::{
     PermissionRequestCommand as Command, PermissionRequestError, RequestStatus,
 };
 use alexandria_projections::EventListener;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::approval::store::{CommandError, PermissionStore};
+use crate::approval::CallRelay;
 
 mod claim;
+mod executor;
 use crate::metrics::Metrics;
 use crate::names::Actor;
+pub use executor::ToolExecutor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// Runs an approved tool call upstream. Implemented by the upstream registry.
-#[async_trait]
-pub trait ToolExecutor: Send + Sync {
-    /// Whether a call of `tool` would reach its upstream now. An approved call is claimed
-    /// only then: a claim is final, and a call that fails before it is sent would turn a
-    /// short outage into a cached error for good.
-    async fn is_reachable(&self, tool: &str) -> bool;
-
-    /// The upstream's answer: a `CallToolResult` (an `isError` result is still a
-    /// result) or a JSON-RPC error, both cached as the request's outcome.
-    async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome;
-
-    /// [`execute`](Self::execute), passing the upstream's progress and log messages
-    /// during the call to `relay` (a pass-through call whose client reads a stream).
-    async fn execute_relayed(&self, tool: &str, arguments: &Value, relay: super::CallRelay) -> CallOutcome {
-        let _ = relay;
-        self.execute(tool, arguments).await
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct GateSettings {
@@ -170,6 +152,18 @@ impl Gate {
     /// [`Self::call`] with a wait of its own: zero for an MCP task, which answers as soon
     /// as its request is durable.
     pub async fn call_waiting(&self, call: GatedCall, wait: Duration) -> GateResponse {
+        self.call_waiting_relayed(call, wait, None).await
+    }
+
+    /// [`call_waiting`](Self::call_waiting) for a client that reads a stream: when the
+    /// call is approved and run within the wait, what its upstream says during it goes
+    /// to `relay`.
+    pub async fn call_waiting_relayed(
+        &self,
+        call: GatedCall,
+        wait: Duration,
+        relay: Option<CallRelay>,
+    ) -> GateResponse {
         let _waiting = self.metrics.waiter();
         let deadline = Instant::now() + wait;
         let key = Self::idempotency_key_for(&call);
@@ -188,7 +182,7 @@ impl Gate {
             Ok(state) => state,
             Err(response) => return response,
         };
-        let resolve = Box::pin(self.resolve(id, Some(state), watch, deadline, &metadata));
+        let resolve = Box::pin(self.resolve(id, Some(state), watch, deadline, &metadata, relay));
         resolve.await
     }
 
@@ -200,7 +194,7 @@ impl Gate {
         let deadline = Instant::now() + wait;
         let metadata = EventMetadata::new(actor.to_string(), &self.settings.replica_id, trace_id);
         let watch = self.listener.watch(&id.to_string());
-        let resolve = Box::pin(self.resolve(id, None, watch, deadline, &metadata));
+        let resolve = Box::pin(self.resolve(id, None, watch, deadline, &metadata, None));
         resolve.await
     }
 
@@ -290,10 +284,11 @@ impl Gate {
         mut watch: alexandria_projections::changes::AggregateWatch,
         deadline: Instant,
         metadata: &EventMetadata,
+        relay: Option<CallRelay>,
     ) -> GateResponse {
         let mut known = state;
         loop {
-            let step = Box::pin(self.step(id, known.take(), metadata));
+            let step = Box::pin(self.step(id, known.take(), metadata, relay.as_ref()));
             match step.await {
                 Step::Done(response) => return response,
                 Step::Reload => {}
@@ -308,7 +303,13 @@ impl Gate {
     }
 
     /// One move towards an outcome from the request's current state (`None`: read it).
-    async fn step(&self, id: Uuid, state: Option<Box<PermissionRequest>>, metadata: &EventMetadata) -> Step {
+    async fn step(
+        &self,
+        id: Uuid,
+        state: Option<Box<PermissionRequest>>,
+        metadata: &EventMetadata,
+        relay: Option<&CallRelay>,
+    ) -> Step {
         let state = match state {
             Some(state) => state,
             None => match self.store.load(id).await {
@@ -353,7 +354,7 @@ impl Gate {
                 let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
                 match self.store.execute(id, claim, metadata).await {
                     Ok(applied) if !applied.events.is_empty() => {
-                        Step::Done(self.execute_claimed(id, &applied.state, metadata).await)
+                        Step::Done(self.execute_claimed(id, &applied.state, metadata, relay.cloned()).await)
                     }
                     // Someone else claimed first: wait for their result.
                     Ok(_) | Err(CommandError::Domain(_)) => Step::Reload,

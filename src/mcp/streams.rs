@@ -23,16 +23,34 @@ pub(super) fn progress_interval(wait: Duration) -> Duration {
 }
 
 /// `answer` with `notifications/progress` ("waiting for approval, N s") every `every`
-/// until it is ready.
-pub(super) fn with_progress(token: ProgressToken, answer: DeferredResponse, every: Duration) -> StreamedResponse {
+/// until it is ready, and the messages `relayed` from the upstream meanwhile (an
+/// approved call run within the wait), each as it comes, all before the answer.
+pub(super) fn with_progress(
+    token: ProgressToken,
+    answer: DeferredResponse,
+    every: Duration,
+    relayed: Option<mpsc::UnboundedReceiver<Value>>,
+) -> StreamedResponse {
     let (messages, stream) = channel();
     tokio::spawn(async move {
         let started = Instant::now();
         let mut ticks = tokio::time::interval_at(started + every, every);
         let mut answer = answer;
+        let mut relayed = relayed;
         loop {
             tokio::select! {
+                biased;
+                message = async { relayed.as_mut()?.recv().await }, if relayed.is_some() => {
+                    match message {
+                        Some(message) => if messages.send(message).await.is_err() { return },
+                        None => relayed = None,
+                    }
+                }
                 body = &mut answer => {
+                    // What the upstream said before its answer comes first.
+                    while let Some(message) = relayed.as_mut().and_then(|r| r.try_recv().ok()) {
+                        let _ = messages.send(message).await;
+                    }
                     let _ = messages.send(body).await;
                     return;
                 }

@@ -185,7 +185,18 @@ impl Tools {
         let gate = self.gate.clone();
         let tasks = self.tasks.clone();
         let key_for_meta = call.idempotency_key.clone();
-        let task = tokio::spawn(async move { gate.call_waiting(call, wait).await });
+        // A client reading this call's progress stream also gets what the upstream says
+        // if the call is approved and run within the wait (its log messages and requests;
+        // the upstream's progress would run against the wait's, so it is not passed on).
+        let streaming = meta.progress_token.is_some() && context.accepts_event_stream && !wait.is_zero();
+        let (relay, relayed) = if streaming {
+            let (messages, relayed) = tokio::sync::mpsc::unbounded_channel();
+            let answers = Arc::clone(&self.answers);
+            (Some(CallRelay { progress_token: None, messages, agent: caller.agent.clone(), answers }), Some(relayed))
+        } else {
+            (None, None)
+        };
+        let task = tokio::spawn(async move { gate.call_waiting_relayed(call, wait, relay).await });
         let answer: DeferredResponse = Box::pin(async move {
             let response = match task.await {
                 Ok(response) => response,
@@ -198,7 +209,7 @@ impl Tools {
         });
         match meta.progress_token {
             Some(token) if context.accepts_event_stream && !wait.is_zero() => {
-                McpReply::Streamed(streams::with_progress(token, answer, streams::progress_interval(wait)))
+                McpReply::Streamed(streams::with_progress(token, answer, streams::progress_interval(wait), relayed))
             }
             _ => McpReply::Deferred(answer),
         }

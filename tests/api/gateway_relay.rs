@@ -360,3 +360,59 @@ async fn a_resource_update_reaches_the_listening_client_that_subscribed_to_it() 
     assert_eq!(update["method"], "notifications/resources/updated", "{update}");
     assert_eq!(update["params"]["uri"], "test://doc", "only the subscribed resource: {update}");
 }
+
+#[tokio::test]
+async fn a_gated_call_approved_during_its_wait_relays_the_upstreams_request_to_the_waiting_client() {
+    let Some(peers) = peers("a_gated_call_approved_during_its_wait_relays_the_upstreams_request_to_the_waiting_client")
+    else {
+        return;
+    };
+    let server = ReferenceServer::start(&peers).await;
+    let app = spawn_gateway(Duration::from_secs(30)).await;
+    let admin = admin_session(&app).await;
+    register_server(&app, &admin, &json!({"name": "ref", "transport": "streamable_http", "url": server.url})).await;
+    let token = agent_token(&app, &admin, "gated", &["test_elicitation"], &["test_elicitation"]).await;
+
+    let mut call = tool_call(5, "test_elicitation", json!({"message": "Ship it?"}));
+    call["params"]["_meta"] = json!({"progressToken": "p-1"});
+    let mut events = post_streaming(&app, &token, &call).await;
+    let pending_id = || async {
+        let listed: Value = app
+            .client
+            .get(app.url("/admin/permissions?status=pending"))
+            .bearer_auth(&admin.access_token)
+            .send()
+            .await
+            .expect("list pending requests")
+            .json()
+            .await
+            .expect("a JSON body");
+        listed["items"][0]["id"].as_str().map(str::to_owned)
+    };
+    eventually(Duration::from_secs(10), "the call's permission request is pending", || async {
+        pending_id().await.is_some()
+    })
+    .await;
+    let pending = pending_id().await;
+    let id = pending.expect("a pending request").parse().expect("a uuid");
+    approve_ok(&app, &admin, id).await;
+
+    let asked = loop {
+        let event = events.next().await.expect("the stream goes on until the answer");
+        if event["method"] != "notifications/progress" {
+            break event;
+        }
+    };
+    assert_eq!(asked["method"], "elicitation/create", "{asked}");
+    let answer =
+        json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "accept", "content": {"response": "yes"}}});
+    assert_eq!(post_mcp(&app, "/mcp", &token, None, &answer).await.status, 202);
+    let result = loop {
+        let event = events.next().await.expect("the call's result");
+        if event["method"] != "notifications/progress" {
+            break event;
+        }
+    };
+    assert_eq!(result["id"], 5, "{result}");
+    assert_eq!(result["result"]["content"][0]["text"], r#"User response: action=accept, content={"response":"yes"}"#);
+}
