@@ -7,13 +7,17 @@
 //! out), `jsonrpc` (framing, typed messages, the protocol era), `lifecycle` (versions,
 //! `initialize`, `server/discover`), `tools` (policy, routing, the approval gate),
 //! `tasks` (MCP Tasks: a gated call as a task whose id is its request's id), `streams`
-//! (progress and task status notifications on an SSE reply), `surface` (prompts,
-//! resources, completions and logging: the caller's policy, then the upstreams), `service`
+//! (progress and task status notifications on an SSE reply), `listen` (the `GET` stream
+//! of upstream announcements, resource subscriptions), `surface` (prompts, resources,
+//! completions and logging: the caller's policy, then the upstreams), `service`
 //! (dispatch).
 //!
 //! Sessions are stateless: `Mcp-Session-Id` is issued on `initialize` but nothing is
 //! kept per session, so any replica answers any request and the runbook's bare `curl`
-//! calls need no handshake.
+//! calls need no handshake. What lives with a client's connection is the exception, in
+//! this process's memory: a resource subscription (keyed by agent and `Mcp-Session-Id`)
+//! feeding that client's `GET` stream (`listen`), and a request relayed to a client
+//! during its call, awaiting the answer it POSTs (`approval::ClientAnswers`).
 
 mod exchange;
 pub mod jsonrpc;
