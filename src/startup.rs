@@ -22,7 +22,7 @@ use crate::http::{AppState, HttpSettings};
 use crate::mcp::McpService;
 use crate::metrics::Metrics;
 use crate::notify::{Reconciler, ReconcilerOptions};
-use crate::upstream::{UpstreamRegistry, UpstreamSettings, UpstreamTools};
+use crate::upstream::{UpstreamRegistry, UpstreamSettings, UpstreamSurface, UpstreamTools};
 
 /// The retry hint in the pending envelope (the runbook shows 2000).
 const RETRY_AFTER: Duration = Duration::from_millis(2000);
@@ -119,7 +119,13 @@ impl Application {
             execution_window: settings.approval_ttl,
         };
         let state = AppState {
-            mcp: McpService::new(tools.clone(), tools, gate.clone(), pool.clone()),
+            mcp: McpService::new(
+                tools.clone(),
+                tools,
+                Arc::new(UpstreamSurface::new(upstreams.clone())),
+                gate.clone(),
+                pool.clone(),
+            ),
             upstreams,
             jwt: Arc::new(jwt),
             listener: Arc::clone(&listener),

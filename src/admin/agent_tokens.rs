@@ -45,6 +45,8 @@ pub async fn mint(
         agent: agent.name.clone(),
         effective_tools: ToolName::strings(&effective_tools),
         approval_required_tools: ToolName::strings(&agent.approval_required_tools),
+        allowed_prompts: agent.allowed_prompts.clone(),
+        allowed_resources: agent.allowed_resources.clone(),
         pv: agent.permissions_version,
         iat: now.timestamp(),
         exp: expires_at.timestamp(),

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
+pub use super::agent_surface::{set_surface_list, set_surface_lists, SurfaceList};
 use crate::audit_trail;
 use crate::auth::Role;
 use crate::names::{Actor, AgentName, ToolName};
@@ -18,6 +19,11 @@ pub struct Agent {
     pub description: String,
     pub allowed_tools: Vec<ToolName>,
     pub approval_required_tools: Vec<ToolName>,
+    /// Prompts the agent may list and get, by the names agents see (none: no prompts).
+    pub allowed_prompts: Vec<String>,
+    /// URI patterns of the resources the agent may list, read and subscribe to; `*`
+    /// stands for any run of characters (none: no resources).
+    pub allowed_resources: Vec<String>,
     pub permissions_version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -25,19 +31,21 @@ pub struct Agent {
 
 impl Agent {
     /// The policy as the audit trail records it.
-    fn policy(&self) -> Value {
+    pub(super) fn policy(&self) -> Value {
         json!({
             "name": self.name,
             "description": self.description,
             "allowed_tools": self.allowed_tools,
             "approval_required_tools": self.approval_required_tools,
+            "allowed_prompts": self.allowed_prompts,
+            "allowed_resources": self.allowed_resources,
             "permissions_version": self.permissions_version,
         })
     }
 }
 
-const AGENT_COLUMNS: &str =
-    "name, description, allowed_tools, approval_required_tools, permissions_version, created_at, updated_at";
+pub(super) const AGENT_COLUMNS: &str = "name, description, allowed_tools, approval_required_tools, allowed_prompts, \
+     allowed_resources, permissions_version, created_at, updated_at";
 
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
@@ -48,6 +56,8 @@ pub struct NewAgent {
     pub description: String,
     pub allowed_tools: Vec<String>,
     pub approval_required_tools: Vec<String>,
+    pub allowed_prompts: Vec<String>,
+    pub allowed_resources: Vec<String>,
 }
 
 /// Which of an agent's two tool lists a change replaces.
@@ -112,6 +122,8 @@ struct ValidAgent {
     description: String,
     allowed_tools: Vec<ToolName>,
     approval_required_tools: Vec<ToolName>,
+    allowed_prompts: Vec<String>,
+    allowed_resources: Vec<String>,
 }
 
 /// Checks every field and reports every problem at once.
@@ -133,10 +145,23 @@ fn validate_new(agent: NewAgent) -> Result<ValidAgent> {
             problems.push(problem);
         }
     }
-    match (name, allowed, approval) {
-        (Some(name), Some(allowed_tools), Some(approval_required_tools)) if problems.is_empty() => {
-            Ok(ValidAgent { name, description: agent.description, allowed_tools, approval_required_tools })
-        }
+    let prompts = SurfaceList::Prompts.normalize(agent.allowed_prompts).map_err(|p| problems.push(p)).ok();
+    let resources = SurfaceList::Resources.normalize(agent.allowed_resources).map_err(|p| problems.push(p)).ok();
+    match (name, allowed, approval, prompts, resources) {
+        (
+            Some(name),
+            Some(allowed_tools),
+            Some(approval_required_tools),
+            Some(allowed_prompts),
+            Some(allowed_resources),
+        ) if problems.is_empty() => Ok(ValidAgent {
+            name,
+            description: agent.description,
+            allowed_tools,
+            approval_required_tools,
+            allowed_prompts,
+            allowed_resources,
+        }),
         _ => Err(AgentError::Invalid(problems.join("; "))),
     }
 }
@@ -145,13 +170,16 @@ pub async fn create(pool: &PgPool, actor: &Actor, agent: NewAgent) -> Result<Age
     let agent = validate_new(agent)?;
     let mut tx = pool.begin().await?;
     let created: Option<Agent> = sqlx::query_as(&format!(
-        "INSERT INTO agents (name, description, allowed_tools, approval_required_tools)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING {AGENT_COLUMNS}"
+        "INSERT INTO agents (name, description, allowed_tools, approval_required_tools, allowed_prompts,
+             allowed_resources)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING {AGENT_COLUMNS}"
     ))
     .bind(agent.name.as_str())
     .bind(&agent.description)
     .bind(&agent.allowed_tools)
     .bind(&agent.approval_required_tools)
+    .bind(&agent.allowed_prompts)
+    .bind(&agent.allowed_resources)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(created) = created else {
@@ -174,7 +202,7 @@ pub async fn get(pool: &PgPool, name: &AgentName) -> Result<Agent> {
         .ok_or_else(|| not_found(name))
 }
 
-async fn lock(conn: &mut PgConnection, name: &AgentName) -> Result<Agent> {
+pub(super) async fn lock(conn: &mut PgConnection, name: &AgentName) -> Result<Agent> {
     sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1 FOR UPDATE"))
         .bind(name.as_str())
         .fetch_optional(conn)

@@ -42,6 +42,13 @@ pub trait ToolExecutor: Send + Sync {
     /// The upstream's answer: a `CallToolResult` (an `isError` result is still a
     /// result) or a JSON-RPC error, both cached as the request's outcome.
     async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome;
+
+    /// [`execute`](Self::execute), passing the upstream's progress and log messages
+    /// during the call to `relay` (a pass-through call whose client reads a stream).
+    async fn execute_relayed(&self, tool: &str, arguments: &Value, relay: super::CallRelay) -> CallOutcome {
+        let _ = relay;
+        self.execute(tool, arguments).await
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -74,6 +74,12 @@ pub struct AgentClaims {
     pub agent: String,
     pub effective_tools: Vec<String>,
     pub approval_required_tools: Vec<String>,
+    /// Prompts and resource URI patterns it may use (absent in a token minted before
+    /// they existed: none, fail closed).
+    #[serde(default)]
+    pub allowed_prompts: Vec<String>,
+    #[serde(default)]
+    pub allowed_resources: Vec<String>,
     pub pv: i64,
     pub iat: i64,
     pub exp: i64,

@@ -68,6 +68,8 @@ pub struct AuthenticatedAgent {
     pub name: String,
     pub effective_tools: Vec<String>,
     pub approval_required_tools: Vec<String>,
+    pub allowed_prompts: Vec<String>,
+    pub allowed_resources: Vec<String>,
     pub permissions_version: i64,
     pub token_id: Uuid,
 }
@@ -156,6 +158,8 @@ async fn authenticate_agent(pool: &PgPool, claims: AgentClaims) -> Result<Authen
             name: claims.agent,
             effective_tools: claims.effective_tools,
             approval_required_tools: claims.approval_required_tools,
+            allowed_prompts: claims.allowed_prompts,
+            allowed_resources: claims.allowed_resources,
             permissions_version: claims.pv,
             token_id: claims.jti,
         }),

@@ -61,6 +61,8 @@ pub async fn set_up(
                     description: "Demo agent: the example filesystem tools; write_file needs approval".to_owned(),
                     allowed_tools: tools,
                     approval_required_tools: vec!["write_file".to_owned()],
+                    allowed_prompts: Vec::new(),
+                    allowed_resources: Vec::new(),
                 },
             )
             .await

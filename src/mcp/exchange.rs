@@ -16,6 +16,11 @@ pub struct Caller {
     pub agent: String,
     pub effective_tools: Vec<String>,
     pub approval_required_tools: Vec<String>,
+    /// Downstream names of the prompts it may list and get (none: no prompts).
+    pub allowed_prompts: Vec<String>,
+    /// URI patterns (`*` any run of characters) of the resources it may list, read and
+    /// subscribe to (none: no resources).
+    pub allowed_resources: Vec<String>,
     /// The agent, or the user acting through its path; recorded in event metadata.
     pub actor: Actor,
 }
@@ -27,6 +32,15 @@ impl Caller {
 
     pub fn may_call(&self, tool: &str) -> bool {
         self.effective_tools.iter().any(|t| t == tool)
+    }
+
+    pub fn may_get_prompt(&self, prompt: &str) -> bool {
+        self.allowed_prompts.iter().any(|p| p == prompt)
+    }
+
+    /// A resource URI (or a resource template, as written) the policy lets it use.
+    pub fn may_use_resource(&self, uri: &str) -> bool {
+        self.allowed_resources.iter().any(|pattern| super::surface::glob_matches(pattern, uri))
     }
 }
 

@@ -14,6 +14,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const ACCESS_DENIED: i64 = -32003;
 /// An approved call whose execution started but whose result was never recorded.
 pub const OUTCOME_UNKNOWN: i64 = -32004;
+/// MCP (2025-06-18, 2025-11-25): a resource that does not exist.
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// 2026-07-28: `MCP-Protocol-Version` header and `_meta` disagree.
 pub const HEADER_MISMATCH: i64 = -32020;
 /// 2026-07-28: unsupported protocol version.
@@ -106,7 +108,54 @@ pub enum Method {
     ListTasks {
         cursor: Option<String>,
     },
+    /// Prompts, resources, completions and logging: routed upstream, their params as sent.
+    Surface(SurfaceMethod, Map<String, Value>),
     Unsupported(String),
+}
+
+/// The methods of an upstream's surface beside tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SurfaceMethod {
+    ListPrompts,
+    GetPrompt,
+    ListResources,
+    ListResourceTemplates,
+    ReadResource,
+    Subscribe,
+    Unsubscribe,
+    Complete,
+    SetLevel,
+}
+
+impl SurfaceMethod {
+    fn parse(method: &str) -> Option<Self> {
+        Some(match method {
+            "prompts/list" => Self::ListPrompts,
+            "prompts/get" => Self::GetPrompt,
+            "resources/list" => Self::ListResources,
+            "resources/templates/list" => Self::ListResourceTemplates,
+            "resources/read" => Self::ReadResource,
+            "resources/subscribe" => Self::Subscribe,
+            "resources/unsubscribe" => Self::Unsubscribe,
+            "completion/complete" => Self::Complete,
+            "logging/setLevel" => Self::SetLevel,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ListPrompts => "prompts/list",
+            Self::GetPrompt => "prompts/get",
+            Self::ListResources => "resources/list",
+            Self::ListResourceTemplates => "resources/templates/list",
+            Self::ReadResource => "resources/read",
+            Self::Subscribe => "resources/subscribe",
+            Self::Unsubscribe => "resources/unsubscribe",
+            Self::Complete => "completion/complete",
+            Self::SetLevel => "logging/setLevel",
+        }
+    }
 }
 
 /// The task methods that name one task by its `taskId`.
@@ -251,7 +300,10 @@ impl Method {
                 Some(Value::String(cursor)) => Method::ListTasks { cursor: Some(cursor) },
                 Some(_) => return Err("params.cursor must be a string".to_owned()),
             },
-            _ => Method::Unsupported(method),
+            other => match SurfaceMethod::parse(other) {
+                Some(surface) => Method::Surface(surface, params),
+                None => Method::Unsupported(method),
+            },
         })
     }
 }

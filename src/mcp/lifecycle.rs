@@ -54,10 +54,18 @@ fn capabilities(era: Era) -> Value {
     match era {
         Era::Handshake => json!({
             "tools": {"listChanged": false},
+            "prompts": {"listChanged": false},
+            "resources": {"subscribe": true, "listChanged": false},
+            "completions": {},
+            "logging": {},
             "tasks": {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}},
         }),
         Era::Modern => json!({
             "tools": {"listChanged": false},
+            "prompts": {"listChanged": false},
+            "resources": {"subscribe": true, "listChanged": false},
+            "completions": {},
+            "logging": {},
             "extensions": {TASKS_EXTENSION: {}},
         }),
     }

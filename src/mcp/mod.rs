@@ -7,7 +7,9 @@
 //! out), `jsonrpc` (framing, typed messages, the protocol era), `lifecycle` (versions,
 //! `initialize`, `server/discover`), `tools` (policy, routing, the approval gate),
 //! `tasks` (MCP Tasks: a gated call as a task whose id is its request's id), `streams`
-//! (progress and task status notifications on an SSE reply), `service` (dispatch).
+//! (progress and task status notifications on an SSE reply), `surface` (prompts,
+//! resources, completions and logging: the caller's policy, then the upstreams), `service`
+//! (dispatch).
 //!
 //! Sessions are stateless: `Mcp-Session-Id` is issued on `initialize` but nothing is
 //! kept per session, so any replica answers any request and the runbook's bare `curl`
@@ -18,9 +20,11 @@ pub mod jsonrpc;
 pub mod lifecycle;
 mod service;
 mod streams;
+mod surface;
 mod tasks;
 mod tools;
 
 pub use exchange::{Caller, DeferredResponse, McpReply, RequestContext, StreamedResponse};
 pub use service::McpService;
+pub use surface::{glob_matches, uri_fits_template, RpcError, Surface};
 pub use tools::{ToolDirectory, APPROVAL_META_KEY, IDEMPOTENCY_KEY_HEADER};

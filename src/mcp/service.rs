@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::exchange::{Caller, McpReply, RequestContext};
 use super::jsonrpc::{ClientMessage, Method, Responder, METHOD_NOT_FOUND};
 use super::lifecycle;
+use super::surface::{self, Surface};
 use super::tasks::Tasks;
 use super::tools::{ToolDirectory, Tools};
 use crate::approval::{Gate, ToolExecutor};
@@ -13,6 +14,7 @@ use crate::approval::{Gate, ToolExecutor};
 #[derive(Clone)]
 pub struct McpService {
     tools: Tools,
+    surface: Arc<dyn Surface>,
 }
 
 impl McpService {
@@ -20,11 +22,12 @@ impl McpService {
     pub fn new(
         directory: Arc<dyn ToolDirectory>,
         executor: Arc<dyn ToolExecutor>,
+        surface: Arc<dyn Surface>,
         gate: Gate,
         pool: sqlx::PgPool,
     ) -> Self {
         let tasks = Tasks { gate: gate.clone(), pool };
-        Self { tools: Tools { directory, executor, gate, tasks } }
+        Self { tools: Tools { directory, executor, gate, tasks }, surface }
     }
 
     /// Answers one parsed message. Takes the message and context by value: a gated call
@@ -51,6 +54,9 @@ impl McpService {
                 body: lifecycle::initialize(&responder, &params.protocol_version),
                 session: Some(uuid::Uuid::new_v4().to_string()),
             },
+            Method::Surface(method, params) => {
+                McpReply::response(surface::handle(self.surface.as_ref(), caller, method, params, &responder).await)
+            }
             Method::Discover => McpReply::response(lifecycle::discover(&responder)),
             Method::Ping => McpReply::response(responder.result(serde_json::json!({}))),
             Method::Unsupported(method) => McpReply::response(responder.error(

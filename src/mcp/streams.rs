@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::exchange::{DeferredResponse, StreamedResponse};
+use super::exchange::{DeferredResponse, McpReply, StreamedResponse};
 use super::jsonrpc::{ProgressToken, Responder};
 use super::tasks::{result_of_task, TaskProtocol, TaskStatus, Tasks};
 use crate::approval::GateResponse;
@@ -121,6 +121,30 @@ impl Follow {
         });
         stream
     }
+}
+
+/// The reply to a pass-through call whose upstream may talk during it (`relay`'s
+/// messages, see `approval::CallRelay`): a plain response when the call ends before
+/// the upstream says anything; else a stream of those messages, in order, then the
+/// response. The relay's channel closes only when the call is over (the upstream side
+/// drops its end then), so nothing the upstream said comes after the response. A client
+/// that hangs up drops the stream: the call, a task of its own, goes on.
+pub(super) async fn relayed(
+    call: tokio::task::JoinHandle<Value>,
+    mut messages: mpsc::UnboundedReceiver<Value>,
+    failed: Value,
+) -> McpReply {
+    let Some(first) = messages.recv().await else {
+        return McpReply::response(call.await.unwrap_or(failed));
+    };
+    let rest = futures::stream::unfold(Some((messages, call, failed)), |state| async move {
+        let (mut messages, call, failed) = state?;
+        match messages.recv().await {
+            Some(message) => Some((message, Some((messages, call, failed)))),
+            None => Some((call.await.unwrap_or(failed), None)),
+        }
+    });
+    McpReply::Streamed(Box::pin(futures::StreamExt::chain(futures::stream::once(async { first }), rest)))
 }
 
 /// A bounded channel whose receiving end is the reply's stream.

@@ -14,7 +14,7 @@ use super::jsonrpc::{
 };
 use super::streams;
 use super::tasks::Tasks;
-use crate::approval::{Gate, GateResponse, GatedCall, ToolExecutor};
+use crate::approval::{CallRelay, Gate, GateResponse, GatedCall, ToolExecutor};
 
 /// The merged catalog of upstream tools.
 pub trait ToolDirectory: Send + Sync {
@@ -117,6 +117,19 @@ impl Tools {
                 return not_offered();
             }
             let executor = Arc::clone(&self.executor);
+            if context.accepts_event_stream {
+                // The upstream's progress and log messages during the call reach this
+                // client on an SSE reply (see `streams::relayed`).
+                let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
+                let progress_token = meta.progress_token.and_then(|token| serde_json::to_value(token).ok());
+                let relay = CallRelay { progress_token, messages: sender };
+                let failed = request.error(INTERNAL_ERROR, "the call failed inside the gateway", None);
+                let responder = request.clone();
+                let call = tokio::spawn(async move {
+                    outcome_response(&responder, executor.execute_relayed(&name, &arguments, relay).await)
+                });
+                return streams::relayed(call, messages, failed).await;
+            }
             let task = tokio::spawn(async move { executor.execute(&name, &arguments).await });
             return McpReply::response(match task.await {
                 Ok(outcome) => outcome_response(&request, outcome),

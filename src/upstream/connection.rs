@@ -9,7 +9,11 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::model::{ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, Tool};
+#[allow(deprecated)] // LoggingMessageNotificationParam: see on_logging_message
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientRequest, Implementation, LoggingMessageNotificationParam, PingRequest,
+    ProgressNotificationParam, Tool,
+};
 use rmcp::service::{ClientCacheConfig, NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -20,6 +24,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{TransportKind, UpstreamConfig};
+use super::relay::Relays;
 
 /// The only variables a stdio child inherits from the gateway's environment; the
 /// configured `env` comes on top. Everything else stays out on purpose: the gateway's
@@ -35,15 +40,30 @@ const MAX_STDERR_LINE: usize = 8192;
 /// stdin, then 3 s after SIGTERM, then kills it).
 pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// The rmcp client side of a session. Its one job beyond the defaults: pass
-/// `notifications/tools/list_changed` on to the server's supervisor, which re-lists tools.
+/// The rmcp client side of a session. Its jobs beyond the defaults: pass
+/// `notifications/tools/list_changed` on to the server's supervisor, which re-lists tools,
+/// and progress and log messages to the relayed calls in flight (`relay.rs`).
 pub struct GatewayClient {
     tools_changed: Arc<Notify>,
+    relays: Arc<Relays>,
 }
 
 impl ClientHandler for GatewayClient {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed.notify_one();
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.relays.progress(params);
+    }
+
+    #[allow(deprecated)] // logging: deprecated at 2026-07-28, still sent by earlier servers
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relays.log(params);
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -66,11 +86,12 @@ pub struct Session {
 pub async fn connect(
     config: &UpstreamConfig,
     tools_changed: Arc<Notify>,
+    relays: Arc<Relays>,
     cancel: CancellationToken,
     timeout: Duration,
 ) -> Result<Session, String> {
     let attempt = async {
-        let client = GatewayClient { tools_changed };
+        let client = GatewayClient { tools_changed, relays };
         let running = match config.transport {
             TransportKind::Stdio => {
                 let (transport, stderr) = spawn_stdio(config)?;

@@ -37,10 +37,12 @@ mod config;
 mod connection;
 mod error;
 mod registry;
+mod relay;
 mod run_as;
 mod server;
 mod store;
 mod supervisor;
+mod surface;
 mod tools;
 
 use std::sync::{PoisonError, RwLock};
@@ -53,6 +55,7 @@ pub use self::config::{
 pub use self::error::UpstreamError;
 pub use self::registry::UpstreamRegistry;
 pub use self::server::{ConnectionStatus, UpstreamStatus};
+pub use self::surface::UpstreamSurface;
 pub use self::tools::UpstreamTools;
 
 /// Timing of the registry. `call_timeout` is `ALEXANDRIA_UPSTREAM_CALL_TIMEOUT_SECS`.

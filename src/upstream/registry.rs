@@ -16,14 +16,18 @@ use super::catalog::{Catalog, LiveCatalog};
 use super::config::UpstreamConfig;
 use super::connection::{self, Session, CLOSE_GRACE};
 use super::error::UpstreamError;
+use super::relay::Relays;
 use super::server::{Server, UpstreamStatus};
 use super::store::{self, StoredServer};
 use super::supervisor::{supervise, CatalogOwner};
 use super::{read, write, UpstreamSettings};
 
 mod calls;
+mod relayed;
+mod surface;
 use crate::audit_trail;
 use crate::names::Actor;
+pub use surface::{Capability, Connected};
 
 /// The live registry. Cheap to clone; every clone is the same registry.
 #[derive(Clone)]
@@ -163,7 +167,7 @@ impl UpstreamRegistry {
         }
         for stored in fresh {
             tracing::info!(server = %stored.config.name, "MCP server found in the database; connecting");
-            let server = Server::new(stored, inner.shutdown.child_token(), Arc::new(Notify::new()));
+            let server = Server::new(stored, inner.shutdown.child_token(), Arc::new(Notify::new()), Arc::default());
             write(&inner.servers).insert(server.config.name.clone(), Arc::clone(&server));
             self.spawn_supervisor(server, None);
         }
@@ -204,9 +208,11 @@ impl UpstreamRegistry {
 
         let stop = inner.shutdown.child_token();
         let tools_changed = Arc::new(Notify::new());
+        let relays = Arc::new(Relays::default());
         let session = connection::connect(
             &config,
             Arc::clone(&tools_changed),
+            Arc::clone(&relays),
             stop.child_token(),
             inner.settings.connect_timeout,
         )
@@ -227,7 +233,7 @@ impl UpstreamRegistry {
             Err(error) => return refuse(error.into(), session).await,
         };
 
-        let server = Server::new(stored, stop, tools_changed);
+        let server = Server::new(stored, stop, tools_changed, relays);
         let id = server.next_session();
         server.set_connected(id, session.peer.clone(), session.tools.clone());
         write(&inner.servers).insert(name.clone(), Arc::clone(&server));
@@ -301,6 +307,12 @@ impl UpstreamRegistry {
     /// cheap to take.
     pub fn tools(&self) -> Arc<Catalog> {
         self.inner.catalog.snapshot()
+    }
+
+    /// Relayed calls in flight on every server (see `relay.rs`): none once every relayed
+    /// call is over, whether its client stayed or not.
+    pub fn relayed_calls(&self) -> usize {
+        read(&self.inner.servers).values().map(|server| server.relays.in_flight()).sum()
     }
 
     /// Stops reloading, closes every session and stops every child, then returns.

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{RedactedConfig, UpstreamConfig};
+use super::relay::Relays;
 use super::store::StoredServer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -64,6 +65,8 @@ pub(super) struct Server {
     pub(super) state: watch::Sender<Live>,
     /// Poked by the rmcp client handler on `notifications/tools/list_changed`.
     pub(super) tools_changed: Arc<Notify>,
+    /// The relayed calls in flight, fed by the rmcp client handler.
+    pub(super) relays: Arc<Relays>,
     /// A call failed in a way that suggests the session is dead: check it now.
     pub(super) suspect: Notify,
     /// Calls in flight. The periodic ping waits while there are any: a server that works
@@ -91,7 +94,12 @@ pub(super) struct Live {
 }
 
 impl Server {
-    pub(super) fn new(stored: StoredServer, stop: CancellationToken, tools_changed: Arc<Notify>) -> Arc<Self> {
+    pub(super) fn new(
+        stored: StoredServer,
+        stop: CancellationToken,
+        tools_changed: Arc<Notify>,
+        relays: Arc<Relays>,
+    ) -> Arc<Self> {
         let invalid = stored.config.validate().err().map(|e| format!("the stored configuration is invalid: {e}"));
         let (status, last_error) = match &invalid {
             Some(problem) => (ConnectionStatus::Error, Some(problem.clone())),
@@ -112,6 +120,7 @@ impl Server {
             updated_at: stored.updated_at,
             state,
             tools_changed,
+            relays,
             suspect: Notify::new(),
             in_flight: AtomicUsize::new(0),
             wake: Notify::new(),

@@ -46,6 +46,7 @@ pub(super) async fn supervise(
                 let attempt = connection::connect(
                     &server.config,
                     Arc::clone(&server.tools_changed),
+                    Arc::clone(&server.relays),
                     server.stop.child_token(),
                     settings.connect_timeout,
                 );

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::approval::gate::ToolExecutor;
+use crate::approval::CallRelay;
 use crate::mcp::jsonrpc::INTERNAL_ERROR;
 use crate::mcp::ToolDirectory;
 use crate::metrics::Metrics;
@@ -40,10 +41,20 @@ impl ToolExecutor for UpstreamTools {
     }
 
     async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome {
+        self.run(tool, arguments, None).await
+    }
+
+    async fn execute_relayed(&self, tool: &str, arguments: &Value, relay: CallRelay) -> CallOutcome {
+        self.run(tool, arguments, Some(relay)).await
+    }
+}
+
+impl UpstreamTools {
+    async fn run(&self, tool: &str, arguments: &Value, relay: Option<CallRelay>) -> CallOutcome {
         let server = self.registry.tools().get(tool).map(|t| t.server.clone()).unwrap_or_else(|| "unknown".to_owned());
         let arguments = arguments.as_object().cloned().unwrap_or_default();
         let started = Instant::now();
-        let answer = self.registry.call_tool(tool, arguments).await;
+        let answer = self.registry.call_tool_relayed(tool, arguments, relay).await;
         self.metrics.upstream_call(&server, tool, started.elapsed().as_secs_f64(), answer.is_err());
         match answer {
             Ok(result) => CallOutcome::Result(result),

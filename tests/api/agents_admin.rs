@@ -25,6 +25,8 @@ async fn agents_are_created_read_listed_and_deleted() {
     assert_eq!(
         keys,
         [
+            "allowed_prompts",
+            "allowed_resources",
             "allowed_tools",
             "approval_required_tools",
             "created_at",
@@ -38,6 +40,8 @@ async fn agents_are_created_read_listed_and_deleted() {
     assert_eq!(created["description"], "demo-agent for tests");
     assert_eq!(created["allowed_tools"], json!(["read_file", "write_file"]));
     assert_eq!(created["approval_required_tools"], json!(["write_file"]));
+    // Prompts and resources: none unless named (fail closed).
+    assert_eq!((&created["allowed_prompts"], &created["allowed_resources"]), (&json!([]), &json!([])));
     assert!(created["permissions_version"].as_i64().unwrap() > 0);
 
     let minimal = post_agent(&app, &admin, json!({"name": "bare"})).await;

@@ -174,6 +174,18 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Some(json!({"tools": ["write_file"]})),
             Users("super_admin", 200),
         ),
+        route(
+            Method::PUT,
+            "/admin/agents/policy-agent/allowed-prompts",
+            Some(json!({"prompts": ["greet"]})),
+            Users("super_admin", 200),
+        ),
+        route(
+            Method::PUT,
+            "/admin/agents/policy-agent/allowed-resources",
+            Some(json!({"resources": ["test://*"]})),
+            Users("super_admin", 200),
+        ),
         route(Method::DELETE, "/admin/agents/doomed-agent", None, Users("super_admin", 204)),
         route(Method::GET, "/admin/users", None, Users("super_admin", 200)),
         route(

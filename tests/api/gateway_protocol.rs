@@ -67,8 +67,8 @@ async fn framing_errors_get_their_json_rpc_codes() {
     let bad_id = e.raw(PATH, &[], r#"{"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"}"#).await;
     assert_rpc_error(&bad_id, 400, INVALID_REQUEST, Value::Null, "id must be a string or a number");
 
-    let unknown = e.send(&request(3, "resources/list", json!({}))).await;
-    assert_rpc_error(&unknown, 200, METHOD_NOT_FOUND, json!(3), "resources/list");
+    let unknown = e.send(&request(3, "sampling/createMessage", json!({}))).await;
+    assert_rpc_error(&unknown, 200, METHOD_NOT_FOUND, json!(3), "sampling/createMessage");
 
     let bad_params =
         e.raw(PATH, &[], r#"{"jsonrpc": "2.0", "id": "s-1", "method": "tools/list", "params": [1]}"#).await;

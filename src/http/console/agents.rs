@@ -80,6 +80,8 @@ pub async fn create(
         description: form.description.clone(),
         allowed_tools: Vec::new(),
         approval_required_tools: Vec::new(),
+        allowed_prompts: Vec::new(),
+        allowed_resources: Vec::new(),
     };
     match agents::create(&state.pool, &manager.actor(), new).await {
         Ok(agent) => Redirect::to(&format!("/agents/{}?created=1#notice", agent.name)).into_response(),

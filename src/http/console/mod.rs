@@ -19,6 +19,7 @@
 //!   `request_view`: their page structs and what helps a person decide.
 
 mod account;
+mod agent_surface;
 mod agents;
 mod agents_view;
 mod assets;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/agents", get(agents::list).post(agents::create))
         .route("/agents/{name}", get(agents::show))
         .route("/agents/{name}/tools", post(agents::set_tools))
+        .route("/agents/{name}/surface", post(agent_surface::set_surface))
         .route("/agents/{name}/delete", post(agents::delete))
         .route("/agents/{name}/token", post(agents::mint_token))
         .route("/servers", get(servers::list).post(servers::register))

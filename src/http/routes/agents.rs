@@ -1,6 +1,7 @@
 //! Agents and their tokens. Reading policy needs admin, changing it super_admin:
 //! `POST /admin/agents`, `GET /admin/agents`, `GET /admin/agents/{name}`,
 //! `PUT /admin/agents/{name}/allowed-tools`, `PUT /admin/agents/{name}/approval-required-tools`,
+//! `PUT /admin/agents/{name}/allowed-prompts`, `PUT /admin/agents/{name}/allowed-resources`,
 //! `DELETE /admin/agents/{name}`; and `POST /v1/agent-token` (admin) mints a token.
 
 use axum::extract::{Path, State};
@@ -12,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::agent_tokens;
-use crate::admin::agents::{self, Agent, NewAgent, ToolList};
+use crate::admin::agents::{self, Agent, NewAgent, SurfaceList, ToolList};
 use crate::http::auth::{Admin, SuperAdmin, UserAtLeast};
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiJson;
@@ -26,6 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show, delete))
         .routes(routes!(set_allowed_tools))
         .routes(routes!(set_approval_required_tools))
+        .routes(routes!(set_allowed_prompts))
+        .routes(routes!(set_allowed_resources))
         .routes(routes!(mint_token))
 }
 
@@ -39,6 +42,13 @@ struct CreateAgent {
     allowed_tools: Vec<String>,
     #[serde(default)]
     approval_required_tools: Vec<String>,
+    /// Prompts it may list and get (default none).
+    #[serde(default)]
+    allowed_prompts: Vec<String>,
+    /// Resource URI patterns (`*`: any run of characters) it may list, read and
+    /// subscribe to (default none).
+    #[serde(default)]
+    allowed_resources: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/admin/agents", tag = "agents", request_body = CreateAgent,
@@ -53,6 +63,8 @@ async fn create(
         description: request.description,
         allowed_tools: request.allowed_tools,
         approval_required_tools: request.approval_required_tools,
+        allowed_prompts: request.allowed_prompts,
+        allowed_resources: request.allowed_resources,
     };
     Ok((StatusCode::CREATED, Json(agents::create(&state.pool, &caller.actor(), new).await?)))
 }
@@ -117,6 +129,45 @@ async fn set_approval_required_tools(
         )
         .await?,
     ))
+}
+
+/// `{"prompts": [...]}`: the whole new list of prompt names.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PromptListBody {
+    prompts: Vec<String>,
+}
+
+/// `{"resources": [...]}`: the whole new list of resource URI patterns.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ResourceListBody {
+    resources: Vec<String>,
+}
+
+#[utoipa::path(put, path = "/admin/agents/{name}/allowed-prompts", tag = "agents", request_body = PromptListBody,
+    params(("name" = String, Path)), responses((status = 200, body = Agent), Refusals))]
+async fn set_allowed_prompts(
+    State(state): State<AppState>,
+    caller: UserAtLeast<SuperAdmin>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<PromptListBody>,
+) -> ApiResult<Json<Agent>> {
+    let name = agents::existing_name(&name)?;
+    Ok(Json(agents::set_surface_list(&state.pool, &caller.actor(), &name, SurfaceList::Prompts, body.prompts).await?))
+}
+
+#[utoipa::path(put, path = "/admin/agents/{name}/allowed-resources", tag = "agents", request_body = ResourceListBody,
+    params(("name" = String, Path)), responses((status = 200, body = Agent), Refusals))]
+async fn set_allowed_resources(
+    State(state): State<AppState>,
+    caller: UserAtLeast<SuperAdmin>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ResourceListBody>,
+) -> ApiResult<Json<Agent>> {
+    let name = agents::existing_name(&name)?;
+    let list = SurfaceList::Resources;
+    Ok(Json(agents::set_surface_list(&state.pool, &caller.actor(), &name, list, body.resources).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/agents/{name}", tag = "agents", params(("name" = String, Path)),

@@ -27,6 +27,8 @@ fn agent_caller(token: AuthenticatedAgent) -> Caller {
         agent: token.name,
         effective_tools: token.effective_tools,
         approval_required_tools: token.approval_required_tools,
+        allowed_prompts: token.allowed_prompts,
+        allowed_resources: token.allowed_resources,
     }
 }
 
@@ -66,6 +68,8 @@ pub async fn agent_endpoint(
                     agent: policy.name,
                     effective_tools: ToolName::strings(&policy.allowed_tools),
                     approval_required_tools: ToolName::strings(&policy.approval_required_tools),
+                    allowed_prompts: policy.allowed_prompts,
+                    allowed_resources: policy.allowed_resources,
                 }),
                 Err(error) => Err(ApiError::from(error)),
             }

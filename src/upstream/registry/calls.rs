@@ -9,6 +9,7 @@ use super::super::connection;
 use super::super::error::UpstreamError;
 use super::super::server::{ConnectionStatus, InFlight};
 use super::UpstreamRegistry;
+use crate::approval::CallRelay;
 
 /// How long the ping before a claim may take.
 const REACHABILITY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -18,6 +19,17 @@ impl UpstreamRegistry {
     /// upstream as given. A server that is still connecting is waited for, within the
     /// same per-call timeout.
     pub async fn call_tool(&self, tool_name: &str, arguments: Map<String, Value>) -> Result<Value, UpstreamError> {
+        self.call_tool_relayed(tool_name, arguments, None).await
+    }
+
+    /// [`call_tool`](Self::call_tool), passing the server's progress and log messages
+    /// during the call to `relay` (see `relay.rs`).
+    pub async fn call_tool_relayed(
+        &self,
+        tool_name: &str,
+        arguments: Map<String, Value>,
+        relay: Option<CallRelay>,
+    ) -> Result<Value, UpstreamError> {
         let Some(entry) = self.tools().get(tool_name).cloned() else {
             return Err(UpstreamError::ToolNotFound { tool: tool_name.to_owned() });
         };
@@ -51,10 +63,11 @@ impl UpstreamRegistry {
         // The request future sends `notifications/cancelled` upstream when dropped, which
         // is what the timeout does. A timeout says nothing about the session (the tool may
         // just be slow), so it does not trigger a liveness check.
-        let answer = match tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await {
-            Ok(answer) => answer,
-            Err(_) => return Err(timed_out()),
+        let answer = match relay {
+            Some(relay) => super::relayed::call(&peer, &server.relays, params, relay, deadline).await,
+            None => tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await.ok(),
         };
+        let Some(answer) = answer else { return Err(timed_out()) };
         match answer {
             Ok(CallToolResponse::Complete(result)) => {
                 serde_json::to_value(result).map_err(|e| UpstreamError::Transport {
