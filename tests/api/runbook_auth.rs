@@ -54,6 +54,8 @@ async fn runbook_steps_1_to_3_login_gate_a_tool_and_mint_an_agent_token() {
     assert_eq!(
         keys_of(&step2),
         [
+            "allowed_prompts",
+            "allowed_resources",
             "allowed_tools",
             "approval_required_tools",
             "created_at",
