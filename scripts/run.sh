@@ -11,4 +11,4 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends postgresql
 fi
 cargo build --release --locked --workspace --bins
-exec ./target/release/alexandria serve --demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/alexandria" serve --demo "$@"

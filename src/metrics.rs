@@ -30,6 +30,7 @@ struct Inner {
     projection_lag: IntGaugeVec,
     gate_waiters: IntGauge,
     notifier_deliveries: IntCounterVec,
+    agent_policy_checks: IntCounterVec,
     refresh_failures: prometheus::IntCounter,
     refreshes: prometheus::IntCounter,
     /// When the database-derived gauges were last refreshed. Held while they are: scrapes
@@ -131,6 +132,12 @@ impl Metrics {
                 "Notification sends by this process, by channel and outcome (delivered, refreshed, failed).",
                 &["channel", "outcome"],
             ),
+            agent_policy_checks: counter(
+                "alexandria_agent_policy_checks_total",
+                "Agent token checks by where the agent's permissions_version came from: cache (no database \
+                 round trip) or database (not cached yet, or the cache unusable while its notifications are not heard).",
+                &["source"],
+            ),
             refresh_failures: register(
                 &registry,
                 prometheus::IntCounter::new(
@@ -168,6 +175,16 @@ impl Metrics {
     /// `refreshed` (a firing alert re-sent) or `failed`.
     pub fn notifier_delivery(&self, channel: &str, outcome: &str) {
         self.inner.notifier_deliveries.with_label_values(&[channel, outcome]).inc();
+    }
+
+    /// One agent token check; `source` is `cache` or `database`.
+    pub fn agent_policy_check(&self, source: &str) {
+        self.inner.agent_policy_checks.with_label_values(&[source]).inc();
+    }
+
+    /// Agent token checks of this process answered from `source` (for tests).
+    pub fn agent_policy_checks(&self, source: &str) -> u64 {
+        self.inner.agent_policy_checks.with_label_values(&[source]).get()
     }
 
     /// How many sends to `channel` ended with `outcome` in this process (for tests and

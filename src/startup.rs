@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::approval::{Gate, GateSettings, PermissionStore};
+use crate::auth::policy_cache::PolicyCache;
 use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
 use crate::http::console::InboxFeed;
@@ -118,7 +119,9 @@ impl Application {
             notifier: settings.notifier.clone(),
             execution_window: settings.approval_ttl,
         };
+        let policy_cache = PolicyCache::new(metrics.clone());
         let state = AppState {
+            policy_cache,
             mcp: McpService::new(
                 tools.clone(),
                 tools,
@@ -157,6 +160,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application { tcp, metrics_tcp, state, listener, settings, shutdown, gate } = self;
         let workers = TaskTracker::new();
+        workers.spawn(Arc::clone(&state.policy_cache).follow(&listener, shutdown.clone()));
         workers.spawn(Arc::clone(&listener).run(state.pool.clone(), shutdown.clone()));
         for projection in alexandria_projections::all() {
             let runner = ProjectionRunner::new(state.pool.clone(), projection, Arc::clone(&listener));

@@ -16,6 +16,20 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 
 pub const EVENTS_CHANNEL: &str = "alexandria_events";
+/// An `agents` row changed (trigger `agents_notify`); the payload is the agent's name.
+pub const AGENTS_CHANNEL: &str = "alexandria_agents";
+
+/// What in-process caches of agent policy need to hear: which agent changed, and whether
+/// notifications can be trusted right now (a cache must not be used while they cannot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyNotice {
+    /// Listening (again): changes from now on will be heard; anything before is unknown.
+    Live,
+    /// Not listening: changes may go unheard until the next `Live`.
+    Down,
+    /// This agent's row changed.
+    Changed(String),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogChange {
@@ -28,6 +42,7 @@ pub enum LogChange {
 /// The process-wide listener.
 pub struct EventListener {
     changes: broadcast::Sender<LogChange>,
+    policies: broadcast::Sender<PolicyNotice>,
     /// Per-aggregate change counters, so ten thousand waiters do not each see every
     /// event. The count is how many `AggregateWatch`es share the entry.
     watchers: Mutex<HashMap<String, (watch::Sender<u64>, usize)>>,
@@ -67,11 +82,23 @@ impl EventListener {
     /// A listener with no connection behind it; `run` feeds it.
     pub fn new() -> Arc<Self> {
         let (changes, _) = broadcast::channel(1024);
-        Arc::new(Self { changes, watchers: Mutex::new(HashMap::new()) })
+        let (policies, _) = broadcast::channel(1024);
+        Arc::new(Self { changes, policies, watchers: Mutex::new(HashMap::new()) })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LogChange> {
         self.changes.subscribe()
+    }
+
+    /// Agent-policy notices. A receiver starts as if `Down`: it hears `Live` at the next
+    /// (re)connection only, so a cache fed by it stays unused until then.
+    pub fn subscribe_policies(&self) -> broadcast::Receiver<PolicyNotice> {
+        self.policies.subscribe()
+    }
+
+    fn publish_policy(&self, notice: PolicyNotice) {
+        // No receivers is fine.
+        let _ = self.policies.send(notice);
     }
 
     pub fn watch(self: &Arc<Self>, aggregate_id: &str) -> AggregateWatch {
@@ -113,7 +140,7 @@ impl EventListener {
         loop {
             let connected = async {
                 let mut listener = PgListener::connect_with(&pool).await?;
-                listener.listen(EVENTS_CHANNEL).await?;
+                listener.listen_all([EVENTS_CHANNEL, AGENTS_CHANNEL]).await?;
                 Ok::<_, sqlx::Error>(listener)
             };
             let mut listener = tokio::select! {
@@ -133,12 +160,16 @@ impl EventListener {
             failures.reset();
             // Anything committed while we were not listening was missed.
             self.publish(LogChange::Resync);
+            self.publish_policy(PolicyNotice::Live);
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     next = listener.try_recv() => next,
                 };
                 match next {
+                    Ok(Some(notification)) if notification.channel() == AGENTS_CHANNEL => {
+                        self.publish_policy(PolicyNotice::Changed(notification.payload().to_owned()));
+                    }
                     Ok(Some(notification)) => {
                         let (aggregate_type, aggregate_id) =
                             notification.payload().split_once('/').unwrap_or(("", notification.payload()));
@@ -147,10 +178,17 @@ impl EventListener {
                             aggregate_id: aggregate_id.to_owned(),
                         });
                     }
-                    // The connection dropped; try_recv reconnects on the next call.
-                    Ok(None) => self.publish(LogChange::Resync),
+                    // The connection dropped. Reconnect here rather than in try_recv, so that
+                    // `Live` is said only once listening again.
+                    Ok(None) => {
+                        tracing::warn!("event listener lost its connection; reconnecting");
+                        self.publish_policy(PolicyNotice::Down);
+                        self.publish(LogChange::Resync);
+                        break;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "event listener lost its connection");
+                        self.publish_policy(PolicyNotice::Down);
                         break;
                     }
                 }

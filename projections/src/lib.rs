@@ -16,7 +16,7 @@ pub mod runner;
 pub mod status;
 
 pub use backoff::{Backoff, Retries};
-pub use changes::{EventListener, LogChange};
+pub use changes::{EventListener, LogChange, PolicyNotice};
 pub use leadership::{Leadership, LockHolder};
 pub use log::{LogPosition, StoredEvent, UnreadableEvent};
 pub use permission_requests::PermissionRequestsProjection;

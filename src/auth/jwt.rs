@@ -187,6 +187,15 @@ pub async fn rotate_stored_secret(pool: &PgPool) -> anyhow::Result<()> {
     .execute(&mut *tx)
     .await
     .context("cannot store the new JWT secret")?;
+    // Every session ends with the old secret, console cookies included: they are not JWTs,
+    // so a new secret alone would leave them working.
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'the JWT secret was rotated' \
+         WHERE revoked_at IS NULL",
+    )
+    .execute(&mut *tx)
+    .await
+    .context("cannot end the sessions")?;
     crate::audit_trail::record(
         &mut tx,
         &crate::names::Actor::System("cli"),

@@ -21,6 +21,7 @@ pub mod console_session;
 pub mod jwt;
 pub mod login;
 pub mod password;
+pub mod policy_cache;
 pub mod principal;
 pub mod sessions;
 pub mod throttle;

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::jwt::{AccessClaims, AgentClaims, Claims, JwtKeys, TokenError};
+use super::policy_cache::{Lookup, PolicyCache};
 use super::AuthError;
 use crate::names::Actor;
 
@@ -99,15 +100,21 @@ impl AuthenticatedUser {
 
 const AGENT_POLICY_CHANGED: &str = "agent policy changed; mint a new token";
 
-/// The caller a bearer token stands for, checked against the database.
-pub async fn authenticate(pool: &PgPool, keys: &JwtKeys, token: &str) -> Result<Principal, AuthError> {
+/// The caller a bearer token stands for, checked against the database (an agent's policy
+/// version through `policies`, the in-memory cache of it).
+pub async fn authenticate(
+    pool: &PgPool,
+    policies: &PolicyCache,
+    keys: &JwtKeys,
+    token: &str,
+) -> Result<Principal, AuthError> {
     let claims = keys.verify(token).map_err(|error| match error {
         TokenError::Expired => AuthError::Unauthenticated("token expired; refresh it or log in again".to_owned()),
         TokenError::Invalid => AuthError::Unauthenticated("invalid token".to_owned()),
     })?;
     match claims {
         Claims::Access(claims) => authenticate_user(pool, claims).await.map(Principal::User),
-        Claims::Agent(claims) => authenticate_agent(pool, claims).await.map(Principal::Agent),
+        Claims::Agent(claims) => authenticate_agent(pool, policies, claims).await.map(Principal::Agent),
         Claims::Refresh(_) => Err(AuthError::Unauthenticated(
             "a refresh token is only accepted by POST /auth/refresh; send an access token".to_owned(),
         )),
@@ -146,11 +153,26 @@ async fn authenticate_user(pool: &PgPool, claims: AccessClaims) -> Result<Authen
     Ok(AuthenticatedUser { name: claims.sub, role, session_id: claims.sid })
 }
 
-async fn authenticate_agent(pool: &PgPool, claims: AgentClaims) -> Result<AuthenticatedAgent, AuthError> {
-    let current: Option<i64> = sqlx::query_scalar("SELECT permissions_version FROM agents WHERE name = $1")
-        .bind(&claims.agent)
-        .fetch_optional(pool)
-        .await?;
+async fn authenticate_agent(
+    pool: &PgPool,
+    policies: &PolicyCache,
+    claims: AgentClaims,
+) -> Result<AuthenticatedAgent, AuthError> {
+    let current = match policies.lookup(&claims.agent) {
+        Lookup::Cached(version) if version == claims.pv => Some(version),
+        Lookup::Cached(_) => {
+            policies.recheck();
+            permissions_version(pool, &claims.agent).await?
+        }
+        Lookup::Miss { epoch } => {
+            let current = permissions_version(pool, &claims.agent).await?;
+            if let Some(version) = current {
+                policies.remember(&claims.agent, version, epoch);
+            }
+            current
+        }
+        Lookup::Bypass => permissions_version(pool, &claims.agent).await?,
+    };
     match current {
         None => Err(AuthError::Unauthenticated(format!("agent {:?} no longer exists", claims.agent))),
         Some(version) if version != claims.pv => Err(AuthError::Unauthenticated(AGENT_POLICY_CHANGED.to_owned())),
@@ -164,6 +186,10 @@ async fn authenticate_agent(pool: &PgPool, claims: AgentClaims) -> Result<Authen
             token_id: claims.jti,
         }),
     }
+}
+
+async fn permissions_version(pool: &PgPool, agent: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT permissions_version FROM agents WHERE name = $1").bind(agent).fetch_optional(pool).await
 }
 
 #[cfg(test)]

@@ -50,7 +50,11 @@ async fn migrate_and_report(pool: &sqlx::PgPool) -> anyhow::Result<()> {
             for migration in &missing {
                 eprintln!("pending: {} ({})", migration.version, migration.description);
             }
-            eprintln!("migrations applied: the schema is current ({} were pending)", missing.len());
+            // Under the lock, this run or one beside it applied them.
+            eprintln!(
+                "migrations applied: the schema is current ({} were pending when this run started)",
+                missing.len()
+            );
         }
         status @ crate::db::SchemaStatus::Ahead { .. } => {
             eprintln!("nothing to apply: {}", status.describe().unwrap_or_default());
@@ -80,7 +84,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await;
             database.close().await?;
             result?;
-            eprintln!("JWT secret rotated; restart every replica, then log in again and re-mint agent tokens");
+            eprintln!("JWT secret rotated and every session ended; restart every replica, then log in again and re-mint agent tokens");
+            if std::env::var_os("ALEXANDRIA_JWT_SECRET").is_some() {
+                eprintln!(
+                    "note: ALEXANDRIA_JWT_SECRET is set here; replicas configured with it sign with it, not with the \
+                     stored secret: set a new value on every replica and restart them"
+                );
+            }
             Ok(())
         }
     }

@@ -54,6 +54,9 @@ async fn prepare_schema_and_build(
         crate::db::migrate(pool).await?;
     }
     let status = crate::db::schema_status(pool).await?;
+    if !matches!(status, SchemaStatus::Behind { .. }) {
+        crate::db::ensure_log_behind_cluster(pool).await?;
+    }
     let reason = status.describe();
     match status {
         SchemaStatus::Current => {}
@@ -63,6 +66,7 @@ async fn prepare_schema_and_build(
             let Some(tcp) = crate::startup::wait_for_schema(settings.listen, pool, reason, shutdown).await? else {
                 return Ok(None);
             };
+            crate::db::ensure_log_behind_cluster(pool).await?;
             return Ok(Some(Application::build_on(tcp, settings, pool.clone(), shutdown.clone()).await?));
         }
     }

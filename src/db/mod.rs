@@ -4,7 +4,7 @@
 pub mod managed;
 mod schema;
 
-pub use schema::{schema_status, MissingMigration, SchemaStatus};
+pub use schema::{ensure_log_behind_cluster, schema_status, MissingMigration, SchemaStatus};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -44,8 +44,8 @@ impl SchemaStatus {
             SchemaStatus::Ahead { unknown } => {
                 let versions: Vec<String> = unknown.iter().map(i64::to_string).collect();
                 Some(format!(
-                    "the database schema is newer than this binary (migrations {} are not known to it); \
-                     serving, as migrations only add",
+                    "the database schema is newer than this binary (migrations {} are not known to it), \
+                     which works: migrations only add",
                     versions.join(", ")
                 ))
             }
@@ -85,6 +85,31 @@ fn compare(applied: &[i64]) -> SchemaStatus {
     } else {
         SchemaStatus::Ahead { unknown }
     }
+}
+
+/// A log restored into another PostgreSQL cluster can carry transaction ids ahead of that
+/// cluster's counter. Projections read in `(tx_id, position)` order, so every event
+/// appended afterwards would sort before the checkpoint and never be projected — silently:
+/// lag would read 0. `Err` with what to do when that is the case.
+pub async fn ensure_log_behind_cluster(pool: &PgPool) -> anyhow::Result<()> {
+    // pg_snapshot_xmax: the next transaction id, read without taking one.
+    let (highest, next, ahead): (Option<String>, String, Option<bool>) = sqlx::query_as(
+        "SELECT highest::text, next::text, highest >= next FROM ( \
+           SELECT GREATEST((SELECT max(tx_id) FROM events), (SELECT max(last_tx_id) FROM projection_checkpoints)) \
+                    AS highest, \
+                  pg_snapshot_xmax(pg_current_snapshot()) AS next) ids",
+    )
+    .fetch_one(pool)
+    .await?;
+    if ahead == Some(true) {
+        anyhow::bail!(
+            "the event log holds transaction id {} but this PostgreSQL cluster is only at {next}: the \
+             database was restored from another cluster. Events appended now would never be projected. \
+             Advance the cluster's transaction counter past it first (docs/OPERATIONS.md, \"Restore\")",
+            highest.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

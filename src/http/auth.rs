@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for Principal {
         // the whole approval wait.
         Box::pin(async move {
             let token = bearer_token(&parts.headers)?;
-            Ok(authenticate(&state.pool, &state.jwt, token).await?)
+            Ok(authenticate(&state.pool, &state.policy_cache, &state.jwt, token).await?)
         })
         .await
     }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::console::InboxFeed;
 use crate::approval::PermissionStore;
+use crate::auth::policy_cache::PolicyCache;
 use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
 use crate::mcp::McpService;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub mcp: McpService,
     /// Signs and verifies every token; one secret for all replicas.
     pub jwt: Arc<JwtKeys>,
+    /// Agents' permissions_version in memory, kept true by the listener's notices.
+    pub policy_cache: Arc<PolicyCache>,
     /// The process's one LISTEN connection, fanned out: the console's live updates
     /// subscribe to it (NOTIFY reaches every replica).
     pub listener: Arc<EventListener>,

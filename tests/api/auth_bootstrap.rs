@@ -174,11 +174,24 @@ async fn a_configured_jwt_secret_signs_every_token_and_nothing_is_generated() {
 }
 
 #[tokio::test]
-async fn rotating_the_generated_secret_ends_every_token_after_a_restart() {
+async fn rotating_the_generated_secret_ends_every_session_at_once_and_every_token_after_a_restart() {
     let db = fresh_database().await;
     let app = spawn_app_on(db.clone(), test_settings()).await;
     let admin = admin_session(&app).await;
     alexandria::auth::jwt::rotate_stored_secret(&db.pool).await.expect("rotate");
+    // The sessions end at once (console cookies are sessions, not JWTs): even the replica
+    // still holding the old secret refuses the old refresh token.
+    let live: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sessions WHERE revoked_at IS NULL").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(live, 0);
+    let refresh = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .json(&serde_json::json!({"refresh_token": admin.refresh_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), 401);
     let restarted = spawn_app_on(db, test_settings()).await;
     assert_eq!(get_with(&restarted, "/auth/me", &admin.access_token).await.status(), 401);
     let fresh = admin_session(&restarted).await;

@@ -34,6 +34,7 @@ mod notifications;
 mod openapi;
 mod peers;
 mod poisoned_events;
+mod policy_cache;
 mod projections;
 mod replica_cluster;
 mod replicas;

@@ -46,7 +46,10 @@ pub async fn set_surface(
         Err(error) => return failure(error),
     };
     match agents::set_surface_lists(&state.pool, &manager.actor(), &agent_name, prompts, resources).await {
-        Ok(agent) => Redirect::to(&format!("/agents/{}?saved=1#notice", agent.name)).into_response(),
+        Ok(agent) => {
+            state.policy_cache.forget(&agent.name);
+            Redirect::to(&format!("/agents/{}?saved=1#notice", agent.name)).into_response()
+        }
         Err(error @ AgentError::Invalid(_)) => {
             let error = ApiError::from(error);
             error_page(error.status(), &format!("Nothing was saved: {error}"))

@@ -199,7 +199,10 @@ pub async fn set_tools(
         Err(error) => return failure(error),
     };
     match agents::set_policy(&state.pool, &manager.actor(), &agent_name, allowed.clone(), approval.clone()).await {
-        Ok(agent) => Redirect::to(&format!("/agents/{}?saved=1#notice", agent.name)).into_response(),
+        Ok(agent) => {
+            state.policy_cache.forget(&agent.name);
+            Redirect::to(&format!("/agents/{}?saved=1#notice", agent.name)).into_response()
+        }
         Err(error @ AgentError::Invalid(_)) => {
             let stored = match agent(&state, &name).await {
                 Ok(stored) => stored,
@@ -232,7 +235,10 @@ pub async fn delete(user: ConsoleUser, State(state): State<AppState>, Path(name)
         Err(error) => Err(error),
     };
     match result {
-        Ok(()) => Redirect::to(&format!("/agents?deleted={name}#notice")).into_response(),
+        Ok(()) => {
+            state.policy_cache.forget(&name);
+            Redirect::to(&format!("/agents?deleted={name}#notice")).into_response()
+        }
         Err(error) => failure(error),
     }
 }

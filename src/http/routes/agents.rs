@@ -104,10 +104,11 @@ async fn set_allowed_tools(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ToolListBody>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(
+    let agent =
         agents::set_tools(&state.pool, &caller.actor(), &agents::existing_name(&name)?, ToolList::Allowed, body.tools)
-            .await?,
-    ))
+            .await?;
+    state.policy_cache.forget(&agent.name);
+    Ok(Json(agent))
 }
 
 /// Runbook Step 2.
@@ -119,16 +120,16 @@ async fn set_approval_required_tools(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ToolListBody>,
 ) -> ApiResult<Json<Agent>> {
-    Ok(Json(
-        agents::set_tools(
-            &state.pool,
-            &caller.actor(),
-            &agents::existing_name(&name)?,
-            ToolList::ApprovalRequired,
-            body.tools,
-        )
-        .await?,
-    ))
+    let agent = agents::set_tools(
+        &state.pool,
+        &caller.actor(),
+        &agents::existing_name(&name)?,
+        ToolList::ApprovalRequired,
+        body.tools,
+    )
+    .await?;
+    state.policy_cache.forget(&agent.name);
+    Ok(Json(agent))
 }
 
 /// `{"prompts": [...]}`: the whole new list of prompt names.
@@ -154,7 +155,10 @@ async fn set_allowed_prompts(
     ApiJson(body): ApiJson<PromptListBody>,
 ) -> ApiResult<Json<Agent>> {
     let name = agents::existing_name(&name)?;
-    Ok(Json(agents::set_surface_list(&state.pool, &caller.actor(), &name, SurfaceList::Prompts, body.prompts).await?))
+    let agent =
+        agents::set_surface_list(&state.pool, &caller.actor(), &name, SurfaceList::Prompts, body.prompts).await?;
+    state.policy_cache.forget(&agent.name);
+    Ok(Json(agent))
 }
 
 #[utoipa::path(put, path = "/admin/agents/{name}/allowed-resources", tag = "agents", request_body = ResourceListBody,
@@ -167,7 +171,9 @@ async fn set_allowed_resources(
 ) -> ApiResult<Json<Agent>> {
     let name = agents::existing_name(&name)?;
     let list = SurfaceList::Resources;
-    Ok(Json(agents::set_surface_list(&state.pool, &caller.actor(), &name, list, body.resources).await?))
+    let agent = agents::set_surface_list(&state.pool, &caller.actor(), &name, list, body.resources).await?;
+    state.policy_cache.forget(&agent.name);
+    Ok(Json(agent))
 }
 
 #[utoipa::path(delete, path = "/admin/agents/{name}", tag = "agents", params(("name" = String, Path)),
@@ -178,6 +184,7 @@ async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     agents::delete(&state.pool, &caller.actor(), &agents::existing_name(&name)?).await?;
+    state.policy_cache.forget(&name);
     Ok(StatusCode::NO_CONTENT)
 }
 
