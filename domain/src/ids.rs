@@ -21,41 +21,57 @@ pub fn request_id(agent: &str, idempotency_key: &str) -> Uuid {
 }
 
 /// JSON with object keys sorted at every level and no insignificant whitespace, so that
-/// two semantically equal argument objects have one text and one digest.
+/// two semantically equal argument objects have one text and one digest. The audit chain
+/// hashes export lines in this form too (docs/AUDIT.md defines it byte by byte).
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    let mut out = Vec::new();
+    write_canonical_json(value, &mut out);
+    // Only serde_json's own (UTF-8) output and ASCII punctuation were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// [`canonical_json`], appended to `out` (no allocation per value: the audit chain's
+/// verifier canonicalises hundreds of thousands of lines a second). Keys are sorted by
+/// their UTF-8 bytes (= by code point); strings and numbers are written as serde_json
+/// writes them.
+pub fn write_canonical_json(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
+            out.push(b'{');
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
+            // serde_json's map is a BTreeMap (sorted) unless `preserve_order` is on.
+            if !keys.is_sorted() {
+                keys.sort();
+            }
             for (i, key) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
+                write_scalar(key, out);
+                out.push(b':');
+                if let Some(item) = map.get(key) {
+                    write_canonical_json(item, out);
+                }
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical_json(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
     }
+}
+
+fn write_scalar<T: serde::Serialize + ?Sized>(scalar: &T, out: &mut Vec<u8>) {
+    // Writing a string, number, bool or null into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, scalar);
 }
 
 /// Hex SHA-256 of the canonical JSON of a call's arguments.

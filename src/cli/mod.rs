@@ -8,6 +8,7 @@ mod projections;
 mod serve;
 pub mod shutdown;
 pub mod telemetry;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
@@ -38,6 +39,21 @@ pub enum Command {
     /// ALEXANDRIA_JWT_SECRET is unset). Restart every replica afterwards; every session and
     /// agent token ends.
     RotateJwtSecret(DatabaseArgs),
+    /// The audit chain's signing key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the public key checkpoints are signed with (hex), generating the key file
+    /// if there is none yet. Give it to auditors.
+    PublicKey {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        key: verify::AuditKeyArgs,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Projections(command) => projections::run(command).await,
         Command::Events(command) => events::run(command).await,
+        Command::Audit(AuditCommand::PublicKey { database, key }) => verify::print_public_key(&database, &key),
         Command::RotateJwtSecret(args) => {
             let database = Database::open(&args).await?;
             let result = async {

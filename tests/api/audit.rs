@@ -43,14 +43,16 @@ async fn export_lists_every_event_once_in_global_order() {
 
     // One request only.
     let mut out = Vec::new();
-    export_events(&db.pool, &ExportFilter { request: Some(b), since: 0 }, &mut out, |_| {}).await.unwrap();
+    export_events(&db.pool, &ExportFilter { request: Some(b), ..Default::default() }, &mut out, |_| {}).await.unwrap();
     let only_b = parse_lines(&out);
     assert_eq!(only_b.len(), 2);
     assert!(only_b.iter().all(|l| l["aggregate_id"] == b.to_string()));
 
     // Resuming after a position gives exactly the rest.
     let mut out = Vec::new();
-    export_events(&db.pool, &ExportFilter { request: None, since: positions[3] }, &mut out, |_| {}).await.unwrap();
+    export_events(&db.pool, &ExportFilter { since: positions[3], ..Default::default() }, &mut out, |_| {})
+        .await
+        .unwrap();
     let rest: Vec<i64> = parse_lines(&out).iter().map(|l| l["position"].as_i64().unwrap()).collect();
     assert_eq!(rest, positions[4..]);
 }
