@@ -14,6 +14,10 @@ CREATE TABLE event_seals
     sealed_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The sealer's checkpoint: a row like a projection's, so `projections status` and the
+-- projection lag metric show how far behind sealing is.
+INSERT INTO projection_checkpoints (name) VALUES ('event_seals') ON CONFLICT (name) DO NOTHING;
+
 -- The admin audit trail gets a chain of its own, sealed the same way. Its rows are
 -- ordered like events: by the writing transaction, then by id, read only behind the
 -- snapshot horizon (an id is taken before its transaction commits, so id order alone

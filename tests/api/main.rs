@@ -3,6 +3,7 @@
 mod agents_admin;
 mod alertmanager;
 mod audit;
+mod audit_chain;
 mod auth_bootstrap;
 mod auth_helpers;
 mod auth_matrix;
