@@ -9,6 +9,7 @@
 #   .peers/schemathesis  a venv of its own with schemathesis (the API checked against its
 #                 OpenAPI document, tests/api/schemathesis.rs)
 #   .peers/manifests  a venv with kubernetes-validate and PyYAML (scripts/check-manifests.sh)
+#   .peers/auditor    a venv with cryptography (docs/audit_verify.py, the independent verifier)
 # Idempotent: a peer already at its pinned version is left alone, so a second run takes
 # well under a second. Tests find the peers here; under CI=true a missing peer fails them.
 set -euo pipefail
@@ -21,6 +22,7 @@ FASTMCP_VERSION="4.2.3"
 SCHEMATHESIS_VERSION="4.32.5"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
 PYYAML_VERSION="6.0.4"
+CRYPTOGRAPHY_VERSION="50.0.2"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$repo/.peers"
@@ -128,6 +130,21 @@ fi
 [[ "$(installed_validate_version)" == "$KUBERNETES_VALIDATE_VERSION $PYYAML_VERSION" ]] || {
     echo "install-peers: kubernetes-validate $KUBERNETES_VALIDATE_VERSION did not install" >&2; exit 1; }
 
+# --- PyPI: cryptography, the one package docs/AUDIT.md's independent verifier needs ----
+auditor_venv="$peers/auditor"
+installed_cryptography_version() {
+    [[ -x "$auditor_venv/bin/python" ]] &&
+        "$auditor_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("cryptography"))' 2>/dev/null || true
+}
+if [[ "$(installed_cryptography_version)" != "$CRYPTOGRAPHY_VERSION" ]]; then
+    echo "install-peers: PyPI cryptography==$CRYPTOGRAPHY_VERSION into $auditor_venv"
+    [[ -x "$auditor_venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$auditor_venv"
+    "$auditor_venv/bin/python" -m pip install --quiet --disable-pip-version-check "cryptography==$CRYPTOGRAPHY_VERSION"
+fi
+[[ "$(installed_cryptography_version)" == "$CRYPTOGRAPHY_VERSION" ]] || {
+    echo "install-peers: cryptography $CRYPTOGRAPHY_VERSION did not install" >&2; exit 1; }
+
 echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, axe-core $AXE_CORE_VERSION," \
     "@modelcontextprotocol/sdk $TYPESCRIPT_SDK_VERSION, mcp $PYTHON_MCP_VERSION, fastmcp $FASTMCP_VERSION," \
-    "schemathesis $SCHEMATHESIS_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION)"
+    "schemathesis $SCHEMATHESIS_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION," \
+    "cryptography $CRYPTOGRAPHY_VERSION)"
