@@ -17,9 +17,10 @@ use super::verify::{summarize, summarize_value, ChainVerifier, Divergence, Diver
 /// Lines summarised per round; each round's lines are split between the threads.
 const CHUNK_LINES: usize = 32_768;
 
-fn start(key: Option<VerifyingKey>, checkpoints: Vec<Checkpoint>) -> Result<ChainVerifier, VerifyReport> {
+/// A verifier, or (when a checkpoint given to it is not trusted) the report that says so.
+fn start(key: Option<VerifyingKey>, checkpoints: Vec<Checkpoint>) -> Result<ChainVerifier, Box<VerifyReport>> {
     ChainVerifier::new(key, checkpoints)
-        .map_err(|divergence| VerifyReport { divergence: Some(divergence), ..Default::default() })
+        .map_err(|divergence| Box::new(VerifyReport { divergence: Some(divergence), ..Default::default() }))
 }
 
 /// Checks an export file. Lines are checked on their own in parallel (one thread per
@@ -34,7 +35,7 @@ pub fn verify_file(
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut verifier = match start(key, checkpoints.into_iter().filter(|c| c.chain == EVENTS_CHAIN).collect()) {
         Ok(verifier) => verifier,
-        Err(report) => return Ok(report),
+        Err(report) => return Ok(*report),
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
     let mut lines: Vec<String> = Vec::with_capacity(CHUNK_LINES);
@@ -102,7 +103,7 @@ pub async fn verify_live(
         let mut verifier = match start(key, dedup(known)) {
             Ok(verifier) => verifier,
             Err(report) => {
-                reports.push((chain, report));
+                reports.push((chain, *report));
                 continue;
             }
         };

@@ -103,3 +103,93 @@ pub async fn begin_snapshot(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'st
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     Ok(tx)
 }
+
+/// Which chain an HTTP export streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamedChain {
+    Events,
+    AdminAudit,
+}
+
+/// An export as a stream of chunks of JSON lines (`GET /admin/events`,
+/// `GET /admin/audit/export`): a task reads batch after batch in one snapshot and stops
+/// when the receiver is dropped (the client went away). The first batch is read before
+/// this returns, so a bad `since` is an error, not a broken stream.
+pub async fn open_stream(
+    pool: &sqlx::PgPool,
+    chain: StreamedChain,
+    filter: ExportFilter,
+) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>, ExportError> {
+    let mut tx = begin_snapshot(pool).await?;
+    let mut next = match chain {
+        StreamedChain::Events => Batches::Events(ExportCursor::new(filter)?),
+        StreamedChain::AdminAudit => {
+            if filter.since < 0 {
+                return Err(ExportError::NegativePosition);
+            }
+            Batches::Admin(admin_start(&mut tx, filter.since).await?)
+        }
+    };
+    let first = next.batch(&mut tx).await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut batch = first;
+        while !batch.is_empty() {
+            if sender.send(Ok(to_lines(&batch))).await.is_err() {
+                break; // the client hung up
+            }
+            batch = match next.batch(&mut tx).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(%error, "an export stream failed");
+                    let _ = sender.send(Err(std::io::Error::other("the export failed; retry with since="))).await;
+                    break;
+                }
+            };
+        }
+        let _ = tx.rollback().await;
+    });
+    Ok(receiver)
+}
+
+fn to_lines(batch: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(batch.len() * 512);
+    for line in batch {
+        // A Value always serialises.
+        let _ = serde_json::to_writer(&mut out, line);
+        out.push(b'\n');
+    }
+    out
+}
+
+enum Batches {
+    Events(ExportCursor),
+    Admin(LogPosition),
+}
+
+impl Batches {
+    async fn batch(&mut self, conn: &mut PgConnection) -> Result<Vec<Value>, ExportError> {
+        match self {
+            Batches::Events(cursor) => cursor.next_batch(conn).await,
+            Batches::Admin(after) => {
+                let lines = super::log::admin_lines(conn, *after, EXPORT_BATCH, false).await?;
+                if let Some(last) = lines.last() {
+                    *after = last.at;
+                }
+                Ok(lines.into_iter().map(|line| line.line).collect())
+            }
+        }
+    }
+}
+
+/// Where the admin chain continues after row `since` (0: the start).
+async fn admin_start(conn: &mut PgConnection, since: i64) -> Result<LogPosition, ExportError> {
+    if since == 0 {
+        return Ok(LogPosition::START);
+    }
+    let tx_id: Option<i64> = sqlx::query_scalar("SELECT tx_id::text::bigint FROM admin_audit WHERE id = $1")
+        .bind(since)
+        .fetch_optional(&mut *conn)
+        .await?;
+    tx_id.map(|tx_id| LogPosition { tx_id, global_position: since }).ok_or(ExportError::NoSuchPosition(since))
+}

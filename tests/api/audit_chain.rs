@@ -308,3 +308,86 @@ async fn a_log_truncated_after_a_signed_checkpoint_is_detected() {
     let live = auditor.verify_live(&db, &["--public-key", &key, "--checkpoint", held.to_str().unwrap()]).await;
     assert_names(&live, "events", checkpoint.position, "truncated");
 }
+
+/// How many events are not sealed yet.
+async fn unsealed(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE global_position NOT IN (SELECT position FROM event_seals)")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_auditor_reads_the_sealed_log_and_checkpoints_over_http_and_nothing_else() {
+    use crate::auth_helpers::{admin_session, create_user, login_ok, PASSWORD};
+    use crate::helpers::{eventually, spawn_app_on, test_settings};
+    use std::time::Duration;
+
+    let settings = test_settings();
+    let key_file = settings.audit_key_file.clone();
+    let app = spawn_app_on(fresh_database().await, settings).await;
+    let admin = admin_session(&app).await;
+    create_user(&app, &admin, "auditor-1", "auditor").await; // an admin audit row
+    let auditor = login_ok(&app, "auditor-1", PASSWORD).await;
+    for key in ["h1", "h2", "h3"] {
+        request_through(&app.state.store, "agent-h", key, &["approve"]).await;
+    }
+    // The running sealer catches up by itself (NOTIFY, or its 1 s poll) and signs a
+    // checkpoint within its 1 s interval.
+    eventually(Duration::from_secs(20), "the log sealed and a checkpoint signed", || async {
+        unsealed(&app.db.pool).await == 0
+            && checkpoints::latest(&app.db.pool, EVENTS_CHAIN).await.unwrap().is_some_and(|c| c.seq == 6)
+    })
+    .await;
+
+    let get = |path: &str, token: &str| app.client.get(app.url(path)).bearer_auth(token.to_owned()).send();
+    let response = get("/admin/events", &auditor.access_token).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let streamed = response.text().await.unwrap();
+    let cli = Auditor::new();
+    let dir = cli.dir.path();
+    let export = cli.export(&app.db, &[]).await;
+    assert_eq!(streamed, std::fs::read_to_string(&export).unwrap(), "the same lines as `events export`");
+    let lines: Vec<Value> = streamed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6);
+
+    // Continuing after a line gives exactly the rest; an unknown position is a 400.
+    let since = lines[2]["position"].as_i64().unwrap();
+    let rest = get(&format!("/admin/events?since={since}"), &auditor.access_token).await.unwrap().text().await.unwrap();
+    assert_eq!(rest.lines().count(), 3);
+    assert_eq!(rest.lines().next().map(|l| serde_json::from_str::<Value>(l).unwrap()), Some(lines[3].clone()));
+    let unknown = get("/admin/events?since=999999", &auditor.access_token).await.unwrap();
+    assert_eq!(unknown.status(), 400, "{}", unknown.text().await.unwrap());
+
+    // The checkpoints verify with the server's public key, and so does the streamed file.
+    let listed: Value = get("/admin/audit/checkpoints", &auditor.access_token).await.unwrap().json().await.unwrap();
+    let newest: Checkpoint =
+        serde_json::from_value(listed["checkpoints"].as_array().unwrap().last().unwrap().clone()).unwrap();
+    let key = AuditKey::load(&key_file).unwrap();
+    newest.verify(&key.public_key()).expect("signed with the server's key");
+    let held = dir.join("checkpoint.json");
+    std::fs::write(&held, serde_json::to_string(&newest).unwrap()).unwrap();
+    let file = dir.join("streamed.jsonl");
+    std::fs::write(&file, &streamed).unwrap();
+    let verified =
+        cli.verify_file(&file, &["--public-key", &key.public_key_hex(), "--checkpoint", held.to_str().unwrap()]).await;
+    assert!(verified.status.success() && stdout(&verified).contains("1 checkpoints verified"), "{}", both(&verified));
+
+    // The admin audit trail's own chain: the user's creation, sealed.
+    let trail = get("/admin/audit/export", &auditor.access_token).await.unwrap().text().await.unwrap();
+    let trail: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(trail
+        .iter()
+        .any(|l| l["target"].as_str().is_some_and(|t| t.contains("auditor-1")) && l["hash"].is_string()));
+
+    // Nothing else: no requests, decisions, settings or users.
+    for path in ["/admin/permissions", "/admin/agents", "/admin/users", "/admin/notifications/config"] {
+        assert_eq!(get(path, &auditor.access_token).await.unwrap().status(), 403, "{path}");
+    }
+    // `projections status` shows the sealer's lag as a row of its own.
+    let status = alexandria_projections::projection_status(&app.db.pool).await.unwrap();
+    let sealer = status.iter().find(|s| s.name == "event_seals").expect("the sealer's row");
+    assert_eq!(sealer.lag, 0);
+    assert!(sealer.leader.is_some(), "the serving process leads the sealer");
+}
