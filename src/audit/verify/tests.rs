@@ -1,7 +1,7 @@
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
-use crate::audit::chain::{attach, line_hash};
+use crate::audit::chain::{attach, line_hash, parse_hash};
 use crate::audit::signing::AuditKey;
 
 /// `n` sealed lines, positions 1..=n.
