@@ -4,6 +4,7 @@ mod agents_admin;
 mod alertmanager;
 mod audit;
 mod audit_chain;
+mod audit_sealing;
 mod audit_verifier;
 mod auth_bootstrap;
 mod auth_helpers;
