@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::approval::{Gate, GateSettings, PermissionStore};
+use crate::audit::checkpoints::CheckpointSink;
+use crate::audit::push::WebhookCheckpoints;
 use crate::audit::{AuditKey, Sealer, SealerSettings};
 use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
@@ -159,7 +161,10 @@ impl Application {
             listener: Arc::clone(&listener),
             key: audit_key,
             settings: settings.sealer.clone(),
-            sink: None,
+            sink: settings.sealer.push_to_webhook.then(|| {
+                Arc::new(WebhookCheckpoints::new(state.pool.clone(), settings.notifier.delivery_timeout))
+                    as Arc<dyn CheckpointSink>
+            }),
         };
         workers.spawn(sealer.run(shutdown.clone()));
         let reconciler = Reconciler::new(

@@ -8,6 +8,7 @@
 //! - `sealer`: the worker that seals and signs checkpoints; never part of an append.
 //! - `signing`: the key file, the signed bytes, signing and checking.
 //! - `checkpoints`: the `audit_checkpoints` table and copies elsewhere (`CheckpointSink`).
+//! - `push`: the copy on the webhook channel (`ALEXANDRIA_AUDIT_CHECKPOINT_WEBHOOK`).
 //! - `export`: reading the log for an export, in chain order, in one snapshot.
 //! - `verify`: checking lines in order, naming the first divergence (pure).
 //! - `check`: `events verify` against a file or the database.
@@ -17,6 +18,7 @@ pub mod check;
 pub mod checkpoints;
 pub mod export;
 pub mod log;
+pub mod push;
 pub mod sealer;
 pub mod signing;
 pub mod verify;

@@ -33,6 +33,8 @@ pub struct SealerSettings {
     pub batch_size: i64,
     /// Fallback wake-up when notifications are lost; admin audit rows are found this way.
     pub poll_interval: Duration,
+    /// Copy each checkpoint to the notification webhook (when one is configured).
+    pub push_to_webhook: bool,
 }
 
 impl Default for SealerSettings {
@@ -42,6 +44,7 @@ impl Default for SealerSettings {
             checkpoint_every: Duration::from_secs(60),
             batch_size: 1000,
             poll_interval: Duration::from_secs(1),
+            push_to_webhook: false,
         }
     }
 }

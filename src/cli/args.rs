@@ -91,6 +91,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ALEXANDRIA_AUDIT_CHECKPOINT_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub audit_checkpoint_secs: u64,
+
+    /// Also send each signed checkpoint to the notification webhook (when one is
+    /// configured), as event `audit.checkpoint`.
+    #[arg(long, env = "ALEXANDRIA_AUDIT_CHECKPOINT_WEBHOOK")]
+    pub audit_checkpoint_webhook: bool,
 }
 
 impl ServeArgs {
@@ -113,6 +118,7 @@ impl ServeArgs {
             sealer: crate::audit::SealerSettings {
                 checkpoint_every_seals: self.audit_checkpoint_every,
                 checkpoint_every: Duration::from_secs(self.audit_checkpoint_secs),
+                push_to_webhook: self.audit_checkpoint_webhook,
                 ..crate::audit::SealerSettings::default()
             },
         }
