@@ -36,25 +36,7 @@ pub fn canonical_json(value: &Value) -> String {
 /// writes them.
 pub fn write_canonical_json(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            out.push(b'{');
-            let mut keys: Vec<&String> = map.keys().collect();
-            // serde_json's map is a BTreeMap (sorted) unless `preserve_order` is on.
-            if !keys.is_sorted() {
-                keys.sort();
-            }
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_scalar(key, out);
-                out.push(b':');
-                if let Some(item) = map.get(key) {
-                    write_canonical_json(item, out);
-                }
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_canonical_object_without(map, &[], out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -67,6 +49,28 @@ pub fn write_canonical_json(value: &Value, out: &mut Vec<u8>) {
         }
         scalar => write_scalar(scalar, out),
     }
+}
+
+/// The canonical JSON of an object without its top-level keys named in `skip` (the audit
+/// chain leaves a line's own hashes out), appended to `out`.
+pub fn write_canonical_object_without(map: &serde_json::Map<String, Value>, skip: &[&str], out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut keys: Vec<&String> = map.keys().filter(|key| !skip.contains(&key.as_str())).collect();
+    // serde_json's map is a BTreeMap (sorted) unless `preserve_order` is on.
+    if !keys.is_sorted() {
+        keys.sort();
+    }
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_scalar(key, out);
+        out.push(b':');
+        if let Some(item) = map.get(key) {
+            write_canonical_json(item, out);
+        }
+    }
+    out.push(b'}');
 }
 
 fn write_scalar<T: serde::Serialize + ?Sized>(scalar: &T, out: &mut Vec<u8>) {

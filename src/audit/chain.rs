@@ -1,7 +1,7 @@
 //! The chain rule, with no I/O: which bytes of a line are hashed and how a link is made
 //! (docs/AUDIT.md states the same byte by byte, for verifiers that are not this binary).
 
-use alexandria_domain::write_canonical_json;
+use alexandria_domain::{write_canonical_json, write_canonical_object_without};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -28,13 +28,7 @@ pub fn link(prev: &Hash, canonical: &[u8]) -> Hash {
 /// appended to `out`.
 pub fn canonical_line(line: &Value, out: &mut Vec<u8>) {
     match line {
-        Value::Object(map) if UNHASHED_FIELDS.iter().any(|field| map.contains_key(*field)) => {
-            let mut hashed = map.clone();
-            for field in UNHASHED_FIELDS {
-                hashed.remove(field);
-            }
-            write_canonical_json(&Value::Object(hashed), out);
-        }
+        Value::Object(map) => write_canonical_object_without(map, &UNHASHED_FIELDS, out),
         other => write_canonical_json(other, out),
     }
 }

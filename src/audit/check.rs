@@ -1,6 +1,6 @@
 //! `alexandria events verify`: checking a chain from an export file or from the database.
 
-use std::io::BufRead;
+use std::io::Read;
 use std::path::Path;
 
 use alexandria_projections::LogPosition;
@@ -14,8 +14,8 @@ use super::log::{admin_lines, event_lines, sealed_position, ChainLine, ADMIN_AUD
 use super::signing::Checkpoint;
 use super::verify::{summarize, summarize_value, ChainVerifier, Divergence, DivergenceKind, VerifyReport};
 
-/// Lines summarised per round; each round's lines are split between the threads.
-const CHUNK_LINES: usize = 32_768;
+/// Bytes read per round; each round's lines are split between the threads.
+const BLOCK_BYTES: usize = 16 << 20;
 
 /// A verifier, or (when a checkpoint given to it is not trusted) the report that says so.
 fn start(key: Option<VerifyingKey>, checkpoints: Vec<Checkpoint>) -> Result<ChainVerifier, Box<VerifyReport>> {
@@ -23,37 +23,42 @@ fn start(key: Option<VerifyingKey>, checkpoints: Vec<Checkpoint>) -> Result<Chai
         .map_err(|divergence| Box::new(VerifyReport { divergence: Some(divergence), ..Default::default() }))
 }
 
-/// Checks an export file. Lines are checked on their own in parallel (one thread per
-/// core), then linked in order. `checkpoints` are held apart from the file.
+/// Checks an export file. The file is read in blocks of whole lines; each block's lines
+/// are checked on their own in parallel (one thread per core), then linked in order.
+/// `checkpoints` are held apart from the file.
 pub fn verify_file(
     path: &Path,
     key: Option<VerifyingKey>,
     checkpoints: Vec<Checkpoint>,
     mut on_progress: impl FnMut(u64),
 ) -> anyhow::Result<VerifyReport> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut verifier = match start(key, checkpoints.into_iter().filter(|c| c.chain == EVENTS_CHAIN).collect()) {
         Ok(verifier) => verifier,
         Err(report) => return Ok(*report),
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
-    let mut lines: Vec<String> = Vec::with_capacity(CHUNK_LINES);
+    let mut block: Vec<u8> = Vec::with_capacity(BLOCK_BYTES + (1 << 20));
     let mut first_line = 1u64;
-    loop {
-        lines.clear();
-        let mut text = String::new();
-        while lines.len() < CHUNK_LINES {
-            text.clear();
-            if reader.read_line(&mut text).with_context(|| format!("cannot read {}", path.display()))? == 0 {
+    let mut at_end = false;
+    while !at_end {
+        // Fill the block, then keep its whole lines; the rest starts the next block.
+        let kept = block.len();
+        block.resize(BLOCK_BYTES.max(kept * 2), 0);
+        let mut filled = kept;
+        while filled < block.len() {
+            let read = file.read(&mut block[filled..]).with_context(|| format!("cannot read {}", path.display()))?;
+            if read == 0 {
+                at_end = true;
                 break;
             }
-            lines.push(std::mem::take(&mut text));
+            filled += read;
         }
-        if lines.is_empty() {
-            break;
-        }
-        let per_thread = lines.len().div_ceil(threads);
+        block.truncate(filled);
+        let whole = if at_end { block.len() } else { block.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
+        let lines: Vec<&[u8]> = block[..whole].split(|b| *b == b'\n').collect();
+        let lines = if lines.last().is_some_and(|l| l.is_empty()) { &lines[..lines.len() - 1] } else { &lines[..] };
+        let per_thread = lines.len().div_ceil(threads).max(1);
         let summaries: Vec<Vec<_>> = std::thread::scope(|scope| {
             let handles: Vec<_> = lines
                 .chunks(per_thread)
@@ -65,8 +70,16 @@ pub fn verify_file(
                         chunk
                             .iter()
                             .enumerate()
-                            .filter(|(_, text)| !text.trim().is_empty())
-                            .map(|(i, text)| summarize(base + i as u64, text.trim_end(), &mut scratch))
+                            .filter(|(_, bytes)| !bytes.trim_ascii().is_empty())
+                            .map(|(i, bytes)| match std::str::from_utf8(bytes) {
+                                Ok(text) => summarize(base + i as u64, text.trim_end(), &mut scratch),
+                                Err(_) => Err(Divergence {
+                                    kind: DivergenceKind::Malformed,
+                                    position: None,
+                                    line: base + i as u64,
+                                    detail: "not UTF-8".to_owned(),
+                                }),
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -81,6 +94,7 @@ pub fn verify_file(
         }
         first_line += lines.len() as u64;
         on_progress(first_line - 1);
+        block.drain(..whole);
     }
     Ok(verifier.finish(|_| None))
 }

@@ -54,6 +54,13 @@ pub enum AuditCommand {
         #[command(flatten)]
         key: verify::AuditKeyArgs,
     },
+    /// Seal everything settled now, both chains (what a serving replica's sealer does
+    /// continuously), e.g. on a database no gateway serves, before an export. Safe while
+    /// `serve` runs: sealers take turns.
+    Seal {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -68,6 +75,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections(command) => projections::run(command).await,
         Command::Events(command) => events::run(command).await,
         Command::Audit(AuditCommand::PublicKey { database, key }) => verify::print_public_key(&database, &key),
+        Command::Audit(AuditCommand::Seal { database }) => {
+            let db = Database::open(&database).await?;
+            let result = async {
+                crate::db::migrate(&db.pool).await?;
+                verify::seal_now(&db.pool).await
+            }
+            .await;
+            db.close().await?;
+            result
+        }
         Command::RotateJwtSecret(args) => {
             let database = Database::open(&args).await?;
             let result = async {

@@ -70,7 +70,7 @@ fn trusted_key(args: &VerifyArgs) -> anyhow::Result<Option<VerifyingKey>> {
 
 fn bar(what: &str) -> ProgressBar {
     ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}} lines ({{per_sec}})"))
+        ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}} rows ({{per_sec}})"))
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     )
 }
@@ -151,6 +151,38 @@ pub fn print_public_key(database: &DatabaseArgs, key: &AuditKeyArgs) -> anyhow::
     eprintln!(
         "the public key of {} (give it to auditors: `alexandria events verify --public-key ...`)",
         path.display()
+    );
+    Ok(())
+}
+
+/// `alexandria audit seal`: both chains sealed up to the snapshot horizon, with progress.
+pub async fn seal_now(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use crate::audit::sealer::{seal_admin_batch, seal_event_batch};
+    const BATCH: i64 = 5000;
+    let started = Instant::now();
+    let progress = bar("sealing");
+    let mut events = 0u64;
+    loop {
+        let (sealed, _) = seal_event_batch(pool, BATCH).await?;
+        events += sealed as u64;
+        progress.set_position(events);
+        if (sealed as i64) < BATCH {
+            break;
+        }
+    }
+    let mut admin = 0u64;
+    loop {
+        let (sealed, _) = seal_admin_batch(pool, BATCH).await?;
+        admin += sealed as u64;
+        if (sealed as i64) < BATCH {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "sealed {events} events and {admin} admin audit rows in {elapsed:.2} s ({:.0} events/s)",
+        events as f64 / elapsed.max(1e-9)
     );
     Ok(())
 }

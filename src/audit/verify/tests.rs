@@ -100,3 +100,23 @@ fn checkpoints_catch_a_rewritten_or_truncated_chain_and_a_forged_signature() {
     with_good_line.insert(4, at_four.to_line());
     assert_eq!(check(&with_good_line, Some(key.public_key()), Vec::new()).checkpoints_verified, 1);
 }
+
+#[test]
+fn a_line_reformatted_by_another_tool_still_verifies_and_an_edited_one_does_not() {
+    let lines = chain(2);
+    let mut scratch = Vec::new();
+    let intact = |text: &str, scratch: &mut Vec<u8>| match summarize(1, text, scratch).unwrap() {
+        LineSummary::Event(event) => event.seal.unwrap().intact,
+        LineSummary::Checkpoint(_) => panic!("an event"),
+    };
+    // As the exporter writes it (the fast path), and pretty-printed with its keys in
+    // another order (the full check).
+    assert!(intact(&serde_json::to_string(&lines[1]).unwrap(), &mut scratch));
+    let reordered = format!(
+        "{{ \"hash\": {}, \"payload\": {{ \"n\" : 2 }}, \"prev_hash\": {}, \"position\": 2 }}",
+        lines[1]["hash"], lines[1]["prev_hash"]
+    );
+    assert!(intact(&reordered, &mut scratch));
+    assert!(intact(&reordered.replace("\"n\" : 2", "\"n\": 2.0e0").replace("2.0e0", "2"), &mut scratch));
+    assert!(!intact(&reordered.replace("\"n\" : 2", "\"n\": 3"), &mut scratch));
+}
