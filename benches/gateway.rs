@@ -355,7 +355,9 @@ async fn sealing() {
     const CALLS: usize = 4000;
     const CONCURRENCY: usize = 32;
     println!("## Gated creates with and without the audit sealer ({CALLS} calls, concurrency {CONCURRENCY})\n");
-    println!("| round | sealer | creates/s | p50 | p99 | unsealed at the end |\n|---|---|---|---|---|---|");
+    println!(
+        "| round | sealer | creates/s | p50 | p99 | seal lag, max sampled | unsealed at the end |\n|---|---|---|---|---|---|---|"
+    );
     for round in 1..=3 {
         for hold in [false, true] {
             let server = Server::start_with(0, hold).await;
@@ -365,6 +367,32 @@ async fn sealing() {
             for n in 0..200u64 {
                 gated_write(&client, &endpoint, &tokens.agent, &format!("warm-{n}"), n, "/warm.txt").await;
             }
+            // The seal lag (age of the oldest unsealed event), sampled every 100 ms.
+            let admin = admin_url();
+            let base = admin.rsplit_once('/').unwrap().0.to_owned();
+            let database_url = format!("{base}/{}", server.database);
+            let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let sampler = {
+                let (sampling, database_url) = (Arc::clone(&sampling), database_url.clone());
+                tokio::spawn(async move {
+                    let mut conn = PgConnection::connect(&database_url).await.unwrap();
+                    let mut max_lag = 0f64;
+                    while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                        let lag: Option<f64> = sqlx::query_scalar(
+                            "SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 \
+                             FROM projection_checkpoints c JOIN events e \
+                               ON (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position) \
+                             WHERE c.name = 'event_seals'",
+                        )
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                        max_lag = max_lag.max(lag.unwrap_or(0.0));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    max_lag
+                })
+            };
             let (c, e, t) = (client.clone(), endpoint.clone(), tokens.agent.clone());
             let report = run_concurrent(CONCURRENCY, CALLS, move |n| {
                 let (c, e, t) = (c.clone(), e.clone(), t.clone());
@@ -376,9 +404,9 @@ async fn sealing() {
                 }
             })
             .await;
-            let admin = admin_url();
-            let base = admin.rsplit_once('/').unwrap().0;
-            let mut conn = PgConnection::connect(&format!("{base}/{}", server.database)).await.unwrap();
+            sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+            let max_lag = sampler.await.unwrap();
+            let mut conn = PgConnection::connect(&database_url).await.unwrap();
             let unsealed: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM events WHERE global_position NOT IN (SELECT position FROM event_seals)",
             )
@@ -390,7 +418,7 @@ async fn sealing() {
                 lock.abort();
             }
             println!(
-                "| {round} | {sealer} | {:.0} | {} | {} | {unsealed} |",
+                "| {round} | {sealer} | {:.0} | {} | {} | {max_lag:.2} s | {unsealed} |",
                 report.per_second,
                 ms(report.p50),
                 ms(report.p99)

@@ -48,10 +48,24 @@ pub fn attach(line: &mut Value, prev: &Hash, hash: &Hash) {
     }
 }
 
-/// A hash from 64 hex digits.
+/// A hash from 64 hex digits (either case).
 pub fn parse_hash(text: &str) -> Option<Hash> {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            b'A'..=b'F' => Some(digit - b'A' + 10),
+            _ => None,
+        }
+    }
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
     let mut hash = [0u8; 32];
-    hex::decode_to_slice(text, &mut hash).ok()?;
+    for (byte, pair) in hash.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
     Some(hash)
 }
 

@@ -43,21 +43,23 @@ pub fn verify_file(
     let mut at_end = false;
     while !at_end {
         // Fill the block, then keep its whole lines; the rest starts the next block.
-        let kept = block.len();
-        block.resize(BLOCK_BYTES.max(kept * 2), 0);
-        let mut filled = kept;
-        while filled < block.len() {
-            let read = file.read(&mut block[filled..]).with_context(|| format!("cannot read {}", path.display()))?;
-            if read == 0 {
-                at_end = true;
-                break;
-            }
-            filled += read;
+        let want = BLOCK_BYTES.max(block.len()) as u64;
+        let read = (&mut file)
+            .take(want)
+            .read_to_end(&mut block)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        at_end = read == 0;
+        let whole = if at_end { block.len() } else { memchr::memrchr(b'\n', &block).map_or(0, |i| i + 1) };
+        let mut lines: Vec<&[u8]> = Vec::with_capacity(whole / 256);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &block[..whole]) {
+            lines.push(&block[start..end]);
+            start = end + 1;
         }
-        block.truncate(filled);
-        let whole = if at_end { block.len() } else { block.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
-        let lines: Vec<&[u8]> = block[..whole].split(|b| *b == b'\n').collect();
-        let lines = if lines.last().is_some_and(|l| l.is_empty()) { &lines[..lines.len() - 1] } else { &lines[..] };
+        if start < whole {
+            lines.push(&block[start..whole]);
+        }
+        let lines = &lines[..];
         let per_thread = lines.len().div_ceil(threads).max(1);
         let summaries: Vec<Vec<_>> = std::thread::scope(|scope| {
             let handles: Vec<_> = lines
