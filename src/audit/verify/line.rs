@@ -72,13 +72,12 @@ fn summarize_as_written(line_number: u64, text: &str, scratch: &mut Vec<u8>) -> 
         scratch.extend_from_slice(raw.get().as_bytes());
     }
     scratch.push(b'}');
-    (link(&prev_hash, scratch) == hash).then(|| {
-        LineSummary::Event(EventSummary {
-            line: line_number,
-            position,
-            seal: Some(LineSeal { prev_hash, hash, intact: true }),
-        })
-    })
+    let seal = LineSeal { prev_hash, hash, intact: true };
+    (link(&prev_hash, scratch) == hash).then_some(LineSummary::Event(EventSummary {
+        line: line_number,
+        position,
+        seal: Some(seal),
+    }))
 }
 
 /// [`summarize`] of a parsed line.
