@@ -71,14 +71,15 @@ impl AuditKey {
         Self::load(path)
     }
 
-    /// Reads an existing key file. A file others may read is refused: the key signs
-    /// history.
+    /// Reads an existing key file. A file every account may read is refused: the key
+    /// signs history. (Group access is allowed: a Kubernetes Secret volume gives the
+    /// pod's `fsGroup` read access.)
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let metadata =
             std::fs::metadata(path).with_context(|| format!("cannot read the audit key file {}", path.display()))?;
-        if metadata.permissions().mode() & 0o077 != 0 {
+        if metadata.permissions().mode() & 0o007 != 0 {
             anyhow::bail!(
-                "the audit key file {} may be read by others (mode {:o}); make it 0600",
+                "the audit key file {} may be read by every account (mode {:o}); make it 0600",
                 path.display(),
                 metadata.permissions().mode() & 0o777
             );
