@@ -63,6 +63,7 @@ pub const TEST_ADMIN_PASSWORD: &str = "test admin password";
 
 pub fn test_settings() -> Settings {
     let data_dir = std::env::temp_dir().join(format!("alexandria-test-{}", Uuid::new_v4().simple()));
+    let key_dir = std::env::temp_dir().join(format!("alexandria-test-key-{}", Uuid::new_v4().simple()));
     Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_listen: None,
@@ -71,10 +72,10 @@ pub fn test_settings() -> Settings {
         approval_ttl: Duration::from_secs(86_400),
         replica_id: format!("test-{}", Uuid::new_v4().simple()),
         upstream_call_timeout: Duration::from_secs(60),
-        // Only written to when no admin password is given (the bootstrap test), and for
-        // the audit signing key.
-        data_dir: data_dir.clone(),
-        audit_key_file: data_dir.join("audit-signing-key"),
+        // Only written to when no admin password is given (the bootstrap test).
+        data_dir,
+        // Beside it, not in it (by default the key is generated in the data directory).
+        audit_key_file: key_dir.join("audit-signing-key"),
         sealer: alexandria::audit::SealerSettings {
             checkpoint_every_seals: 20,
             checkpoint_every: Duration::from_secs(1),
