@@ -9,7 +9,9 @@
 //! - resume: time from an approve response to the waiting gated call's response;
 //! - waiters: 10,000 concurrent in-band waiters: server RSS and database connections;
 //! - consoles: 200 open consoles (the inbox's event streams): server RSS, database
-//!   connections, and how long until every stream has heard of a new request.
+//!   connections, and how long until every stream has heard of a new request;
+//! - sealing: gated creates per second (each appends a `Created`) with the audit sealer
+//!   running and with it standing by (this harness holds its lock), alternating.
 //!
 //! Profiling: BENCH_HEAPTRACK=/tmp/out runs the server under heaptrack (Debian package
 //! `heaptrack`); BENCH_STDERR=1 shows the server's log; BENCH_WAITERS=N sets the count.
@@ -61,10 +63,18 @@ struct Server {
     child: tokio::process::Child,
     url: String,
     database: String,
+    /// The audit sealer's lock, held by this harness so the server's sealer stands by.
+    sealer_lock: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     async fn start(wait_secs: u64) -> Server {
+        Self::start_with(wait_secs, false).await
+    }
+
+    /// `hold_sealer`: the harness takes the sealer's leadership lock (and beats its
+    /// heartbeat) before the server starts, so the server never seals.
+    async fn start_with(wait_secs: u64, hold_sealer: bool) -> Server {
         let database = "alexandria_bench_gateway".to_owned();
         let admin = admin_url();
         let mut conn = PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
@@ -75,6 +85,23 @@ impl Server {
         let data_dir = std::env::temp_dir().join("alexandria-bench-gateway");
         let _ = std::fs::remove_dir_all(&data_dir);
         let binary = env!("CARGO_BIN_EXE_alexandria");
+        let url = format!("{base}/{database}");
+        let sealer_lock = if hold_sealer {
+            let migrated =
+                tokio::process::Command::new(binary).arg("migrate").env("DATABASE_URL", &url).output().await.unwrap();
+            assert!(migrated.status.success());
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let key = alexandria_projections::runner::lock_key(alexandria::audit::SEALER_NAME);
+            let mut lock = alexandria_projections::Leadership::try_acquire(&pool, &key).await.unwrap().expect("free");
+            Some(tokio::spawn(async move {
+                loop {
+                    assert!(lock.is_held().await, "the harness lost the sealer's lock");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }))
+        } else {
+            None
+        };
         let mut command = match std::env::var("BENCH_HEAPTRACK") {
             Ok(output) => {
                 let mut heaptrack = tokio::process::Command::new("heaptrack");
@@ -85,7 +112,7 @@ impl Server {
         };
         let child = command
             .args(["serve", "--demo"])
-            .env("DATABASE_URL", format!("{base}/{database}"))
+            .env("DATABASE_URL", &url)
             .env("ALEXANDRIA_LISTEN", format!("127.0.0.1:{port}"))
             .env("ALEXANDRIA_ADMIN_PASSWORD", PASSWORD)
             .env("ALEXANDRIA_DATA_DIR", &data_dir)
@@ -109,7 +136,7 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Server { child, url, database }
+        Server { child, url, database, sealer_lock }
     }
 
     fn pid(&self) -> u32 {
@@ -320,6 +347,85 @@ async fn resume() {
         ms(percentile(&samples, 0.99)),
         ms(*samples.last().unwrap())
     );
+}
+
+/// Gated creates per second: each call appends a `Created` and is answered pending at
+/// once (no in-band wait). With the sealer running, and standing by, alternating.
+async fn sealing() {
+    const CALLS: usize = 4000;
+    const CONCURRENCY: usize = 32;
+    println!("## Gated creates with and without the audit sealer ({CALLS} calls, concurrency {CONCURRENCY})\n");
+    println!(
+        "| round | sealer | creates/s | p50 | p99 | seal lag, max sampled | unsealed at the end |\n|---|---|---|---|---|---|---|"
+    );
+    for round in 1..=3 {
+        for hold in [false, true] {
+            let server = Server::start_with(0, hold).await;
+            let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+            let tokens = tokens(&client, &server).await;
+            let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
+            for n in 0..200u64 {
+                gated_write(&client, &endpoint, &tokens.agent, &format!("warm-{n}"), n, "/warm.txt").await;
+            }
+            // The seal lag (age of the oldest unsealed event), sampled every 100 ms.
+            let admin = admin_url();
+            let base = admin.rsplit_once('/').unwrap().0.to_owned();
+            let database_url = format!("{base}/{}", server.database);
+            let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let sampler = {
+                let (sampling, database_url) = (Arc::clone(&sampling), database_url.clone());
+                tokio::spawn(async move {
+                    let mut conn = PgConnection::connect(&database_url).await.unwrap();
+                    let mut max_lag = 0f64;
+                    while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                        let lag: Option<f64> = sqlx::query_scalar(
+                            "SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 \
+                             FROM projection_checkpoints c JOIN events e \
+                               ON (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position) \
+                             WHERE c.name = 'event_seals'",
+                        )
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                        max_lag = max_lag.max(lag.unwrap_or(0.0));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    max_lag
+                })
+            };
+            let (c, e, t) = (client.clone(), endpoint.clone(), tokens.agent.clone());
+            let report = run_concurrent(CONCURRENCY, CALLS, move |n| {
+                let (c, e, t) = (c.clone(), e.clone(), t.clone());
+                async move {
+                    let started = Instant::now();
+                    let response = gated_write(&c, &e, &t, &format!("create-{n}"), n, &format!("/c/{n}.txt")).await;
+                    assert!(response["result"]["pending"] == true, "{response}");
+                    started.elapsed()
+                }
+            })
+            .await;
+            sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+            let max_lag = sampler.await.unwrap();
+            let mut conn = PgConnection::connect(&database_url).await.unwrap();
+            let unsealed: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events WHERE global_position NOT IN (SELECT position FROM event_seals)",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            let sealer = if hold { "standing by" } else { "running" };
+            if let Some(lock) = server.sealer_lock {
+                lock.abort();
+            }
+            println!(
+                "| {round} | {sealer} | {:.0} | {} | {} | {max_lag:.2} s | {unsealed} |",
+                report.per_second,
+                ms(report.p50),
+                ms(report.p99)
+            );
+        }
+    }
+    println!();
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -543,5 +649,8 @@ async fn main() {
     }
     if which == "consoles" || which == "all" {
         consoles().await;
+    }
+    if which == "sealing" || which == "all" {
+        sealing().await;
     }
 }

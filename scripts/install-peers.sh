@@ -14,6 +14,7 @@
 #   .peers/conformance-server  a writable copy of the conformance reference server (kept in
 #                 ../shared/peers/mcp-conformance-server, or $ALEXANDRIA_CONFORMANCE_SERVER_SRC),
 #                 its dependencies from its package-lock (npm ci); tests/api/conformance.rs
+#   .peers/auditor    a venv with cryptography (docs/audit_verify.py, the independent verifier)
 # Idempotent: a peer already at its pinned version is left alone, so a second run takes
 # well under a second. Tests find the peers here; under CI=true a missing peer fails them.
 set -euo pipefail
@@ -28,6 +29,7 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"
 PYYAML_VERSION="6.0.4"
 CONFORMANCE_VERSION="0.1.16"
 NODE22_VERSION="22.23.5"
+CRYPTOGRAPHY_VERSION="50.0.2"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$repo/.peers"
@@ -171,7 +173,21 @@ fi
 [[ -x "$server_copy/node_modules/.bin/tsx" ]] || {
     echo "install-peers: the conformance reference server's dependencies did not install" >&2; exit 1; }
 
+# --- PyPI: cryptography, the one package docs/AUDIT.md's independent verifier needs ----
+auditor_venv="$peers/auditor"
+installed_cryptography_version() {
+    [[ -x "$auditor_venv/bin/python" ]] &&
+        "$auditor_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("cryptography"))' 2>/dev/null || true
+}
+if [[ "$(installed_cryptography_version)" != "$CRYPTOGRAPHY_VERSION" ]]; then
+    echo "install-peers: PyPI cryptography==$CRYPTOGRAPHY_VERSION into $auditor_venv"
+    [[ -x "$auditor_venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$auditor_venv"
+    "$auditor_venv/bin/python" -m pip install --quiet --disable-pip-version-check "cryptography==$CRYPTOGRAPHY_VERSION"
+fi
+[[ "$(installed_cryptography_version)" == "$CRYPTOGRAPHY_VERSION" ]] || {
+    echo "install-peers: cryptography $CRYPTOGRAPHY_VERSION did not install" >&2; exit 1; }
+
 echo "install-peers: ready in $peers (server-filesystem $SERVER_FILESYSTEM_VERSION, axe-core $AXE_CORE_VERSION," \
     "@modelcontextprotocol/sdk $TYPESCRIPT_SDK_VERSION, mcp $PYTHON_MCP_VERSION, fastmcp $FASTMCP_VERSION," \
     "schemathesis $SCHEMATHESIS_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION," \
-    "conformance $CONFORMANCE_VERSION, node $NODE22_VERSION)"
+    "conformance $CONFORMANCE_VERSION, node $NODE22_VERSION, cryptography $CRYPTOGRAPHY_VERSION)"

@@ -43,18 +43,17 @@ pub async fn request_events(pool: &PgPool, id: Uuid) -> Result<Vec<StoredEvent>,
     read_global_batch(&mut conn, Some(&id.to_string()), 0, 10_000).await
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ExportFilter {
-    pub request: Option<Uuid>,
-    /// Only events after this global position.
-    pub since: i64,
-}
+pub use crate::audit::export::{ExportError, ExportFilter};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExportSummary {
     pub events: u64,
     pub first_position: Option<i64>,
     pub last_position: Option<i64>,
+    /// Lines that carry their seal (`hash`, `prev_hash`); the rest are not sealed yet.
+    pub sealed: u64,
+    /// The checkpoint the export ends with, if it stops at one.
+    pub checkpoint: Option<crate::audit::Checkpoint>,
 }
 
 /// Total number of events the filter selects (for a progress bar).
@@ -63,30 +62,42 @@ pub async fn count_for_export(pool: &PgPool, filter: &ExportFilter) -> Result<i6
     alexandria_projections::log::count_global(pool, request.as_deref(), filter.since).await
 }
 
-/// Writes the selected events, one JSON object per line, in global order.
+/// Writes the selected events, one JSON object per line, in chain order (the projection
+/// order `(tx_id, global_position)`, which the audit chain seals; for one request, global
+/// order), each with its `hash` and `prev_hash` once sealed. All lines are read in one
+/// snapshot. docs/AUDIT.md.
 pub async fn export_events(
     pool: &PgPool,
     filter: &ExportFilter,
     out: &mut dyn Write,
     mut on_progress: impl FnMut(u64),
 ) -> anyhow::Result<ExportSummary> {
-    let request = filter.request.map(|id| id.to_string());
-    let mut after = filter.since;
     let mut summary = ExportSummary::default();
-    let mut conn = pool.acquire().await?;
+    let mut cursor = crate::audit::export::ExportCursor::new(filter.clone())?;
+    let mut tx = crate::audit::export::begin_snapshot(pool).await?;
     loop {
-        let batch = read_global_batch(&mut conn, request.as_deref(), after, EXPORT_BATCH).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.global_position;
-        for event in &batch {
-            serde_json::to_writer(&mut *out, &export_line(event))?;
+        let batch = cursor.next_batch(&mut tx).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for line in &batch {
+            serde_json::to_writer(&mut *out, line)?;
             out.write_all(b"\n").context("cannot write the export")?;
-            summary.first_position.get_or_insert(event.global_position);
-            summary.last_position = Some(event.global_position);
+            if let Some(checkpoint) = line.get("checkpoint") {
+                summary.checkpoint = serde_json::from_value(checkpoint.clone()).ok();
+                continue;
+            }
+            let position = line.get("position").and_then(Value::as_i64);
+            if summary.first_position.is_none() {
+                summary.first_position = position;
+            }
+            summary.last_position = position;
             summary.events += 1;
+            summary.sealed += u64::from(line.get("hash").is_some());
         }
         on_progress(summary.events);
     }
+    tx.rollback().await?;
     out.flush()?;
     Ok(summary)
 }

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod approval;
+pub mod audit;
 pub mod audit_trail;
 pub mod auth;
 pub mod cli;

@@ -29,6 +29,7 @@ struct Inner {
     projection_position: IntGaugeVec,
     projection_lag: IntGaugeVec,
     gate_waiters: IntGauge,
+    seal_lag: prometheus::Gauge,
     notifier_deliveries: IntCounterVec,
     agent_policy_checks: IntCounterVec,
     refresh_failures: prometheus::IntCounter,
@@ -121,6 +122,14 @@ impl Metrics {
                 "alexandria_projection_lag_events",
                 "Events a projection has not applied yet.",
                 &["projection"],
+            ),
+            seal_lag: register(
+                &registry,
+                prometheus::Gauge::new(
+                    "alexandria_audit_seal_lag_seconds",
+                    "How long the oldest event not yet sealed into the audit chain has been in the log (0: all sealed).",
+                )
+                .expect("valid metric"),
             ),
             gate_waiters: register(
                 &registry,
@@ -260,6 +269,16 @@ impl Metrics {
         .fetch_one(pool)
         .await?;
         self.inner.oldest_pending.set(oldest.unwrap_or(0.0).max(0.0) as i64);
+        // Through the sealer's checkpoint: only the (few) events after it are looked at.
+        let seal_lag: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 \
+             FROM projection_checkpoints c JOIN events e ON (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position) \
+             WHERE c.name = $1",
+        )
+        .bind(crate::audit::SEALER_NAME)
+        .fetch_one(pool)
+        .await?;
+        self.inner.seal_lag.set(seal_lag.unwrap_or(0.0).max(0.0));
         for status in alexandria_projections::projection_status(pool).await? {
             self.inner.projection_position.with_label_values(&[&status.name]).set(status.position);
             self.inner.projection_lag.with_label_values(&[&status.name]).set(status.lag);

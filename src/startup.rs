@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::approval::{Gate, GateSettings, PermissionStore};
+use crate::audit::checkpoints::CheckpointSink;
+use crate::audit::push::WebhookCheckpoints;
+use crate::audit::{AuditKey, Sealer, SealerSettings};
 use crate::auth::policy_cache::PolicyCache;
 use crate::auth::throttle::LoginThrottlePolicy;
 use crate::auth::JwtKeys;
@@ -52,6 +55,10 @@ pub struct Settings {
     pub login_throttle: LoginThrottlePolicy,
     /// Timings of the notification reconciler (retries, alert re-sends, polling).
     pub notifier: ReconcilerOptions,
+    /// The audit chain's signing key file (outside the database; created 0600 on first
+    /// start) and when the sealer signs checkpoints.
+    pub audit_key_file: PathBuf,
+    pub sealer: SealerSettings,
 }
 
 pub struct Application {
@@ -65,6 +72,8 @@ pub struct Application {
     shutdown: CancellationToken,
     /// Shutdown lets its claimed calls finish before upstream sessions close.
     gate: Gate,
+    /// Signs the sealer's checkpoints.
+    audit_key: Arc<AuditKey>,
 }
 
 impl Application {
@@ -88,6 +97,7 @@ impl Application {
             None => None,
         };
         let jwt = JwtKeys::load(&pool, settings.jwt_secret.as_ref()).await?;
+        let audit_key = Arc::new(AuditKey::load_or_create(&settings.audit_key_file)?);
         crate::auth::bootstrap::ensure_admin(&pool, &settings.data_dir, settings.admin_password.as_ref()).await?;
         let metrics = Metrics::new();
         let upstreams = UpstreamRegistry::new(
@@ -139,7 +149,7 @@ impl Application {
             pool,
             settings: Arc::new(http_settings),
         };
-        Ok(Self { tcp, metrics_tcp, state, listener, settings, shutdown, gate })
+        Ok(Self { tcp, metrics_tcp, state, listener, settings, shutdown, gate, audit_key })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -158,7 +168,7 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then lets in-flight requests and
     /// workers finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { tcp, metrics_tcp, state, listener, settings, shutdown, gate } = self;
+        let Application { tcp, metrics_tcp, state, listener, settings, shutdown, gate, audit_key } = self;
         let workers = TaskTracker::new();
         workers.spawn(Arc::clone(&state.policy_cache).follow(&listener, shutdown.clone()));
         workers.spawn(Arc::clone(&listener).run(state.pool.clone(), shutdown.clone()));
@@ -166,6 +176,17 @@ impl Application {
             let runner = ProjectionRunner::new(state.pool.clone(), projection, Arc::clone(&listener));
             workers.spawn(runner.run(shutdown.clone()));
         }
+        let sealer = Sealer {
+            pool: state.pool.clone(),
+            listener: Arc::clone(&listener),
+            key: audit_key,
+            settings: settings.sealer.clone(),
+            sink: settings.sealer.push_to_webhook.then(|| {
+                Arc::new(WebhookCheckpoints::new(state.pool.clone(), settings.notifier.delivery_timeout))
+                    as Arc<dyn CheckpointSink>
+            }),
+        };
+        workers.spawn(sealer.run(shutdown.clone()));
         let reconciler = Reconciler::new(
             state.pool.clone(),
             state.store.clone(),
@@ -247,10 +268,10 @@ pub async fn wait_for_schema(
 }
 
 /// Connections a serving process holds outside its pool: one per single-instance worker
-/// (each projection runner and the notification reconciler), each keeping its
-/// leadership's advisory lock on a session of its own.
+/// (each projection runner, the audit sealer and the notification reconciler), each
+/// keeping its leadership's advisory lock on a session of its own.
 pub fn leadership_connections() -> u32 {
-    alexandria_projections::all().len() as u32 + 1
+    alexandria_projections::all().len() as u32 + 2
 }
 
 /// Pending connections the kernel queues before accepting (capped by `somaxconn`). Agents

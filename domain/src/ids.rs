@@ -21,41 +21,61 @@ pub fn request_id(agent: &str, idempotency_key: &str) -> Uuid {
 }
 
 /// JSON with object keys sorted at every level and no insignificant whitespace, so that
-/// two semantically equal argument objects have one text and one digest.
+/// two semantically equal argument objects have one text and one digest. The audit chain
+/// hashes export lines in this form too (docs/AUDIT.md defines it byte by byte).
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    let mut out = Vec::new();
+    write_canonical_json(value, &mut out);
+    // Only serde_json's own (UTF-8) output and ASCII punctuation were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// [`canonical_json`], appended to `out` (no allocation per value: the audit chain's
+/// verifier canonicalises hundreds of thousands of lines a second). Keys are sorted by
+/// their UTF-8 bytes (= by code point); strings and numbers are written as serde_json
+/// writes them.
+pub fn write_canonical_json(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_canonical_object_without(map, &[], out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical_json(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
     }
+}
+
+/// The canonical JSON of an object without its top-level keys named in `skip` (the audit
+/// chain leaves a line's own hashes out), appended to `out`.
+pub fn write_canonical_object_without(map: &serde_json::Map<String, Value>, skip: &[&str], out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut keys: Vec<&String> = map.keys().filter(|key| !skip.contains(&key.as_str())).collect();
+    // serde_json's map is a BTreeMap (sorted) unless `preserve_order` is on.
+    if !keys.is_sorted() {
+        keys.sort();
+    }
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_scalar(key, out);
+        out.push(b':');
+        if let Some(item) = map.get(key) {
+            write_canonical_json(item, out);
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_scalar<T: serde::Serialize + ?Sized>(scalar: &T, out: &mut Vec<u8>) {
+    // Writing a string, number, bool or null into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, scalar);
 }
 
 /// Hex SHA-256 of the canonical JSON of a call's arguments.

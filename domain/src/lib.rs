@@ -7,7 +7,10 @@ pub mod ids;
 pub mod metadata;
 pub mod permission_request;
 
-pub use ids::{arguments_digest, canonical_json, derived_idempotency_key, request_id};
+pub use ids::{
+    arguments_digest, canonical_json, derived_idempotency_key, request_id, write_canonical_json,
+    write_canonical_object_without,
+};
 pub use metadata::EventMetadata;
 pub use permission_request::{
     CallOutcome, Claim, PermissionRequest, PermissionRequestCommand, PermissionRequestError, PermissionRequestEvent,

@@ -158,6 +158,39 @@ pub async fn read_settled_batch(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// The next events after `after` in projection order, settled or not (an export's and
+/// the audit chain's order; a reader in one snapshot sees the sealed ones first).
+pub async fn read_projection_order_batch(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events \
+         WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2) \
+         ORDER BY events.tx_id, events.global_position LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.tx_id.to_string())
+        .bind(after.global_position)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// Where the event at `position` sits in projection order; `None` if there is none.
+pub async fn projection_position_of(
+    conn: &mut PgConnection,
+    position: i64,
+) -> Result<Option<LogPosition>, sqlx::Error> {
+    let tx_id: Option<i64> = sqlx::query_scalar("SELECT tx_id::text::bigint FROM events WHERE global_position = $1")
+        .bind(position)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(tx_id.map(|tx_id| LogPosition { tx_id, global_position: position }))
+}
+
 /// Events in global order (the auditor's order), optionally for one permission request
 /// and after a position.
 ///

@@ -28,7 +28,7 @@ pub async fn register(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
 
 /// Reads a checkpoint, locking its row for the rest of the transaction. The row lock is
 /// what serialises batches (and a rebuild's swap) across processes.
-pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<LogPosition, sqlx::Error> {
+pub async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<LogPosition, sqlx::Error> {
     let row = sqlx::query(
         "SELECT last_tx_id::text::bigint AS tx_id, last_position FROM projection_checkpoints \
          WHERE name = $1 FOR UPDATE",
@@ -39,7 +39,7 @@ pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Resu
     Ok(LogPosition { tx_id: row.try_get("tx_id")?, global_position: row.try_get("last_position")? })
 }
 
-pub(crate) async fn store_checkpoint(conn: &mut PgConnection, name: &str, at: LogPosition) -> Result<(), sqlx::Error> {
+pub async fn store_checkpoint(conn: &mut PgConnection, name: &str, at: LogPosition) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projection_checkpoints SET last_tx_id = $2::text::xid8, last_position = $3, \
          updated_at = now(), last_error = NULL, last_error_at = NULL, unreadable_position = NULL \

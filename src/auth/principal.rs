@@ -18,6 +18,11 @@ use crate::names::Actor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Reads the evidence — the event log, the admin audit trail, the audit checkpoints —
+    /// and nothing else (no requests, decisions or settings). Outside the ladder: ordered
+    /// below `viewer` so that no "at least" check admits it; the audit routes name it
+    /// ([`Principal::audit_reader`]).
+    Auditor,
     Viewer,
     Admin,
     SuperAdmin,
@@ -26,6 +31,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Auditor => "auditor",
             Role::Viewer => "viewer",
             Role::Admin => "admin",
             Role::SuperAdmin => "super_admin",
@@ -44,6 +50,7 @@ impl TryFrom<String> for Role {
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         match value.as_str() {
+            "auditor" => Ok(Role::Auditor),
             "viewer" => Ok(Role::Viewer),
             "admin" => Ok(Role::Admin),
             "super_admin" => Ok(Role::SuperAdmin),
@@ -133,6 +140,22 @@ impl Principal {
             Principal::User(user) => {
                 Err(AuthError::Forbidden(format!("this needs role {role} or higher; you are {}", user.role)))
             }
+        }
+    }
+}
+
+impl Principal {
+    /// The user, if they may read the audit evidence (the event log with its seals, the
+    /// admin audit trail, the signed checkpoints): an `auditor` or a `super_admin`.
+    pub fn audit_reader(self) -> Result<AuthenticatedUser, AuthError> {
+        match self {
+            Principal::User(user) if user.role == Role::Auditor || user.role >= Role::SuperAdmin => Ok(user),
+            Principal::User(user) => Err(AuthError::Forbidden(format!(
+                "this needs role auditor or {}; you are {}",
+                Role::SuperAdmin,
+                user.role
+            ))),
+            agent => agent.user_at_least(Role::SuperAdmin),
         }
     }
 }

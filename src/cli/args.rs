@@ -85,6 +85,24 @@ pub struct ServeArgs {
     /// This process's name in event metadata. Default: hostname-pid.
     #[arg(long, env = "ALEXANDRIA_REPLICA_ID")]
     pub replica_id: Option<String>,
+
+    #[command(flatten)]
+    pub audit_key: crate::cli::verify::AuditKeyArgs,
+
+    /// The sealer signs a checkpoint after this many new seals of a chain...
+    #[arg(long, env = "ALEXANDRIA_AUDIT_CHECKPOINT_EVERY", default_value_t = 1000,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub audit_checkpoint_every: i64,
+
+    /// ...or this many seconds after its last one, if anything new was sealed.
+    #[arg(long, env = "ALEXANDRIA_AUDIT_CHECKPOINT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_checkpoint_secs: u64,
+
+    /// Also send each signed checkpoint to the notification webhook (when one is
+    /// configured), as event `audit.checkpoint`.
+    #[arg(long, env = "ALEXANDRIA_AUDIT_CHECKPOINT_WEBHOOK")]
+    pub audit_checkpoint_webhook: bool,
 }
 
 impl ServeArgs {
@@ -103,6 +121,13 @@ impl ServeArgs {
             jwt_secret: self.jwt_secret.clone().map(SecretString::from),
             login_throttle: LoginThrottlePolicy::default(),
             notifier: ReconcilerOptions::default(),
+            audit_key_file: self.audit_key.path(&self.database.data_dir),
+            sealer: crate::audit::SealerSettings {
+                checkpoint_every_seals: self.audit_checkpoint_every,
+                checkpoint_every: Duration::from_secs(self.audit_checkpoint_secs),
+                push_to_webhook: self.audit_checkpoint_webhook,
+                ..crate::audit::SealerSettings::default()
+            },
         }
     }
 

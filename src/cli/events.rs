@@ -22,13 +22,22 @@ pub enum EventsCommand {
         /// Only this permission request's events.
         #[arg(long)]
         request: Option<Uuid>,
-        /// Only events after this global position.
+        /// Only events after the event at this global position, in chain order (an
+        /// earlier export's last position; 0: from the start).
         #[arg(long, default_value_t = 0)]
         since: i64,
+        /// Stop at a signed checkpoint (`latest`, or its seal number) and end with its
+        /// line, signature included.
+        #[arg(long)]
+        checkpoint: Option<String>,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Check the audit chain, from the database or an export file: recomputes every hash,
+    /// checks checkpoint signatures, and names the first position where history diverges
+    /// (exit status 1). docs/AUDIT.md.
+    Verify(super::verify::VerifyArgs),
     /// Show a request's state after each of its events.
     Replay {
         #[command(flatten)]
@@ -56,13 +65,18 @@ pub enum EventsCommand {
 
 pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
     match command {
-        EventsCommand::Export { database, request, since, output } => {
+        EventsCommand::Verify(args) => super::verify::run(args).await,
+        EventsCommand::Export { database, request, since, checkpoint, output } => {
             if since < 0 {
                 anyhow::bail!("--since must be a position of 0 or more");
             }
             let db = Database::open(&database).await?;
-            let filter = ExportFilter { request, since };
             let result = async {
+                let until = match checkpoint.as_deref() {
+                    None => None,
+                    Some(choice) => Some(chosen_checkpoint(&db.pool, choice).await?),
+                };
+                let filter = ExportFilter { request, since, until };
                 let total = event_export::count_for_export(&db.pool, &filter).await?;
                 let bar = ProgressBar::new(total.max(0) as u64).with_style(
                     ProgressStyle::with_template("exporting [{bar:40}] {pos}/{len} events ({per_sec})")
@@ -83,7 +97,18 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
                     (Some(a), Some(b)) => format!("positions {a}..={b}"),
                     _ => "nothing matched".to_owned(),
                 };
-                eprintln!("exported {} events ({range}) in {:.2} s", summary.events, started.elapsed().as_secs_f64());
+                eprintln!(
+                    "exported {} events ({range}; {} sealed) in {:.2} s",
+                    summary.events,
+                    summary.sealed,
+                    started.elapsed().as_secs_f64()
+                );
+                if let Some(checkpoint) = &summary.checkpoint {
+                    eprintln!(
+                        "ends with the signed checkpoint of seal {} (position {})",
+                        checkpoint.seq, checkpoint.position
+                    );
+                }
                 anyhow::Ok(())
             }
             .await;
@@ -132,4 +157,18 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The checkpoint `--checkpoint` names: `latest` or a seal number of the events chain.
+async fn chosen_checkpoint(pool: &sqlx::PgPool, choice: &str) -> anyhow::Result<crate::audit::Checkpoint> {
+    use crate::audit::{checkpoints, EVENTS_CHAIN};
+    let found = if choice == "latest" {
+        checkpoints::latest(pool, EVENTS_CHAIN).await?
+    } else {
+        let seq: i64 = choice.parse().map_err(|_| anyhow::anyhow!("--checkpoint is `latest` or a seal number"))?;
+        checkpoints::list(pool, EVENTS_CHAIN, seq - 1, 1).await?.into_iter().find(|c| c.seq == seq)
+    };
+    found.ok_or_else(|| {
+        anyhow::anyhow!("no signed checkpoint {choice} (the sealer signs one every N events or M seconds)")
+    })
 }

@@ -8,6 +8,7 @@ mod projections;
 mod serve;
 pub mod shutdown;
 pub mod telemetry;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
@@ -38,6 +39,28 @@ pub enum Command {
     /// ALEXANDRIA_JWT_SECRET is unset). Restart every replica afterwards; every session and
     /// agent token ends.
     RotateJwtSecret(DatabaseArgs),
+    /// The audit chain's signing key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the public key checkpoints are signed with (hex), generating the key file
+    /// if there is none yet. Give it to auditors.
+    PublicKey {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        key: verify::AuditKeyArgs,
+    },
+    /// Seal everything settled now, both chains (what a serving replica's sealer does
+    /// continuously), e.g. on a database no gateway serves, before an export. Safe while
+    /// `serve` runs: sealers take turns.
+    Seal {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// `alexandria migrate`: safe beside running replicas and other `migrate` runs (sqlx holds
@@ -75,6 +98,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Projections(command) => projections::run(command).await,
         Command::Events(command) => events::run(command).await,
+        Command::Audit(AuditCommand::PublicKey { database, key }) => verify::print_public_key(&database, &key),
+        Command::Audit(AuditCommand::Seal { database }) => {
+            let db = Database::open(&database).await?;
+            let result = async {
+                crate::db::migrate(&db.pool).await?;
+                verify::seal_now(&db.pool).await
+            }
+            .await;
+            db.close().await?;
+            result
+        }
         Command::RotateJwtSecret(args) => {
             let database = Database::open(&args).await?;
             let result = async {

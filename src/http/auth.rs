@@ -64,13 +64,18 @@ pub trait MinimumRole: Send + Sync {
     const ROLE: Role;
 }
 
-/// Any user (role `viewer` or higher).
+/// Any user, whatever the role (`auditor` included): their own session and password.
+pub struct AnyUser;
+/// Any user of the ladder (role `viewer` or higher; not an `auditor`).
 pub struct Viewer;
 /// Role `admin` or higher.
 pub struct Admin;
 /// Role `super_admin`.
 pub struct SuperAdmin;
 
+impl MinimumRole for AnyUser {
+    const ROLE: Role = Role::Auditor;
+}
 impl MinimumRole for Viewer {
     const ROLE: Role = Role::Viewer;
 }
@@ -115,6 +120,18 @@ impl<R: MinimumRole> FromRequestParts<AppState> for UserAtLeast<R> {
                 Err(ApiError::Forbidden(format!("this needs role {} or higher; you are {}", R::ROLE, user.role)))
             }
         }
+    }
+}
+
+/// A user who may read the audit evidence: an `auditor` or a `super_admin`
+/// ([`Principal::audit_reader`]).
+pub struct AuditReader(pub AuthenticatedUser);
+
+impl FromRequestParts<AppState> for AuditReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(AuditReader(Principal::from_request_parts(parts, state).await?.audit_reader()?))
     }
 }
 

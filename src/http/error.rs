@@ -152,6 +152,16 @@ impl From<QueryError> for ApiError {
     }
 }
 
+impl From<crate::audit::export::ExportError> for ApiError {
+    fn from(error: crate::audit::export::ExportError) -> Self {
+        use crate::audit::export::ExportError;
+        match error {
+            ExportError::NoSuchPosition(_) | ExportError::NegativePosition => ApiError::BadRequest(error.to_string()),
+            ExportError::Database(error) => error.into(),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {

@@ -49,6 +49,7 @@ pub fn api_router(with_metrics: bool) -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::agents::router())
         .merge(routes::admin_audit::router())
+        .merge(routes::audit_log::router())
         .merge(routes::permissions::router())
         .merge(routes::mcp_servers::router())
         .merge(routes::mcp::router())

@@ -43,14 +43,16 @@ async fn export_lists_every_event_once_in_global_order() {
 
     // One request only.
     let mut out = Vec::new();
-    export_events(&db.pool, &ExportFilter { request: Some(b), since: 0 }, &mut out, |_| {}).await.unwrap();
+    export_events(&db.pool, &ExportFilter { request: Some(b), ..Default::default() }, &mut out, |_| {}).await.unwrap();
     let only_b = parse_lines(&out);
     assert_eq!(only_b.len(), 2);
     assert!(only_b.iter().all(|l| l["aggregate_id"] == b.to_string()));
 
     // Resuming after a position gives exactly the rest.
     let mut out = Vec::new();
-    export_events(&db.pool, &ExportFilter { request: None, since: positions[3] }, &mut out, |_| {}).await.unwrap();
+    export_events(&db.pool, &ExportFilter { since: positions[3], ..Default::default() }, &mut out, |_| {})
+        .await
+        .unwrap();
     let rest: Vec<i64> = parse_lines(&out).iter().map(|l| l["position"].as_i64().unwrap()).collect();
     assert_eq!(rest, positions[4..]);
 }
@@ -138,8 +140,8 @@ async fn the_cli_exports_and_replays_with_a_summary() {
         Command::new(binary).args(["projections", "status", "--json"]).env("DATABASE_URL", db.url()).output().unwrap();
     assert!(status.status.success());
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(status[0]["name"], "permission_requests");
-    assert_eq!(status[0]["lag"], 2);
+    let ours = status.as_array().unwrap().iter().find(|s| s["name"] == "permission_requests").unwrap();
+    assert_eq!(ours["lag"], 2);
 
     let rebuilt = Command::new(binary)
         .args(["projections", "rebuild", "permission_requests"])

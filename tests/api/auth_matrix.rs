@@ -27,6 +27,7 @@ enum Credential {
     AlgNone,
     /// A viewer's refresh token presented as a bearer token.
     RefreshAsBearer,
+    Auditor,
     Viewer,
     Admin,
     SuperAdmin,
@@ -37,7 +38,7 @@ enum Credential {
 
 use Credential::*;
 
-const CREDENTIALS: [Credential; 12] = [
+const CREDENTIALS: [Credential; 13] = [
     NoHeader,
     MalformedHeader,
     GarbageToken,
@@ -45,6 +46,7 @@ const CREDENTIALS: [Credential; 12] = [
     BadSignature,
     AlgNone,
     RefreshAsBearer,
+    Auditor,
     Viewer,
     Admin,
     SuperAdmin,
@@ -61,6 +63,9 @@ enum Access {
     Users(&'static str, u16),
     /// Any user or an agent; invalid credentials 401.
     AgentOrUser(u16),
+    /// The audit evidence: an auditor or a super_admin gets this; other users and agents
+    /// 403, invalid credentials 401.
+    Audit(u16),
     /// Users whose role is at least `min` get `ok` (below it 403); a valid agent gets
     /// `agent`; invalid credentials 401. The MCP endpoint.
     UsersOrAgent { min: &'static str, ok: u16, agent: u16 },
@@ -68,9 +73,10 @@ enum Access {
 
 fn role_rank(role: &str) -> u8 {
     match role {
-        "viewer" => 0,
-        "admin" => 1,
-        "super_admin" => 2,
+        "auditor" => 0,
+        "viewer" => 1,
+        "admin" => 2,
+        "super_admin" => 3,
         other => panic!("unknown role {other}"),
     }
 }
@@ -78,6 +84,7 @@ fn role_rank(role: &str) -> u8 {
 impl Access {
     fn expected(self, credential: Credential) -> u16 {
         let user_role = match credential {
+            Auditor => Some("auditor"),
             Viewer => Some("viewer"),
             Admin => Some("admin"),
             SuperAdmin => Some("super_admin"),
@@ -88,6 +95,12 @@ impl Access {
             Access::Public(status) => status,
             Access::Users(min, ok) => match user_role {
                 Some(role) if role_rank(role) >= role_rank(min) => ok,
+                Some(_) => 403,
+                None if valid_agent => 403,
+                None => 401,
+            },
+            Access::Audit(ok) => match user_role {
+                Some("auditor" | "super_admin") => ok,
                 Some(_) => 403,
                 None if valid_agent => 403,
                 None => 401,
@@ -155,9 +168,9 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Method::PUT,
             "/auth/password",
             Some(json!({"current_password": password, "new_password": password})),
-            Users("viewer", 204),
+            Users("auditor", 204),
         ),
-        route(Method::POST, "/auth/logout", None, Users("viewer", 204)),
+        route(Method::POST, "/auth/logout", None, Users("auditor", 204)),
         route(Method::POST, "/v1/agent-token", Some(json!({"agent": "token-agent"})), Users("admin", 200)),
         route(Method::GET, "/admin/agents", None, Users("admin", 200)),
         route(Method::GET, "/admin/agents/token-agent", None, Users("admin", 200)),
@@ -202,7 +215,12 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
             Users("super_admin", 204),
         ),
         route(Method::DELETE, "/admin/users/doomed-user", None, Users("super_admin", 204)),
-        route(Method::GET, "/admin/audit", None, Users("super_admin", 200)),
+        // The audit evidence: auditors and super_admins only.
+        route(Method::GET, "/admin/audit", None, Audit(200)),
+        route(Method::GET, "/admin/audit/export", None, Audit(200)),
+        route(Method::GET, "/admin/audit/checkpoints", None, Audit(200)),
+        route(Method::GET, "/admin/events", None, Audit(200)),
+        route(Method::GET, "/admin/events?since=1", None, Audit(200)),
         route(Method::GET, "/admin/notifications/config", None, Users("super_admin", 200)),
         route(
             Method::PATCH,
@@ -213,7 +231,8 @@ fn routes(fixtures: &Fixtures) -> Vec<Route> {
         // No channel configured: nothing to send, nothing failed.
         route(Method::POST, "/admin/notifications/test", None, Users("super_admin", 200)),
         // The MCP endpoint: a user must name the agent it acts as; an agent only itself.
-        route(Method::POST, "/mcp", Some(ping()), UsersOrAgent { min: "viewer", ok: 400, agent: 200 }),
+        // Any user (an auditor too) is told to name an agent; nothing is done.
+        route(Method::POST, "/mcp", Some(ping()), UsersOrAgent { min: "auditor", ok: 400, agent: 200 }),
         route(
             Method::POST,
             "/mcp/agents/token-agent",
@@ -279,6 +298,7 @@ struct Fixtures {
 async fn fixtures(app: &TestApp) -> Fixtures {
     let admin = admin_session(app).await;
     create_user(app, &admin, "matrix-viewer", "viewer").await;
+    create_user(app, &admin, "matrix-auditor", "auditor").await;
     create_user(app, &admin, "matrix-admin", "admin").await;
     create_user(app, &admin, "target-user", "viewer").await;
     create_user(app, &admin, "doomed-user", "viewer").await;
@@ -317,6 +337,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
 /// The header each credential sends, built from sessions fresh for this row (a row may
 /// end its caller's session: logout, password change).
 struct Headers {
+    auditor: Session,
     viewer: Session,
     admin: Session,
     super_admin: Session,
@@ -327,6 +348,7 @@ struct Headers {
 
 impl Headers {
     async fn fresh(app: &TestApp, fixtures: &Fixtures) -> Headers {
+        let auditor = login_ok(app, "matrix-auditor", PASSWORD).await;
         let viewer = login_ok(app, "matrix-viewer", PASSWORD).await;
         let admin = login_ok(app, "matrix-admin", PASSWORD).await;
         let super_admin = login_ok(app, "admin", PASSWORD).await;
@@ -337,7 +359,7 @@ impl Headers {
         // Control: the forged tokens differ from an accepted one only in their defect.
         let control = sign(&fixtures.secret, Algorithm::HS256, &access_claims(&super_admin, "super_admin", 600));
         assert_eq!(get_with(app, "/auth/me", &control).await.status(), 200, "the control token is accepted");
-        Headers { viewer, admin, super_admin, expired, bad_signature, alg_none }
+        Headers { auditor, viewer, admin, super_admin, expired, bad_signature, alg_none }
     }
 
     fn authorization(&self, fixtures: &Fixtures, credential: Credential) -> Option<String> {
@@ -350,6 +372,7 @@ impl Headers {
             BadSignature => bearer(&self.bad_signature),
             AlgNone => bearer(&self.alg_none),
             RefreshAsBearer => bearer(&self.viewer.refresh_token),
+            Auditor => bearer(&self.auditor.access_token),
             Viewer => bearer(&self.viewer.access_token),
             Admin => bearer(&self.admin.access_token),
             SuperAdmin => bearer(&self.super_admin.access_token),
@@ -427,6 +450,8 @@ async fn refusals_say_what_is_wrong() {
         (Agent, "/admin/agents", 403, "agent tokens are not accepted here"),
         (Viewer, "/admin/agents", 403, "this needs role admin or higher; you are viewer"),
         (Admin, "/admin/users", 403, "this needs role super_admin or higher; you are admin"),
+        (Auditor, "/admin/permissions", 403, "this needs role admin or higher; you are auditor"),
+        (Viewer, "/admin/events", 403, "this needs role auditor or super_admin; you are viewer"),
     ];
     for (credential, path, want_status, want_message) in cases {
         let mut request = app.client.get(app.url(path));

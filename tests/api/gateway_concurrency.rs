@@ -232,9 +232,10 @@ async fn ten_times_pool_size_waiters_all_complete_after_approval_without_holding
     }
     assert_eq!(fs.calls().len(), WAITERS);
     // The pool's POOL (the shared LISTEN connection is one of them), plus the advisory-lock
-    // connections of the projection runner and the notification reconciler.
+    // connections of the projection runner, the audit sealer and the notification
+    // reconciler.
     let most = samples.iter().map(Vec::len).max().unwrap_or(0);
-    assert!(most <= POOL as usize + 2, "{most} connections to the database with a pool of {POOL}: {samples:#?}");
+    assert!(most <= POOL as usize + 3, "{most} connections to the database with a pool of {POOL}: {samples:#?}");
     eprintln!("at most {most} connections with a pool of {POOL} and {WAITERS} waiters");
     observer.close().await.ok();
     app.stop().await;

@@ -68,6 +68,8 @@ pub async fn empty_database() -> TestDatabase {
 pub const TEST_ADMIN_PASSWORD: &str = "test admin password";
 
 pub fn test_settings() -> Settings {
+    let data_dir = std::env::temp_dir().join(format!("alexandria-test-{}", Uuid::new_v4().simple()));
+    let key_dir = std::env::temp_dir().join(format!("alexandria-test-key-{}", Uuid::new_v4().simple()));
     Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_listen: None,
@@ -77,7 +79,14 @@ pub fn test_settings() -> Settings {
         replica_id: format!("test-{}", Uuid::new_v4().simple()),
         upstream_call_timeout: Duration::from_secs(60),
         // Only written to when no admin password is given (the bootstrap test).
-        data_dir: std::env::temp_dir().join(format!("alexandria-test-{}", Uuid::new_v4().simple())),
+        data_dir,
+        // Beside it, not in it (by default the key is generated in the data directory).
+        audit_key_file: key_dir.join("audit-signing-key"),
+        sealer: alexandria::audit::SealerSettings {
+            checkpoint_every_seals: 20,
+            checkpoint_every: Duration::from_secs(1),
+            ..alexandria::audit::SealerSettings::default()
+        },
         admin_password: Some(TEST_ADMIN_PASSWORD.into()),
         jwt_secret: None,
         login_throttle: Default::default(),

@@ -3,6 +3,9 @@
 mod agents_admin;
 mod alertmanager;
 mod audit;
+mod audit_chain;
+mod audit_sealing;
+mod audit_verifier;
 mod auth_bootstrap;
 mod auth_helpers;
 mod auth_matrix;

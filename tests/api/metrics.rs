@@ -157,3 +157,17 @@ async fn oldest_pending_age_is_the_oldest_undecided_request() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn seal_lag_is_a_metric_and_reaches_zero_once_the_sealer_caught_up() {
+    let app = spawn_app().await;
+    request_through(&app.state.store, "agent-a", "s1", &["approve"]).await;
+    let text = scrape(&app).await;
+    assert!(sample(&text, "alexandria_audit_seal_lag_seconds").is_some(), "{text}");
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "the sealer to catch up", || async {
+        let text = scrape(&app).await;
+        text.contains("alexandria_projection_lag_events{projection=\"event_seals\"} 0")
+            && sample(&text, "alexandria_audit_seal_lag_seconds") == Some(0.0)
+    })
+    .await;
+}

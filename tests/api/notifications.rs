@@ -556,3 +556,49 @@ async fn settings_are_validated_partially_patched_and_never_show_the_secret() {
         Err(alexandria::http::ApiError::Unprocessable(message)) if message.contains("webhook_secret is required")
     ));
 }
+
+#[tokio::test]
+async fn signed_audit_checkpoints_are_copied_to_the_webhook_when_asked_for() {
+    let receiver = Receiver::start(0).await;
+    let mut settings = crate::helpers::test_settings();
+    settings.sealer.push_to_webhook = true;
+    let key_file = settings.audit_key_file.clone();
+    let app = crate::helpers::spawn_app_on(crate::helpers::fresh_database().await, settings).await;
+    configure(&app, json!({"webhook_url": receiver.url, "webhook_secret": WEBHOOK_SECRET})).await;
+    request_through(&app.state.store, "agent-k", "checkpointed", &[]).await;
+    let copies = || {
+        receiver
+            .accepted()
+            .into_iter()
+            .filter(|d| d.headers["x-alexandria-event"] == "audit.checkpoint")
+            .collect::<Vec<_>>()
+    };
+    eventually(WAIT, "a checkpoint on the webhook", || async { !copies().is_empty() }).await;
+    let copy = copies()[0].json();
+    assert_eq!(copy["event"], "audit.checkpoint");
+    let checkpoint: alexandria::audit::Checkpoint = serde_json::from_value(copy["checkpoint"].clone()).unwrap();
+    let key = alexandria::audit::AuditKey::load(&key_file).unwrap();
+    checkpoint.verify(&key.public_key()).expect("signed with the server's key");
+    assert_eq!(
+        copies()[0].headers["x-alexandria-delivery"],
+        format!("audit/{}/{}", checkpoint.chain, checkpoint.seq).as_str()
+    );
+}
+
+#[tokio::test]
+async fn checkpoints_are_not_sent_to_the_webhook_unless_asked_for() {
+    let receiver = Receiver::start(0).await;
+    let app = spawn_app().await;
+    configure(&app, json!({"webhook_url": receiver.url, "webhook_secret": WEBHOOK_SECRET})).await;
+    let id = request_through(&app.state.store, "agent-k", "quiet", &[]).await;
+    eventually(WAIT, "the notice", || async { receiver.accepted_for(id).len() == 1 }).await;
+    eventually(WAIT, "a checkpoint signed", || async {
+        alexandria::audit::checkpoints::latest(&app.db.pool, "events").await.unwrap().is_some()
+    })
+    .await;
+    // A copy is sent the moment a checkpoint is signed; a notice sent after that has
+    // arrived, and no copy has.
+    decide(&app, id, C::Reject { by: ADMIN.into(), at: Utc::now(), reason: "no".into() }).await;
+    eventually(WAIT, "the reviewed notice", || async { receiver.accepted_for(id).len() == 2 }).await;
+    assert!(receiver.accepted().iter().all(|d| d.headers["x-alexandria-event"] != "audit.checkpoint"));
+}

@@ -187,10 +187,12 @@ pub fn is_pending(body: &Value) -> bool {
     body["result"]["pending"] == true
 }
 
-/// The lock keys of every single-leader worker: each projection runner and the reconciler.
+/// The lock keys of every single-leader worker: each projection runner, the audit sealer
+/// and the reconciler.
 pub fn worker_keys() -> Vec<String> {
     let mut keys: Vec<String> =
         alexandria_projections::all().iter().map(|p| alexandria_projections::runner::lock_key(p.name())).collect();
+    keys.push(alexandria_projections::runner::lock_key(alexandria::audit::SEALER_NAME));
     keys.push(alexandria::notify::reconciler::LOCK_KEY.to_owned());
     keys
 }

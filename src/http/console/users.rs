@@ -23,7 +23,7 @@ use crate::admin::users::{self, PasswordChange, UserError};
 use crate::auth::{AuthenticatedUser, Role};
 use crate::http::{ApiError, AppState};
 
-const ROLES: [Role; 3] = [Role::Viewer, Role::Admin, Role::SuperAdmin];
+const ROLES: [Role; 4] = [Role::Auditor, Role::Viewer, Role::Admin, Role::SuperAdmin];
 
 #[derive(Template)]
 #[template(path = "console/users.html")]
@@ -33,7 +33,7 @@ pub struct UsersPage {
     /// Why the last change was refused (the service's words).
     pub error: Option<String>,
     pub users: Vec<UserRow>,
-    pub roles: [&'static str; 3],
+    pub roles: [&'static str; 4],
     /// The create form's fields, kept when creating was refused (never the password).
     pub new_name: String,
     pub new_role: String,

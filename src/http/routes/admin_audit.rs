@@ -1,4 +1,4 @@
-//! `GET /admin/audit` (super_admin): the admin audit trail, newest first, a page at a time.
+//! `GET /admin/audit` (super_admin or auditor): the admin audit trail, newest first, a page at a time.
 //! `?limit=` (1 to 500, default 50), `?before=<id>` (the previous page's `next_before`),
 //! `?target=` and `?action=` to narrow it.
 
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit_trail::{self, AuditFilter, AuditPage};
-use crate::http::auth::{SuperAdmin, UserAtLeast};
+use crate::http::auth::AuditReader;
 use crate::http::error::ApiResult;
 use crate::http::extract::ApiQuery;
 use crate::http::openapi::Refusals;
@@ -36,7 +36,7 @@ struct PageQuery {
     responses((status = 200, body = AuditPage), Refusals))]
 async fn page(
     State(state): State<AppState>,
-    _caller: UserAtLeast<SuperAdmin>,
+    _caller: AuditReader,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let filter = AuditFilter { before: query.before, target: query.target, action: query.action };

@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use crate::admin::users::{self, OwnPasswordChange};
 use crate::auth::login::check_password;
 use crate::auth::{sessions, Principal, Role};
-use crate::http::auth::{UserAtLeast, Viewer};
+use crate::http::auth::{AnyUser, UserAtLeast};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ClientAddress};
 use crate::http::openapi::Refusals;
@@ -76,7 +76,7 @@ async fn refresh(
 /// Ends the caller's session: its refresh token and every access token of it stop working.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses((status = 204, description = "Session ended"), Refusals))]
-async fn logout(State(state): State<AppState>, caller: UserAtLeast<Viewer>) -> ApiResult<StatusCode> {
+async fn logout(State(state): State<AppState>, caller: UserAtLeast<AnyUser>) -> ApiResult<StatusCode> {
     let mut conn = state.pool.acquire().await?;
     sessions::revoke_session(&mut conn, caller.session_id, "logout").await?;
     Ok(StatusCode::NO_CONTENT)
@@ -130,7 +130,7 @@ struct ChangePasswordRequest {
 async fn change_own_password(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
-    caller: UserAtLeast<Viewer>,
+    caller: UserAtLeast<AnyUser>,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let change = OwnPasswordChange {
