@@ -409,12 +409,25 @@ pub async fn slow_python_server(peers: &Path, call_log: &Path) -> SlowPythonServ
 
 /// [`slow_python_server`] on `port` (0: a free one), e.g. to start it again where it was.
 pub async fn slow_python_server_on(peers: &Path, call_log: &Path, port: u16) -> SlowPythonServer {
+    let (port, child) = python_peer_on(peers, LOGGED_SLEEP_SERVER, port, &[("PEER_CALL_LOG", call_log)]).await;
+    SlowPythonServer { url: format!("http://127.0.0.1:{port}/mcp"), port, call_log: call_log.to_owned(), child }
+}
+
+/// A Python Streamable HTTP peer: `script` (run with `tests/peers` on its path, usually
+/// importing `python_http_server` and adding tools) on a free port, with `env`; its URL and
+/// process (killed on drop) once it says `LISTENING <port>`.
+pub async fn python_peer(peers: &Path, script: &str, env: &[(&str, &Path)]) -> (String, Child) {
+    let (port, child) = python_peer_on(peers, script, 0, env).await;
+    (format!("http://127.0.0.1:{port}/mcp"), child)
+}
+
+async fn python_peer_on(peers: &Path, script: &str, port: u16, env: &[(&str, &Path)]) -> (u16, Child) {
     let mut child = Command::new(python(peers))
         .arg("-c")
-        .arg(LOGGED_SLEEP_SERVER)
+        .arg(script)
         .arg(repo().join("tests/peers"))
         .arg(port.to_string())
-        .env("PEER_CALL_LOG", call_log)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -430,5 +443,5 @@ pub async fn slow_python_server_on(peers: &Path, call_log: &Path, port: u16) -> 
         .strip_prefix("LISTENING ")
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"));
-    SlowPythonServer { url: format!("http://127.0.0.1:{port}/mcp"), port, call_log: call_log.to_owned(), child }
+    (port, child)
 }

@@ -7,20 +7,18 @@
 //! person's approval has no client to ask.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::auth_helpers::admin_session;
 use crate::conformance::ReferenceServer;
 use crate::gateway_helpers::{
-    agent_token, approve_ok, call, post_mcp, python, register_server, spawn_gateway, tool_call,
+    agent_token, approve_ok, call, post_mcp, python_peer, register_server, spawn_gateway, tool_call,
 };
 use crate::helpers::{eventually, spawn_app, TestApp};
-use crate::peers::{calls_logged, peers, repo};
+use crate::peers::{calls_logged, peers};
 
 /// The SSE events of a reply body, each `data:` line as JSON.
 fn sse_messages(text: &str) -> Vec<Value> {
@@ -106,25 +104,7 @@ peer.main()
 "#;
 
 async fn log_then_sleep_server(peers: &Path, log: &Path) -> (String, Child) {
-    let mut child = Command::new(python(peers))
-        .arg("-c")
-        .arg(LOG_THEN_SLEEP_SERVER)
-        .arg(repo().join("tests/peers"))
-        .arg("0")
-        .env("PEER_CALL_LOG", log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Python MCP server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let line = tokio::time::timeout(Duration::from_secs(60), BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("the Python server did not start within 60 s")
-        .expect("read its stdout")
-        .expect("it exited before listening");
-    let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>").trim().to_owned();
-    (format!("http://127.0.0.1:{port}/mcp"), child)
+    python_peer(peers, LOG_THEN_SLEEP_SERVER, &[("PEER_CALL_LOG", log)]).await
 }
 
 #[tokio::test]
@@ -295,26 +275,9 @@ peer.main()
 #[tokio::test]
 async fn a_resource_update_reaches_the_listening_client_that_subscribed_to_it() {
     let Some(peers) = peers("a_resource_update_reaches_the_listening_client_that_subscribed_to_it") else { return };
-    let mut child = Command::new(python(&peers))
-        .arg("-c")
-        .arg(TOUCHING_SERVER)
-        .arg(repo().join("tests/peers"))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Python MCP server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let line = tokio::time::timeout(Duration::from_secs(60), BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("the Python server did not start within 60 s")
-        .expect("read its stdout")
-        .expect("it exited before listening");
-    let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>").trim().to_owned();
+    let (url, _child) = python_peer(&peers, TOUCHING_SERVER, &[]).await;
     let app = spawn_app().await;
     let admin = admin_session(&app).await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
     register_server(&app, &admin, &json!({"name": "py", "transport": "streamable_http", "url": url})).await;
     crate::auth_helpers::create_agent(&app, &admin, "watcher", &["touch"], &[]).await;
     crate::conformance::set_agent_list(

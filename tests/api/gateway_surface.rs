@@ -6,18 +6,15 @@
 //! records every `logging/setLevel` it receives.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::auth_helpers::{admin_session, create_agent, mint_agent_token, Session};
 use crate::conformance::{set_agent_list, ReferenceServer};
-use crate::gateway_helpers::{post_mcp, python, register_server, request, rpc_error, INVALID_PARAMS};
+use crate::gateway_helpers::{post_mcp, python_peer, register_server, request, rpc_error, INVALID_PARAMS};
 use crate::helpers::{spawn_app, TestApp};
-use crate::peers::{peers, repo};
+use crate::peers::peers;
 
 const RESOURCE_NOT_FOUND: i64 = -32002;
 
@@ -53,25 +50,8 @@ struct LevelRecordingServer {
 impl LevelRecordingServer {
     async fn start(peers: &Path) -> Self {
         let levels = tempfile::NamedTempFile::new().expect("a level log");
-        let mut child = Command::new(python(peers))
-            .arg("-c")
-            .arg(LEVEL_RECORDING_SERVER)
-            .arg(repo().join("tests/peers"))
-            .arg("0")
-            .env("PEER_LEVEL_LOG", levels.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the Python MCP server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let line = tokio::time::timeout(Duration::from_secs(60), BufReader::new(stdout).lines().next_line())
-            .await
-            .expect("the Python server did not start within 60 s")
-            .expect("read its stdout")
-            .expect("it exited before listening");
-        let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>").trim();
-        Self { url: format!("http://127.0.0.1:{port}/mcp"), levels, _child: child }
+        let (url, child) = python_peer(peers, LEVEL_RECORDING_SERVER, &[("PEER_LEVEL_LOG", levels.path())]).await;
+        Self { url, levels, _child: child }
     }
 
     fn levels(&self) -> Vec<String> {
