@@ -20,8 +20,8 @@ pub use changes::{EventListener, LogChange, PolicyNotice};
 pub use leadership::{Leadership, LockHolder};
 pub use log::{LogPosition, StoredEvent, UnreadableEvent};
 pub use permission_requests::PermissionRequestsProjection;
-pub use projection::Projection;
-pub use rebuild::{rebuild, RebuildProgress, RebuildSummary};
+pub use projection::{Projection, Replay};
+pub use rebuild::{rebuild, rebuild_in_batches_of, RebuildProgress, RebuildSummary};
 pub use runner::ProjectionRunner;
 pub use status::{projection_status, ProjectionStatus};
 

@@ -16,7 +16,9 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
-use crate::projection::Projection;
+use crate::projection::{Projection, Replay};
+
+mod replay;
 
 pub struct PermissionRequestsProjection;
 
@@ -310,6 +312,10 @@ impl Projection for PermissionRequestsProjection {
 
     fn table(&self) -> &'static str {
         "permission_requests"
+    }
+
+    fn replay(&self) -> Option<Box<dyn Replay>> {
+        Some(Box::<replay::PermissionRequestsReplay>::default())
     }
 
     async fn apply(&self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()> {

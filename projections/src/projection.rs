@@ -21,4 +21,22 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies a batch of events, in order, to `table` (the live table or a rebuild's
     /// shadow copy of it).
     async fn apply(&self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()>;
+
+    /// A rebuild's faster path, if the projection has one: a fold over the whole log that
+    /// keeps its state between batches, so no row is read back and each is written once.
+    /// It must leave `table` exactly as [`apply`](Self::apply) over the same events would.
+    fn replay(&self) -> Option<Box<dyn Replay>> {
+        None
+    }
+}
+
+/// A whole-log fold into an empty shadow table, for one rebuild (see
+/// [`Projection::replay`]). State lives only as long as the rebuild.
+#[async_trait]
+pub trait Replay: Send {
+    /// Folds in the next events, in order; may write what can change no more.
+    async fn fold(&mut self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()>;
+
+    /// Writes everything still held.
+    async fn finish(self: Box<Self>, conn: &mut PgConnection, table: &str) -> anyhow::Result<()>;
 }

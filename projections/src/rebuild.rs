@@ -102,6 +102,17 @@ pub async fn rebuild(
     projection: &dyn Projection,
     progress: &mut dyn RebuildProgress,
 ) -> anyhow::Result<RebuildSummary> {
+    rebuild_in_batches_of(pool, projection, progress, REBUILD_BATCH_SIZE).await
+}
+
+/// [`rebuild`], reading `batch_size` events at a time (tests use small batches, so that a
+/// request's events span several).
+pub async fn rebuild_in_batches_of(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    progress: &mut dyn RebuildProgress,
+    batch_size: i64,
+) -> anyhow::Result<RebuildSummary> {
     let started = Instant::now();
     let table = projection.table();
     let shadow = shadow_name(table);
@@ -135,7 +146,7 @@ pub async fn rebuild(
         let mut at = LogPosition::START;
         loop {
             let mut conn = reader_pool.acquire().await?;
-            let events = read_settled_batch(&mut conn, at, REBUILD_BATCH_SIZE).await?;
+            let events = read_settled_batch(&mut conn, at, batch_size).await?;
             let Some(last) = events.last().map(|e| e.position()) else { return anyhow::Ok(()) };
             at = last;
             if batches.send(events).await.is_err() {
@@ -145,15 +156,30 @@ pub async fn rebuild(
     });
     let mut at = LogPosition::START;
     let mut applied = 0u64;
+    // The shadow table is nobody else's until the swap: a replay writes it on one
+    // connection without a transaction per batch (a failed rebuild leaves a shadow table
+    // the next one drops).
+    let mut replay = match projection.replay() {
+        Some(replay) => Some((replay, pool.acquire().await?)),
+        None => None,
+    };
     while let Some(events) = incoming.recv().await {
-        let mut tx = pool.begin().await?;
-        projection.apply(&mut tx, &shadow, &events).await?;
-        tx.commit().await?;
+        match replay.as_mut() {
+            Some((replay, conn)) => replay.fold(conn, &shadow, &events).await?,
+            None => {
+                let mut tx = pool.begin().await?;
+                projection.apply(&mut tx, &shadow, &events).await?;
+                tx.commit().await?;
+            }
+        }
         at = events.last().map(|e| e.position()).unwrap_or(at);
         applied += events.len() as u64;
         progress.advanced(applied);
     }
     reader.await??;
+    if let Some((replay, mut conn)) = replay {
+        replay.finish(&mut conn, &shadow).await?;
+    }
 
     // The swap. Events committed since the loop ended are not in the shadow table; the
     // live runner applies them after the swap, because the checkpoint says the shadow
@@ -161,7 +187,7 @@ pub async fn rebuild(
     let mut tx = pool.begin().await?;
     lock_checkpoint(&mut tx, projection.name()).await?;
     loop {
-        let events = read_settled_batch(&mut tx, at, REBUILD_BATCH_SIZE).await?;
+        let events = read_settled_batch(&mut tx, at, batch_size).await?;
         let Some(last) = events.last().map(|e| e.position()) else { break };
         projection.apply(&mut tx, &shadow, &events).await?;
         at = last;

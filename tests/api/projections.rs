@@ -7,7 +7,7 @@ use alexandria::approval::store::PermissionStore;
 use alexandria_domain::PermissionRequestEvent;
 use alexandria_projections::runner::{catch_up, DEFAULT_BATCH_SIZE};
 use alexandria_projections::{
-    projection_status, rebuild, EventListener, PermissionRequestsProjection, ProjectionRunner,
+    projection_status, rebuild, rebuild_in_batches_of, EventListener, PermissionRequestsProjection, ProjectionRunner,
 };
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -284,6 +284,22 @@ async fn a_rebuild_yields_the_same_read_model_as_live_projection() {
     assert_eq!(index_names(&db.pool).await, indexes_before);
     // The live runner has nothing left to do.
     assert_eq!(catch_up(&db.pool, &PermissionRequestsProjection, 100).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_rebuild_whose_batches_split_requests_yields_the_same_read_model() {
+    // Batches of 3 events: most requests' events span two or three batches, and final
+    // requests are written while later ones are still open.
+    let db = fresh_database().await;
+    let store = PermissionStore::new(db.pool.clone());
+    varied_history(&store, 40).await;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap();
+    catch_up_all(&db.pool, total as u64).await;
+    let live = read_model(&db.pool, "permission_requests").await;
+
+    let summary = rebuild_in_batches_of(&db.pool, &PermissionRequestsProjection, &mut (), 3).await.unwrap();
+    assert_eq!((summary.rows, summary.events as i64), (40, total));
+    assert_eq!(read_model(&db.pool, "permission_requests").await, live);
 }
 
 #[tokio::test]
