@@ -10,6 +10,8 @@
 //! - waiters: 10,000 concurrent in-band waiters: server RSS and database connections;
 //! - consoles: 200 open consoles (the inbox's event streams): server RSS, database
 //!   connections, and how long until every stream has heard of a new request;
+//! - creates: gated creates per second at concurrency 64 against `pgbench` inserting one
+//!   row per transaction into the same database;
 //! - sealing: gated creates per second (each appends a `Created`) with the audit sealer
 //!   running and with it standing by (this harness holds its lock), alternating.
 //!
@@ -428,6 +430,66 @@ async fn sealing() {
     println!();
 }
 
+/// Gated creates per second at concurrency 64 (in-band wait 0: each call appends a
+/// `Created` and answers pending), then `pgbench` inserting one row per transaction
+/// into the same database at the same concurrency: the database's own ceiling for one
+/// durable write, on the same machine in the same run.
+async fn creates() {
+    const CALLS: usize = 8000;
+    const CONCURRENCY: usize = 64;
+    println!("## Gated creates against pgbench's one-insert transactions (concurrency {CONCURRENCY})\n");
+    println!("| round | gated creates/s | p50 | p99 | pgbench inserts/s | share |\n|---|---|---|---|---|---|");
+    for round in 1..=3 {
+        let server = Server::start(0).await;
+        let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+        let tokens = tokens(&client, &server).await;
+        let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
+        for n in 0..200u64 {
+            gated_write(&client, &endpoint, &tokens.agent, &format!("warm-{n}"), n, "/warm.txt").await;
+        }
+        let (c, e, t) = (client.clone(), endpoint.clone(), tokens.agent.clone());
+        let report = run_concurrent(CONCURRENCY, CALLS, move |n| {
+            let (c, e, t) = (c.clone(), e.clone(), t.clone());
+            async move {
+                let started = Instant::now();
+                let response = gated_write(&c, &e, &t, &format!("create-{n}"), n, &format!("/c/{n}.txt")).await;
+                assert!(response["result"]["pending"] == true, "{response}");
+                started.elapsed()
+            }
+        })
+        .await;
+        let admin = admin_url();
+        let database_url = format!("{}/{}", admin.rsplit_once('/').unwrap().0, server.database);
+        drop(server);
+        let mut conn = PgConnection::connect(&database_url).await.unwrap();
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
+            .await
+            .unwrap();
+        let script = std::env::temp_dir().join("alexandria-bench-insert.sql");
+        std::fs::write(&script, "INSERT INTO bench_insert (payload) VALUES ('{\"tool\": \"write_file\"}');\n").unwrap();
+        let pgbench = tokio::process::Command::new("pgbench")
+            .args(["-n", "-c", &CONCURRENCY.to_string(), "-j", "2", "-T", "10", "-f"])
+            .arg(&script)
+            .arg(&database_url)
+            .output()
+            .await
+            .expect("pgbench (Debian postgresql-client)");
+        let output = String::from_utf8_lossy(&pgbench.stdout);
+        let tps: f64 = output
+            .lines()
+            .find_map(|line| line.strip_prefix("tps = ")?.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("pgbench said: {output}{}", String::from_utf8_lossy(&pgbench.stderr)));
+        println!(
+            "| {round} | {:.0} | {} | {} | {tps:.0} | {:.0} % |",
+            report.per_second,
+            ms(report.p50),
+            ms(report.p99),
+            100.0 * report.per_second / tps
+        );
+    }
+    println!();
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -438,18 +500,33 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 
 async fn waiters() {
     let count: usize = std::env::var("BENCH_WAITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    // Each waiter holds a socket on both sides.
-    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
-    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    // Each waiter holds a socket on both sides: raise the limit as far as this user may
+    // (root: to the kernel's `nr_open`); the server inherits it.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let nr_open: u64 =
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(hard);
+    if setrlimit(Resource::RLIMIT_NOFILE, nr_open, nr_open).is_err() {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
     let server = Server::start(600).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(count).build().unwrap();
     let tokens = tokens(&client, &server).await;
+    // One loopback source address per 20,000 waiters: a (source, destination) pair has
+    // only the ephemeral port range (about 28,000 ports on Linux) to give.
+    let clients: Vec<reqwest::Client> = (0..count.div_ceil(20_000).max(1))
+        .map(|i| {
+            let source = std::net::IpAddr::from([127, 0, 0, 1 + i as u8]);
+            reqwest::Client::builder().pool_max_idle_per_host(count).local_address(source).build().unwrap()
+        })
+        .collect();
     let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
     let rss_before = rss_kib(server.pid(), "VmRSS:");
     let started = Instant::now();
     let mut calls = Vec::with_capacity(count);
     for n in 0..count as u64 {
-        let (client, endpoint, token) = (client.clone(), endpoint.clone(), tokens.agent.clone());
+        let client = clients[n as usize % clients.len()].clone();
+        let (endpoint, token) = (endpoint.clone(), tokens.agent.clone());
         calls.push(tokio::spawn(async move {
             // Connect in waves: ten thousand simultaneous SYNs overflow the listen
             // backlog and turn into client-side connect timeouts.
@@ -652,5 +729,8 @@ async fn main() {
     }
     if which == "sealing" || which == "all" {
         sealing().await;
+    }
+    if which == "creates" || which == "all" {
+        creates().await;
     }
 }

@@ -4,6 +4,7 @@ fn main() -> std::process::ExitCode {
     // Before the runtime starts any thread (or any stdio upstream).
     alexandria::cli::process::return_large_blocks_to_the_system();
     alexandria::cli::process::refuse_inspection();
+    alexandria::cli::process::raise_open_files_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

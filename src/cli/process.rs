@@ -21,6 +21,20 @@ pub fn return_large_blocks_to_the_system() {
 /// Other processes of the same user may not read this one's memory or `/proc/<pid>/environ`
 /// (which holds `DATABASE_URL`, the JWT secret and the admin password as given): a stdio
 /// upstream runs as the gateway's user, and must not be able to take them.
+/// Raises the soft limit on open files to the hard one (as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do): every parked call is an open socket, and the default soft
+/// limit (1,024 on most systems) would cap a replica at about a thousand waiters while
+/// the operator's `LimitNOFILE`/`ulimit -Hn` allows far more. The server's connection
+/// cap is derived from the result ([`crate::http::server`]).
+pub fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 pub fn refuse_inspection() {
     #[cfg(target_os = "linux")]
     {

@@ -29,10 +29,20 @@ use tower::ServiceExt;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send a request's body (the router's layer).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most connections served at once; beyond, new ones wait in the listen backlog. Above
-/// the design target of ten thousand parked calls; run the server with a file-descriptor
-/// limit above it (`ulimit -n 65536`).
-pub const MAX_CONNECTIONS: usize = 20_000;
+/// File descriptors kept back from client connections: the database pool, upstream
+/// connections and child processes, the listeners, log and key files.
+const RESERVED_DESCRIPTORS: u64 = 1_024;
+
+/// Most client connections served at once: what the open-files limit allows after
+/// [`RESERVED_DESCRIPTORS`] (at least 64). Beyond it, new connections wait in the listen
+/// backlog instead of failing `accept` with "too many open files". `main` raises the
+/// soft limit to the hard one; raise the hard one (`LimitNOFILE=`, `ulimit -Hn`, the
+/// container runtime's `nofile`) to park more calls on one replica.
+pub fn connection_limit() -> usize {
+    let open_files = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(RESERVED_DESCRIPTORS + 64, |(soft, _)| soft);
+    usize::try_from(open_files.saturating_sub(RESERVED_DESCRIPTORS).max(64)).unwrap_or(usize::MAX)
+}
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting, lets
 /// every connection finish its in-flight request, and returns when all have closed.
@@ -58,7 +68,7 @@ pub async fn serve_then_hand_over(listener: TcpListener, app: Router, stop: Canc
 }
 
 async fn accept_until(listener: &TcpListener, app: Router, shutdown: &CancellationToken, connections: &TaskTracker) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(connection_limit().min(tokio::sync::Semaphore::MAX_PERMITS)));
     loop {
         // A free slot first: at the cap, connections queue in the kernel's backlog rather
         // than each costing a task, buffers and a file descriptor here.
