@@ -215,7 +215,9 @@ async fn a_gated_call_run_without_a_client_stream_records_no_answer_against_its_
     let position = line["position"].as_i64().expect("a position");
     let mut tx = app.db.pool.begin().await.expect("begin");
     sqlx::query("ALTER TABLE events DISABLE TRIGGER USER").execute(&mut *tx).await.expect("triggers off");
-    sqlx::query("UPDATE events SET payload = jsonb_set(payload, '{ClientRequestRelayed,server}', '\"forged\"') WHERE global_position = $1")
+    let forge = "UPDATE events SET payload = jsonb_set(payload::jsonb, '{ClientRequestRelayed,server}', '\"forged\"')::json \
+                 WHERE global_position = $1";
+    sqlx::query(forge)
         .bind(position)
         .execute(&mut *tx)
         .await
