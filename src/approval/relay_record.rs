@@ -101,8 +101,12 @@ impl NoAnswer {
 pub enum RelayOutcome {
     Answered,
     /// The client answered with a JSON-RPC error; its code (absent if it gave none).
-    Refused { code: Option<i64> },
-    NoAnswer { reason: NoAnswer },
+    Refused {
+        code: Option<i64>,
+    },
+    NoAnswer {
+        reason: NoAnswer,
+    },
 }
 
 impl RelayOutcome {
@@ -153,7 +157,8 @@ impl RelayRecorder {
     pub fn record(&self, origin: &CallOrigin, record: RelayedRequest) {
         self.metrics.relayed_client_request(&record.method, record.outcome.label());
         let recorder = self.clone();
-        let metadata = EventMetadata::new(Actor::Agent(origin.agent.clone()).to_string(), &self.replica, &origin.trace_id);
+        let metadata =
+            EventMetadata::new(Actor::Agent(origin.agent.clone()).to_string(), &self.replica, &origin.trace_id);
         tokio::spawn(async move {
             if let Err(error) = append(&recorder.pool, &record, &metadata).await {
                 recorder.metrics.relayed_client_request_record_failure();
@@ -243,7 +248,10 @@ mod tests {
                 RelayOutcome::NoAnswer { reason: NoAnswer::ClientHungUp },
                 json!({"kind": "no_answer", "reason": "client_hung_up"}),
             ),
-            (RelayOutcome::NoAnswer { reason: NoAnswer::TimedOut }, json!({"kind": "no_answer", "reason": "timed_out"})),
+            (
+                RelayOutcome::NoAnswer { reason: NoAnswer::TimedOut },
+                json!({"kind": "no_answer", "reason": "timed_out"}),
+            ),
         ];
         for (outcome, shape) in shapes {
             assert_eq!(serde_json::to_value(&outcome).expect("serialise"), shape);

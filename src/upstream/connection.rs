@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use futures::StreamExt as _;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use reqwest::header::{HeaderName, HeaderValue};
@@ -22,7 +23,6 @@ use rmcp::service::{InboundStreamOrigin, RequestContext};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt as _};
-use chrono::Utc;
 use serde_json::Value;
 use tokio::process::ChildStderr;
 use tokio::sync::Notify;
@@ -101,8 +101,9 @@ impl GatewayClient {
                     }
                     Err(AskError::Refused(error)) => {
                         let code = error.get("code").and_then(Value::as_i64);
-                        let refused = serde_json::from_value(error.clone())
-                            .unwrap_or_else(|_| ErrorData::internal_error("the client refused the request", Some(error)));
+                        let refused = serde_json::from_value(error.clone()).unwrap_or_else(|_| {
+                            ErrorData::internal_error("the client refused the request", Some(error))
+                        });
                         (Err(refused), RelayOutcome::Refused { code })
                     }
                 }
@@ -124,7 +125,9 @@ impl GatewayClient {
                 };
                 recorder.record(&origin, record);
             }
-            None => tracing::warn!(server = %self.server, method, "a request an upstream asked outside any known call is not recorded"),
+            None => {
+                tracing::warn!(server = %self.server, method, "a request an upstream asked outside any known call is not recorded")
+            }
         }
         answer
     }

@@ -8,12 +8,12 @@ use alexandria_domain::CallOutcome;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::relay::CallScope;
 use crate::approval::gate::ToolExecutor;
 use crate::approval::{CallOrigin, CallRelay, RelayRecorder};
 use crate::mcp::jsonrpc::INTERNAL_ERROR;
 use crate::mcp::ToolDirectory;
 use crate::metrics::Metrics;
-use super::relay::CallScope;
 use crate::upstream::{UpstreamError, UpstreamRegistry};
 
 #[derive(Clone)]
@@ -43,7 +43,13 @@ impl ToolExecutor for UpstreamTools {
         self.registry.tool_is_reachable(tool).await
     }
 
-    async fn execute(&self, tool: &str, arguments: &Value, origin: CallOrigin, relay: Option<CallRelay>) -> CallOutcome {
+    async fn execute(
+        &self,
+        tool: &str,
+        arguments: &Value,
+        origin: CallOrigin,
+        relay: Option<CallRelay>,
+    ) -> CallOutcome {
         let scope = CallScope { relay, record: Some((origin, self.recorder.clone())) };
         self.run(tool, arguments, scope).await
     }

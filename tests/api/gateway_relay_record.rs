@@ -99,7 +99,8 @@ async fn an_answered_elicitation_is_recorded_with_its_call_but_not_the_answer() 
     let call = tool_call(3, "test_elicitation", json!({"message": "What is six times seven?"}));
     let mut stream = post_streaming(&app, &token, &call).await;
     let id = asked_id(&mut stream).await;
-    let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"action": "accept", "content": {"response": "secret-42"}}});
+    let answer =
+        json!({"jsonrpc": "2.0", "id": id, "result": {"action": "accept", "content": {"response": "secret-42"}}});
     assert_eq!(post_mcp(&app, "/mcp", &token, None, &answer).await.status, 202);
     let rest = stream.text().await.expect("the rest of the stream");
     assert!(rest.contains("secret-42"), "the upstream got the answer: {rest}");
@@ -116,10 +117,11 @@ async fn an_answered_elicitation_is_recorded_with_its_call_but_not_the_answer() 
     assert!(call_id.parse::<Uuid>().is_ok() && sequence == 1, "{call_id} #{sequence}");
     assert!(record["asked_at"].is_string() && record["ended_at"].is_string(), "{record}");
     assert!(!whole.contains("secret-42"), "the client's answer is not stored: {whole}");
-    let stored: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE payload::text LIKE '%secret-42%')")
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("search the log");
+    let stored: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE payload::text LIKE '%secret-42%')")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("search the log");
     assert!(!stored, "no event anywhere holds the answer");
 
     let metrics = scrape(&app).await;
@@ -209,19 +211,21 @@ async fn a_gated_call_run_without_a_client_stream_records_no_answer_against_its_
     assert_eq!(line["aggregate_id"], request_id.to_string());
     assert_eq!(line["type"], "ClientRequestRelayed");
     assert!(line["hash"].is_string(), "sealed: {line}");
-    let verified = alexandria("postgres://nobody@127.0.0.1:1/none", dir.path(), &["events", "verify", "--file", file.to_str().unwrap()]).await;
+    let verified = alexandria(
+        "postgres://nobody@127.0.0.1:1/none",
+        dir.path(),
+        &["events", "verify", "--file", file.to_str().unwrap()],
+    )
+    .await;
     assert!(verified.status.success(), "{verified:?}");
 
     let position = line["position"].as_i64().expect("a position");
     let mut tx = app.db.pool.begin().await.expect("begin");
     sqlx::query("ALTER TABLE events DISABLE TRIGGER USER").execute(&mut *tx).await.expect("triggers off");
-    let forge = "UPDATE events SET payload = jsonb_set(payload::jsonb, '{ClientRequestRelayed,server}', '\"forged\"')::json \
+    let forge =
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, '{ClientRequestRelayed,server}', '\"forged\"')::json \
                  WHERE global_position = $1";
-    sqlx::query(forge)
-        .bind(position)
-        .execute(&mut *tx)
-        .await
-        .expect("edit the record");
+    sqlx::query(forge).bind(position).execute(&mut *tx).await.expect("edit the record");
     sqlx::query("ALTER TABLE events ENABLE TRIGGER USER").execute(&mut *tx).await.expect("triggers on");
     tx.commit().await.expect("commit");
     let live = alexandria(&app.db.url(), dir.path(), &["events", "verify"]).await;

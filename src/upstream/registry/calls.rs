@@ -7,9 +7,9 @@ use serde_json::{Map, Value};
 
 use super::super::connection;
 use super::super::error::UpstreamError;
+use super::super::relay::CallScope;
 use super::super::server::{ConnectionStatus, InFlight};
 use super::UpstreamRegistry;
-use super::super::relay::CallScope;
 
 /// How long the ping before a claim may take.
 const REACHABILITY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
