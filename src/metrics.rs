@@ -223,6 +223,11 @@ impl Metrics {
         self.inner.relay_record_failures.inc();
     }
 
+    /// Records of relayed requests this process could not append (for tests).
+    pub fn relayed_client_request_record_failures(&self) -> u64 {
+        self.inner.relay_record_failures.get()
+    }
+
     /// Agent token checks of this process answered from `source` (for tests).
     pub fn agent_policy_checks(&self, source: &str) -> u64 {
         self.inner.agent_policy_checks.with_label_values(&[source]).get()

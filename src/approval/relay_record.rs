@@ -258,4 +258,38 @@ mod tests {
             assert_eq!(serde_json::from_value::<RelayOutcome>(shape).expect("read back"), outcome);
         }
     }
+
+    #[tokio::test]
+    async fn a_record_that_cannot_be_appended_is_counted_and_the_caller_goes_on() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_millis(200))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        let metrics = Metrics::new();
+        let recorder = RelayRecorder::new(pool, metrics.clone(), "replica-1");
+        let origin = CallOrigin::pass_through("agent", "tool", None);
+        let record = RelayedRequest {
+            server: "srv".into(),
+            agent: origin.agent.clone(),
+            tool: origin.tool.clone(),
+            call_id: origin.call_id,
+            permission_request_id: None,
+            method: "elicitation/create".into(),
+            params: json!({"message": "?"}),
+            asked_at: Utc::now(),
+            ended_at: Utc::now(),
+            outcome: RelayOutcome::Answered,
+        };
+        let started = std::time::Instant::now();
+        recorder.record(&origin, record);
+        assert!(started.elapsed() < std::time::Duration::from_millis(100), "recording does not wait for the append");
+        assert_eq!(metrics.relayed_client_requests("elicitation/create", "answered"), 1);
+        for _ in 0..100 {
+            if metrics.relayed_client_request_record_failures() == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the failed append is counted");
+    }
 }
