@@ -196,6 +196,29 @@ async fn a_gated_call_run_without_a_client_stream_records_no_answer_against_its_
     assert_eq!(listed[0]["outcome"]["kind"], "no_answer");
     assert_eq!(detail["status"], "executed", "recording changes nothing of the request: {detail}");
 
+    // And so does its console page.
+    let login = app
+        .client
+        .post(app.url("/login"))
+        .header("origin", &app.address)
+        .form(&[("username", "admin"), ("password", crate::helpers::TEST_ADMIN_PASSWORD)])
+        .send()
+        .await
+        .expect("POST /login");
+    assert_eq!(login.status(), 303, "console login");
+    let cookie = login.headers()["set-cookie"].to_str().expect("ASCII").split(';').next().expect("a cookie").to_owned();
+    let page = app
+        .client
+        .get(app.url(&format!("/requests/{request_id}")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("GET the request's page");
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.expect("the page");
+    assert!(page.contains("Asked of the client during the call") && page.contains("sampling/createMessage"), "{page}");
+    assert!(page.contains("no answer: this call has no client stream to ask on"), "{page}");
+
     // Sealed, exported and verified like every event; and an edit of it is named.
     seal_all(&app.db.pool).await;
     let dir = tempfile::tempdir().expect("tempdir");
