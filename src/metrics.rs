@@ -32,6 +32,8 @@ struct Inner {
     seal_lag: prometheus::Gauge,
     notifier_deliveries: IntCounterVec,
     agent_policy_checks: IntCounterVec,
+    relayed_client_requests: IntCounterVec,
+    relay_record_failures: prometheus::IntCounter,
     refresh_failures: prometheus::IntCounter,
     refreshes: prometheus::IntCounter,
     /// When the database-derived gauges were last refreshed. Held while they are: scrapes
@@ -147,6 +149,20 @@ impl Metrics {
                  round trip) or database (not cached yet, or the cache unusable while its notifications are not heard).",
                 &["source"],
             ),
+            relayed_client_requests: counter(
+                "alexandria_relayed_client_requests_total",
+                "Requests an upstream asked a client during a call (sampling/createMessage, elicitation/create), \
+                 by method and outcome (answered, refused, no_answer).",
+                &["method", "outcome"],
+            ),
+            relay_record_failures: register(
+                &registry,
+                prometheus::IntCounter::new(
+                    "alexandria_relayed_client_request_record_failures_total",
+                    "Relayed client requests whose record could not be appended to the event log (the call went on).",
+                )
+                .expect("valid metric"),
+            ),
             refresh_failures: register(
                 &registry,
                 prometheus::IntCounter::new(
@@ -189,6 +205,27 @@ impl Metrics {
     /// One agent token check; `source` is `cache` or `database`.
     pub fn agent_policy_check(&self, source: &str) {
         self.inner.agent_policy_checks.with_label_values(&[source]).inc();
+    }
+
+    /// One request an upstream asked a client during a call; `outcome` is `answered`,
+    /// `refused` or `no_answer`.
+    pub fn relayed_client_request(&self, method: &str, outcome: &str) {
+        self.inner.relayed_client_requests.with_label_values(&[method, outcome]).inc();
+    }
+
+    /// Relayed client requests of this process that ended with `outcome` (for tests).
+    pub fn relayed_client_requests(&self, method: &str, outcome: &str) -> u64 {
+        self.inner.relayed_client_requests.with_label_values(&[method, outcome]).get()
+    }
+
+    /// A relayed request's record that could not be appended.
+    pub fn relayed_client_request_record_failure(&self) {
+        self.inner.relay_record_failures.inc();
+    }
+
+    /// Records of relayed requests this process could not append (for tests).
+    pub fn relayed_client_request_record_failures(&self) -> u64 {
+        self.inner.relay_record_failures.get()
     }
 
     /// Agent token checks of this process answered from `source` (for tests).

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::approval::{Gate, GateSettings, PermissionStore};
+use crate::approval::{Gate, GateSettings, PermissionStore, RelayRecorder};
 use crate::audit::checkpoints::CheckpointSink;
 use crate::audit::push::WebhookCheckpoints;
 use crate::audit::{AuditKey, Sealer, SealerSettings};
@@ -106,7 +106,8 @@ impl Application {
         );
         let listener = EventListener::new();
         let store = PermissionStore::new(pool.clone()).with_metrics(metrics.clone());
-        let tools = Arc::new(UpstreamTools::new(upstreams.clone(), metrics.clone()));
+        let recorder = RelayRecorder::new(pool.clone(), metrics.clone(), &settings.replica_id);
+        let tools = Arc::new(UpstreamTools::new(upstreams.clone(), metrics.clone(), recorder));
         let gate = Gate::new(
             store.clone(),
             Arc::clone(&listener),

@@ -43,6 +43,11 @@ pub struct PermissionDto {
     /// notice (filled by `notify::attach_delivery_state`); the reject reason is repeated here
     /// because the runbook's agents read it from `notifier_meta`.
     pub notifier_meta: Value,
+    /// Only in a single request's detail (`GET /admin/permissions/{id}`): the requests
+    /// its upstream asked the client during its call (sampling, elicitation), with how
+    /// each ended, never the client's answer (`approval::relay_record`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relayed_requests: Option<Vec<crate::approval::relay_record::RelayedRequestEntry>>,
 }
 
 fn notifier_meta(reason: Option<&str>) -> Value {
@@ -72,6 +77,7 @@ impl PermissionDto {
             executed_at: state.claim().map(|claim| claim.at),
             has_result: state.outcome().is_some(),
             notifier_meta: notifier_meta(state.reason()),
+            relayed_requests: None,
         })
     }
 
@@ -92,6 +98,7 @@ impl PermissionDto {
             reason,
             executed_at: row.try_get("executed_at")?,
             has_result: row.try_get::<Option<DateTime<Utc>>, _>("result_cached_at")?.is_some(),
+            relayed_requests: None,
         })
     }
 }

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
+use super::relay_record::NoAnswer;
+
 /// The client side of one call's messages.
 #[derive(Debug, Clone)]
 pub struct CallRelay {
@@ -32,7 +34,7 @@ pub struct CallRelay {
 #[derive(Debug)]
 pub enum AskError {
     /// The client hung up, or did not answer in time.
-    NoAnswer(&'static str),
+    NoAnswer(NoAnswer),
     /// The client answered with this JSON-RPC error object.
     Refused(Value),
 }
@@ -50,15 +52,15 @@ impl CallRelay {
         let (answer, answered) = oneshot::channel();
         let _pending = self.answers.expect(&id, &self.agent, answer);
         if !self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})) {
-            return Err(AskError::NoAnswer("the client hung up"));
+            return Err(AskError::NoAnswer(NoAnswer::ClientHungUp));
         }
         match tokio::time::timeout(timeout, answered).await {
             Ok(Ok(mut message)) => match message.get_mut("result") {
                 Some(result) => Ok(result.take()),
                 None => Err(AskError::Refused(message.get("error").cloned().unwrap_or(Value::Null))),
             },
-            Ok(Err(_)) => Err(AskError::NoAnswer("the client hung up")),
-            Err(_) => Err(AskError::NoAnswer("the client did not answer in time")),
+            Ok(Err(_)) => Err(AskError::NoAnswer(NoAnswer::ClientHungUp)),
+            Err(_) => Err(AskError::NoAnswer(NoAnswer::TimedOut)),
         }
     }
 }

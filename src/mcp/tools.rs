@@ -14,7 +14,7 @@ use super::jsonrpc::{
 };
 use super::streams;
 use super::tasks::Tasks;
-use crate::approval::{CallRelay, ClientAnswers, Gate, GateResponse, GatedCall, ToolExecutor};
+use crate::approval::{CallOrigin, CallRelay, ClientAnswers, Gate, GateResponse, GatedCall, ToolExecutor};
 
 /// The merged catalog of upstream tools.
 pub trait ToolDirectory: Send + Sync {
@@ -119,6 +119,8 @@ impl Tools {
                 return not_offered();
             }
             let executor = Arc::clone(&self.executor);
+            // What the upstream asks the client during the call is recorded under this.
+            let origin = CallOrigin::pass_through(&caller.agent, &name, context.trace_id.as_deref());
             if context.accepts_event_stream {
                 // The upstream's progress and log messages during the call reach this
                 // client on an SSE reply (see `streams::relayed`).
@@ -133,11 +135,11 @@ impl Tools {
                 let failed = request.error(INTERNAL_ERROR, "the call failed inside the gateway", None);
                 let responder = request.clone();
                 let call = tokio::spawn(async move {
-                    outcome_response(&responder, executor.execute_relayed(&name, &arguments, relay).await)
+                    outcome_response(&responder, executor.execute(&name, &arguments, origin, Some(relay)).await)
                 });
                 return streams::relayed(call, messages, failed).await;
             }
-            let task = tokio::spawn(async move { executor.execute(&name, &arguments).await });
+            let task = tokio::spawn(async move { executor.execute(&name, &arguments, origin, None).await });
             return McpReply::response(match task.await {
                 Ok(outcome) => outcome_response(&request, outcome),
                 Err(error) => {

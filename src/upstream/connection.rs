@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use futures::StreamExt as _;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use reqwest::header::{HeaderName, HeaderValue};
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{TransportKind, UpstreamConfig};
 use super::relay::Relays;
+use crate::approval::relay_record::{NoAnswer, RelayOutcome, RelayedRequest};
 use crate::approval::AskError;
 
 /// The only variables a stdio child inherits from the gateway's environment; the
@@ -62,37 +64,72 @@ impl GatewayClient {
     /// Relays a request the server sent during one of our calls to that call's client,
     /// and its answer back. No relayed call (an approved gated call runs without a client
     /// stream, or the client does not read one): a clear error the server's tool decides
-    /// what to make of. Which server asked what is recorded in the log; the answer is
-    /// the client's business.
+    /// what to make of. Either way the request is recorded with its call
+    /// (`approval::relay_record`): which server asked what, and how it ended; the answer
+    /// is the client's business.
     async fn ask_client(
         &self,
         method: &str,
         params: Value,
         context: &RequestContext<RoleClient>,
     ) -> Result<Value, ErrorData> {
-        let relay = match context.extensions.get::<InboundStreamOrigin>() {
+        let scope = match context.extensions.get::<InboundStreamOrigin>() {
             Some(InboundStreamOrigin::OutboundRequest(call)) => self.relays.for_request(call),
             _ => None,
-        };
-        let Some(relay) = relay else {
-            tracing::info!(server = %self.server, method, "an upstream asked a client, but no client stream is open for its call");
-            return Err(ErrorData::internal_error(
-                format!(
-                    "the gateway cannot relay {method}: this call has no client to ask (a call run after a \
-                     person's approval, or a client that does not read a text/event-stream answer)"
-                ),
-                None,
-            ));
-        };
-        tracing::info!(server = %self.server, agent = %relay.agent, method, "an upstream asked the client during a call");
-        match relay.ask(method, params, CLIENT_ANSWER_TIMEOUT).await {
-            Ok(result) => Ok(result),
-            Err(AskError::NoAnswer(why)) => {
-                Err(ErrorData::internal_error(format!("the client gave no answer: {why}"), None))
-            }
-            Err(AskError::Refused(error)) => Err(serde_json::from_value(error.clone())
-                .unwrap_or_else(|_| ErrorData::internal_error("the client refused the request", Some(error)))),
         }
+        .unwrap_or_default();
+        let asked_at = Utc::now();
+        let (answer, outcome) = match &scope.relay {
+            None => {
+                tracing::info!(server = %self.server, method, "an upstream asked a client, but no client stream is open for its call");
+                let error = ErrorData::internal_error(
+                    format!(
+                        "the gateway cannot relay {method}: this call has no client to ask (a call run after a \
+                         person's approval, or a client that does not read a text/event-stream answer)"
+                    ),
+                    None,
+                );
+                (Err(error), RelayOutcome::NoAnswer { reason: NoAnswer::NoClientStream })
+            }
+            Some(relay) => {
+                tracing::info!(server = %self.server, agent = %relay.agent, method, "an upstream asked the client during a call");
+                match relay.ask(method, params.clone(), CLIENT_ANSWER_TIMEOUT).await {
+                    Ok(result) => (Ok(result), RelayOutcome::Answered),
+                    Err(AskError::NoAnswer(reason)) => {
+                        let message = format!("the client gave no answer: {}", reason.describe());
+                        (Err(ErrorData::internal_error(message, None)), RelayOutcome::NoAnswer { reason })
+                    }
+                    Err(AskError::Refused(error)) => {
+                        let code = error.get("code").and_then(Value::as_i64);
+                        let refused = serde_json::from_value(error.clone()).unwrap_or_else(|_| {
+                            ErrorData::internal_error("the client refused the request", Some(error))
+                        });
+                        (Err(refused), RelayOutcome::Refused { code })
+                    }
+                }
+            }
+        };
+        match scope.record {
+            Some((origin, recorder)) => {
+                let record = RelayedRequest {
+                    server: self.server.clone(),
+                    agent: origin.agent.clone(),
+                    tool: origin.tool.clone(),
+                    call_id: origin.call_id,
+                    permission_request_id: origin.permission_request,
+                    method: method.to_owned(),
+                    params,
+                    asked_at,
+                    ended_at: Utc::now(),
+                    outcome,
+                };
+                recorder.record(&origin, record);
+            }
+            None => {
+                tracing::warn!(server = %self.server, method, "a request an upstream asked outside any known call is not recorded")
+            }
+        }
+        answer
     }
 }
 

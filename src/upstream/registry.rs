@@ -321,7 +321,7 @@ impl UpstreamRegistry {
         self.inner.notices.subscribe()
     }
 
-    /// Relayed calls in flight on every server (see `relay.rs`): none once every relayed
+    /// Registered calls in flight on every server (see `relay.rs`): none once every
     /// call is over, whether its client stayed or not.
     pub fn relayed_calls(&self) -> usize {
         read(&self.inner.servers).values().map(|server| server.relays.in_flight()).sum()

@@ -1,5 +1,6 @@
 //! The upstream registry as the MCP endpoint and the gate see it: a tool directory and
-//! an executor that records upstream call metrics.
+//! an executor that records upstream call metrics, and (through `relay_record`) what
+//! the upstream asks a client during a call.
 
 use std::time::Instant;
 
@@ -7,8 +8,9 @@ use alexandria_domain::CallOutcome;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::relay::CallScope;
 use crate::approval::gate::ToolExecutor;
-use crate::approval::CallRelay;
+use crate::approval::{CallOrigin, CallRelay, RelayRecorder};
 use crate::mcp::jsonrpc::INTERNAL_ERROR;
 use crate::mcp::ToolDirectory;
 use crate::metrics::Metrics;
@@ -18,11 +20,12 @@ use crate::upstream::{UpstreamError, UpstreamRegistry};
 pub struct UpstreamTools {
     registry: UpstreamRegistry,
     metrics: Metrics,
+    recorder: RelayRecorder,
 }
 
 impl UpstreamTools {
-    pub fn new(registry: UpstreamRegistry, metrics: Metrics) -> Self {
-        Self { registry, metrics }
+    pub fn new(registry: UpstreamRegistry, metrics: Metrics, recorder: RelayRecorder) -> Self {
+        Self { registry, metrics, recorder }
     }
 }
 
@@ -40,21 +43,24 @@ impl ToolExecutor for UpstreamTools {
         self.registry.tool_is_reachable(tool).await
     }
 
-    async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome {
-        self.run(tool, arguments, None).await
-    }
-
-    async fn execute_relayed(&self, tool: &str, arguments: &Value, relay: CallRelay) -> CallOutcome {
-        self.run(tool, arguments, Some(relay)).await
+    async fn execute(
+        &self,
+        tool: &str,
+        arguments: &Value,
+        origin: CallOrigin,
+        relay: Option<CallRelay>,
+    ) -> CallOutcome {
+        let scope = CallScope { relay, record: Some((origin, self.recorder.clone())) };
+        self.run(tool, arguments, scope).await
     }
 }
 
 impl UpstreamTools {
-    async fn run(&self, tool: &str, arguments: &Value, relay: Option<CallRelay>) -> CallOutcome {
+    async fn run(&self, tool: &str, arguments: &Value, scope: CallScope) -> CallOutcome {
         let server = self.registry.tools().get(tool).map(|t| t.server.clone()).unwrap_or_else(|| "unknown".to_owned());
         let arguments = arguments.as_object().cloned().unwrap_or_default();
         let started = Instant::now();
-        let answer = self.registry.call_tool_relayed(tool, arguments, relay).await;
+        let answer = self.registry.call_tool_relayed(tool, arguments, scope).await;
         self.metrics.upstream_call(&server, tool, started.elapsed().as_secs_f64(), answer.is_err());
         match answer {
             Ok(result) => CallOutcome::Result(result),

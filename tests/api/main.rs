@@ -21,6 +21,7 @@ mod gateway_peers;
 mod gateway_permissions;
 mod gateway_protocol;
 mod gateway_relay;
+mod gateway_relay_record;
 mod gateway_runbook;
 mod gateway_surface;
 mod hardening_faults;

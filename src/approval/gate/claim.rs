@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Gate, GateResponse};
-use crate::approval::CallRelay;
+use crate::approval::{CallOrigin, CallRelay};
 
 /// JSON-RPC "internal error": what the gateway answers for an outcome it cannot keep.
 const INTERNAL_ERROR: i64 = -32603;
@@ -108,9 +108,11 @@ impl Gate {
             return GateResponse::Unavailable(format!("permission request {id} has no details"));
         };
         let gate = self.clone();
+        let origin = CallOrigin::gated(id, &details.agent, &details.tool, &metadata.trace_id);
         let (tool, arguments, metadata) = (details.tool.clone(), details.arguments.clone(), metadata.clone());
-        let run =
-            self.claimed_calls.spawn(async move { gate.run_claimed(id, &tool, &arguments, &metadata, relay).await });
+        let run = self
+            .claimed_calls
+            .spawn(async move { gate.run_claimed(id, &tool, &arguments, &metadata, origin, relay).await });
         run.await.unwrap_or_else(|error| GateResponse::Unavailable(format!("the claimed call failed: {error}")))
     }
 
@@ -120,15 +122,13 @@ impl Gate {
         tool: &str,
         arguments: &Value,
         metadata: &EventMetadata,
+        origin: CallOrigin,
         relay: Option<CallRelay>,
     ) -> GateResponse {
         // Measured from (just after) the claim; the upstream call itself is bounded by
         // the same `call_timeout` (see `abandoned_after`).
         let give_up = Instant::now() + self.settings.call_timeout + CACHE_WINDOW;
-        let outcome = recordable(match relay {
-            Some(relay) => self.executor.execute_relayed(tool, arguments, relay).await,
-            None => self.executor.execute(tool, arguments).await,
-        });
+        let outcome = recordable(self.executor.execute(tool, arguments, origin, relay).await);
         let cache = Command::CacheResult { outcome: outcome.clone(), at: Utc::now() };
         // The upstream call happened; failing to record it must not turn into a second
         // execution. Retry the append until `give_up`, then report what we have.

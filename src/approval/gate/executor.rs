@@ -4,7 +4,7 @@ use alexandria_domain::CallOutcome;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::approval::CallRelay;
+use crate::approval::{CallOrigin, CallRelay};
 
 /// Runs an approved tool call upstream. Implemented by the upstream registry.
 #[async_trait]
@@ -15,13 +15,10 @@ pub trait ToolExecutor: Send + Sync {
     async fn is_reachable(&self, tool: &str) -> bool;
 
     /// The upstream's answer: a `CallToolResult` (an `isError` result is still a
-    /// result) or a JSON-RPC error, both cached as the request's outcome.
-    async fn execute(&self, tool: &str, arguments: &Value) -> CallOutcome;
-
-    /// [`execute`](Self::execute), passing the upstream's progress and log messages
-    /// during the call to `relay` (a pass-through call whose client reads a stream).
-    async fn execute_relayed(&self, tool: &str, arguments: &Value, relay: CallRelay) -> CallOutcome {
-        let _ = relay;
-        self.execute(tool, arguments).await
-    }
+    /// result) or a JSON-RPC error, both cached as the request's outcome. `origin` is
+    /// whose call it is (what the upstream asks a client during it is recorded under
+    /// it); with a `relay` (a client that reads a stream), the upstream's progress and
+    /// log messages and its requests go to that client.
+    async fn execute(&self, tool: &str, arguments: &Value, origin: CallOrigin, relay: Option<CallRelay>)
+        -> CallOutcome;
 }

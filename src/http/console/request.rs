@@ -15,11 +15,12 @@ use uuid::Uuid;
 use super::inbox::notice;
 use super::pages::{error_page, failure, render};
 use super::request_view::{
-    timestamp, DeliveryView, Guidance, OutcomeView, RequestPage, TimelineEntry, RECENT_DECISIONS,
+    timestamp, DeliveryView, Guidance, OutcomeView, RelayedView, RequestPage, TimelineEntry, RECENT_DECISIONS,
 };
 use super::session::ConsoleUser;
 use super::view::{arguments, Chrome, Section};
 use crate::approval::queries::{self, PermissionDto};
+use crate::approval::relay_record::{self, RelayOutcome, RelayedRequestEntry};
 use crate::http::{ApiError, AppState};
 use crate::{event_export, notify};
 
@@ -65,6 +66,7 @@ async fn detail(
     let Some(mut dto) = PermissionDto::from_state(id, &request) else { return Ok(None) };
     notify::attach_delivery_state(&state.pool, std::slice::from_mut(&mut dto)).await?;
     let events = event_export::request_events(&state.pool, id).await?;
+    let relayed = relay_record::for_call(&state.pool, id).await?;
     let pair = (dto.agent.clone(), dto.tool.clone());
     let contexts = queries::decision_context(&state.pool, std::slice::from_ref(&pair), RECENT_DECISIONS).await?;
     let catalog = state.upstreams.tools();
@@ -100,6 +102,7 @@ async fn detail(
                 }
             })
             .collect(),
+        relayed: relayed.into_iter().map(relayed_view).collect(),
         deliveries: deliveries(&dto.notifier_meta),
         outcome: outcome(&request),
         can_decide: user.can_decide(),
@@ -107,6 +110,24 @@ async fn detail(
         tool: dto.tool,
         status: dto.status,
     }))
+}
+
+fn relayed_view(entry: RelayedRequestEntry) -> RelayedView {
+    let request = entry.request;
+    let outcome = match request.outcome {
+        RelayOutcome::Answered => "answered".to_owned(),
+        RelayOutcome::Refused { code: Some(code) } => format!("refused (code {code})"),
+        RelayOutcome::Refused { code: None } => "refused".to_owned(),
+        RelayOutcome::NoAnswer { reason } => format!("no answer: {}", reason.describe()),
+    };
+    RelayedView {
+        position: entry.position,
+        server: request.server,
+        method: request.method,
+        params: serde_json::to_string_pretty(&request.params).unwrap_or_default(),
+        asked_at: timestamp(request.asked_at),
+        outcome,
+    }
 }
 
 /// The DTO's `notifier_meta.channels` (`{channel: {notice: {attempts, last_error,

@@ -124,6 +124,16 @@ pub struct TimelineEntry {
     pub trace_id: String,
 }
 
+/// A request the call's upstream asked the client (`approval::relay_record`).
+pub struct RelayedView {
+    pub position: i64,
+    pub server: String,
+    pub method: String,
+    pub params: String,
+    pub asked_at: String,
+    pub outcome: String,
+}
+
 /// A notification's delivery on one channel.
 pub struct DeliveryView {
     pub channel: String,
@@ -158,6 +168,7 @@ pub struct RequestPage {
     pub executed_at: Option<String>,
     pub guidance: Guidance,
     pub timeline: Vec<TimelineEntry>,
+    pub relayed: Vec<RelayedView>,
     pub deliveries: Vec<DeliveryView>,
     pub outcome: Option<OutcomeView>,
     pub can_decide: bool,

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::approval::queries::{self, ListFilter, Page, PermissionDto};
+use crate::approval::relay_record;
 use crate::approval::review::{self, Decision};
 use crate::http::auth::{Admin, UserAtLeast};
 use crate::http::error::{ApiError, ApiResult};
@@ -58,6 +59,9 @@ pub async fn list(
     Ok(Json(page))
 }
 
+/// One request, with `relayed_requests`: what its upstream asked the client during its
+/// call (which server, the method and its params, when, and how it ended — never the
+/// client's answer).
 #[utoipa::path(get, path = "/admin/permissions/{id}", tag = "permissions", params(("id" = String, Path)),
     responses((status = 200, body = PermissionDto), Refusals))]
 pub async fn show(
@@ -67,9 +71,10 @@ pub async fn show(
 ) -> ApiResult<Json<PermissionDto>> {
     let id = parse_id(&id)?;
     let request = state.store.load(id).await?;
-    let dto = request
+    let mut dto = request
         .and_then(|s| PermissionDto::from_state(id, &s))
         .ok_or_else(|| ApiError::NotFound(format!("no permission request {id}")))?;
+    dto.relayed_requests = Some(relay_record::for_call(&state.pool, id).await?);
     with_delivery_state(&state, dto).await
 }
 

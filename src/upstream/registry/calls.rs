@@ -7,9 +7,9 @@ use serde_json::{Map, Value};
 
 use super::super::connection;
 use super::super::error::UpstreamError;
+use super::super::relay::CallScope;
 use super::super::server::{ConnectionStatus, InFlight};
 use super::UpstreamRegistry;
-use crate::approval::CallRelay;
 
 /// How long the ping before a claim may take.
 const REACHABILITY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -19,16 +19,17 @@ impl UpstreamRegistry {
     /// upstream as given. A server that is still connecting is waited for, within the
     /// same per-call timeout.
     pub async fn call_tool(&self, tool_name: &str, arguments: Map<String, Value>) -> Result<Value, UpstreamError> {
-        self.call_tool_relayed(tool_name, arguments, None).await
+        self.call_tool_relayed(tool_name, arguments, CallScope::default()).await
     }
 
-    /// [`call_tool`](Self::call_tool), passing the server's progress and log messages
-    /// during the call to `relay` (see `relay.rs`).
+    /// [`call_tool`](Self::call_tool), registered as `scope` while in flight: the
+    /// server's progress and log messages go to its relay, and what the server asks a
+    /// client is relayed and recorded (see `relay.rs`).
     pub async fn call_tool_relayed(
         &self,
         tool_name: &str,
         arguments: Map<String, Value>,
-        relay: Option<CallRelay>,
+        scope: CallScope,
     ) -> Result<Value, UpstreamError> {
         let Some(entry) = self.tools().get(tool_name).cloned() else {
             return Err(UpstreamError::ToolNotFound { tool: tool_name.to_owned() });
@@ -63,9 +64,10 @@ impl UpstreamRegistry {
         // The request future sends `notifications/cancelled` upstream when dropped, which
         // is what the timeout does. A timeout says nothing about the session (the tool may
         // just be slow), so it does not trigger a liveness check.
-        let answer = match relay {
-            Some(relay) => super::relayed::call(&peer, &server.relays, params, relay, deadline).await,
-            None => tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await.ok(),
+        let answer = if scope.is_empty() {
+            tokio::time::timeout_at(deadline, peer.call_tool_once(params)).await.ok()
+        } else {
+            super::relayed::call(&peer, &server.relays, params, scope, deadline).await
         };
         let Some(answer) = answer else { return Err(timed_out()) };
         match answer {
