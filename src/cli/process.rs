@@ -8,6 +8,10 @@
 /// a login flood left the process at 1.2 to 1.6 GiB (`scripts/bench-logins.sh`); with
 /// the threshold fixed, the peak is the bounded hashes at once (8 × 19 MiB) and the
 /// memory is returned after.
+///
+/// The binary's global allocator is mimalloc (`src/main.rs`), which serves blocks this
+/// size from segments of their own and returns them when freed; this setting still
+/// governs what C code linked in allocates with glibc's malloc.
 pub fn return_large_blocks_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

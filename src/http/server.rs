@@ -68,7 +68,8 @@ pub async fn serve_then_hand_over(listener: TcpListener, app: Router, stop: Canc
 }
 
 async fn accept_until(listener: &TcpListener, app: Router, shutdown: &CancellationToken, connections: &TaskTracker) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(connection_limit().min(tokio::sync::Semaphore::MAX_PERMITS)));
+    let slots =
+        std::sync::Arc::new(tokio::sync::Semaphore::new(connection_limit().min(tokio::sync::Semaphore::MAX_PERMITS)));
     loop {
         // A free slot first: at the cap, connections queue in the kernel's backlog rather
         // than each costing a task, buffers and a file descriptor here.

@@ -217,12 +217,13 @@ pub fn parse(body: &[u8]) -> Result<ClientMessage, Rejection> {
         };
         return Err(Rejection::malformed(None, INVALID_REQUEST, what));
     };
+    // Matched by hand: the untagged enum's derived Deserialize builds (and drops) a
+    // serde error for every string id before it tries the second variant.
     let id = match message.remove("id") {
         None => None,
-        Some(id) => Some(
-            RequestId::deserialize(id)
-                .map_err(|_| Rejection::malformed(None, INVALID_REQUEST, "id must be a string or a number"))?,
-        ),
+        Some(Value::Number(id)) => Some(RequestId::Number(id)),
+        Some(Value::String(id)) => Some(RequestId::String(id)),
+        Some(_) => return Err(Rejection::malformed(None, INVALID_REQUEST, "id must be a string or a number")),
     };
     if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(Rejection::malformed(id, INVALID_REQUEST, "jsonrpc must be \"2.0\""));

@@ -32,4 +32,4 @@ mod tools;
 pub use exchange::{Caller, DeferredResponse, McpReply, RequestContext, StreamedResponse};
 pub use service::McpService;
 pub use surface::{glob_matches, uri_fits_template, RpcError, Surface};
-pub use tools::{ToolDirectory, APPROVAL_META_KEY, IDEMPOTENCY_KEY_HEADER};
+pub use tools::{ToolDirectory, ToolOffer, APPROVAL_META_KEY, IDEMPOTENCY_KEY_HEADER};

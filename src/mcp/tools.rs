@@ -21,6 +21,19 @@ pub trait ToolDirectory: Send + Sync {
     /// The MCP definition (`name`, `description`, `inputSchema`, `annotations`, ...) of
     /// `name` as downstream callers see it, if a connected upstream offers it.
     fn tool(&self, name: &str) -> Option<Value>;
+
+    /// Whether a connected upstream offers `name`, and if so whether its definition
+    /// declares an `outputSchema`: what a call needs, without building the definition.
+    fn offers(&self, name: &str) -> Option<ToolOffer> {
+        self.tool(name).map(|definition| ToolOffer { declares_output_schema: declares_output_schema(&definition) })
+    }
+}
+
+/// What a call needs to know of a tool an upstream offers.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolOffer {
+    /// Clients validate the `structuredContent` of its results against the schema.
+    pub declares_output_schema: bool,
 }
 
 /// The header that names a call's idempotency key.
@@ -87,8 +100,8 @@ impl Tools {
             ));
         }
         // Only two bools outlive this statement: a parked call holds no tool definition.
-        let (offered, declares_output_schema) = match self.directory.tool(&name) {
-            Some(definition) => (true, declares_output_schema(&definition)),
+        let (offered, declares_output_schema) = match self.directory.offers(&name) {
+            Some(offer) => (true, offer.declares_output_schema),
             None => (false, false),
         };
         let not_offered = || {

@@ -316,7 +316,8 @@ fn http_transport(config: &UpstreamConfig) -> Result<StreamableHttpClientTranspo
     // session would run twice. The call fails instead, and the supervisor reconnects.
     let transport_config =
         StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers).reinit_on_expired_session(false);
-    Ok(StreamableHttpClientTransport::from_config(transport_config))
+    // Our own client, pooled: rmcp's default opens a connection per message (`http_client.rs`).
+    Ok(StreamableHttpClientTransport::with_client(super::http_client::pooled()?, transport_config))
 }
 
 /// Asks the server for a ping: the liveness check of an idle or suspect session.

@@ -36,6 +36,7 @@ mod catalog;
 mod config;
 mod connection;
 mod error;
+mod http_client;
 mod registry;
 mod relay;
 mod run_as;

@@ -12,7 +12,7 @@ use super::relay::CallScope;
 use crate::approval::gate::ToolExecutor;
 use crate::approval::{CallOrigin, CallRelay, RelayRecorder};
 use crate::mcp::jsonrpc::INTERNAL_ERROR;
-use crate::mcp::ToolDirectory;
+use crate::mcp::{ToolDirectory, ToolOffer};
 use crate::metrics::Metrics;
 use crate::upstream::{UpstreamError, UpstreamRegistry};
 
@@ -34,6 +34,12 @@ impl ToolDirectory for UpstreamTools {
         let catalog = self.registry.tools();
         let entry = catalog.get(name)?;
         serde_json::to_value(&entry.tool).ok()
+    }
+
+    fn offers(&self, name: &str) -> Option<ToolOffer> {
+        let catalog = self.registry.tools();
+        let entry = catalog.get(name)?;
+        Some(ToolOffer { declares_output_schema: entry.tool.output_schema.is_some() })
     }
 }
 
@@ -57,11 +63,17 @@ impl ToolExecutor for UpstreamTools {
 
 impl UpstreamTools {
     async fn run(&self, tool: &str, arguments: &Value, scope: CallScope) -> CallOutcome {
-        let server = self.registry.tools().get(tool).map(|t| t.server.clone()).unwrap_or_else(|| "unknown".to_owned());
+        // One snapshot of the catalog for the metric's label and the call (no copies).
+        let catalog = self.registry.tools();
+        let entry = catalog.get(tool);
+        let server = entry.map_or("unknown", |entry| entry.server.as_str());
         let arguments = arguments.as_object().cloned().unwrap_or_default();
         let started = Instant::now();
-        let answer = self.registry.call_tool_relayed(tool, arguments, scope).await;
-        self.metrics.upstream_call(&server, tool, started.elapsed().as_secs_f64(), answer.is_err());
+        let answer = match entry {
+            Some(entry) => self.registry.call_catalog_tool(tool, entry, arguments, scope).await,
+            None => Err(UpstreamError::ToolNotFound { tool: tool.to_owned() }),
+        };
+        self.metrics.upstream_call(server, tool, started.elapsed().as_secs_f64(), answer.is_err());
         match answer {
             Ok(result) => CallOutcome::Result(result),
             // The upstream's own JSON-RPC error goes back as it said it.

@@ -49,4 +49,5 @@ mod schemathesis;
 mod serve_config;
 mod smoke_script;
 mod upstream;
+mod upstream_pool;
 mod users_admin;

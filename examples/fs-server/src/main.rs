@@ -1,9 +1,12 @@
-//! Example upstream MCP server for Alexandria: file tools over stdio, confined to a root
-//! directory. Used by the runbook demo and by the gateway's integration tests.
+//! Example upstream MCP server for Alexandria: file tools over stdio (or Streamable HTTP
+//! with `--http`), confined to a root directory. Used by the runbook demo, by the gateway's
+//! integration tests and by `scripts/bench-compare.sh`.
 
+mod http;
 mod sandbox;
 mod server;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -29,6 +32,11 @@ struct Args {
     /// Append the tool name of every tools/call to this file, one line per call.
     #[arg(long, env = "FS_SERVER_CALL_LOG")]
     call_log: Option<PathBuf>,
+
+    /// Serve MCP over Streamable HTTP on this address (e.g. 127.0.0.1:0) instead of stdio;
+    /// prints `LISTENING <port>` on stdout once listening.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -43,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let sandbox =
         Sandbox::open(&args.root).with_context(|| format!("cannot use {} as root directory", args.root.display()))?;
+    if let Some(addr) = args.http {
+        return http::serve(FsServer::new(sandbox, args.call_log), addr).await;
+    }
     tracing::info!(root = %sandbox.root().display(), call_log = ?args.call_log, "serving MCP on stdio");
 
     let service = match FsServer::new(sandbox, args.call_log).serve(stdio()).await {

@@ -5,6 +5,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse};
 use rmcp::ServiceError;
 use serde_json::{Map, Value};
 
+use super::super::catalog::CatalogTool;
 use super::super::connection;
 use super::super::error::UpstreamError;
 use super::super::relay::CallScope;
@@ -31,9 +32,22 @@ impl UpstreamRegistry {
         arguments: Map<String, Value>,
         scope: CallScope,
     ) -> Result<Value, UpstreamError> {
-        let Some(entry) = self.tools().get(tool_name).cloned() else {
+        let catalog = self.tools();
+        let Some(entry) = catalog.get(tool_name) else {
             return Err(UpstreamError::ToolNotFound { tool: tool_name.to_owned() });
         };
+        self.call_catalog_tool(tool_name, entry, arguments, scope).await
+    }
+
+    /// Calls `entry`, the catalog's tool under `tool_name` (the caller holds the catalog
+    /// snapshot: nothing of it is copied on the way).
+    pub(crate) async fn call_catalog_tool(
+        &self,
+        tool_name: &str,
+        entry: &CatalogTool,
+        arguments: Map<String, Value>,
+        scope: CallScope,
+    ) -> Result<Value, UpstreamError> {
         let server =
             self.server(&entry.server).map_err(|_| UpstreamError::ToolNotFound { tool: tool_name.to_owned() })?;
         let timeout = self.inner.settings.call_timeout;
@@ -78,15 +92,17 @@ impl UpstreamRegistry {
                 })
             }
             Ok(CallToolResponse::InputRequired(_)) => Err(UpstreamError::Unsupported {
-                server: entry.server,
+                server: entry.server.clone(),
                 tool: tool_name.to_owned(),
                 what: "a request for more input (input_required)",
             }),
-            Ok(_) => {
-                Err(UpstreamError::Unsupported { server: entry.server, tool: tool_name.to_owned(), what: "a task" })
-            }
+            Ok(_) => Err(UpstreamError::Unsupported {
+                server: entry.server.clone(),
+                tool: tool_name.to_owned(),
+                what: "a task",
+            }),
             Err(ServiceError::McpError(error)) => Err(UpstreamError::Rpc {
-                server: entry.server,
+                server: entry.server.clone(),
                 code: error.code.0,
                 message: error.message.into_owned(),
                 data: error.data,
@@ -96,7 +112,7 @@ impl UpstreamRegistry {
                 // The session may be dead (an HTTP server gone, a broken pipe): check now
                 // rather than at the next health tick.
                 server.suspect.notify_one();
-                Err(UpstreamError::Transport { server: entry.server, message: connection::error_chain(&error) })
+                Err(UpstreamError::Transport { server: entry.server.clone(), message: connection::error_chain(&error) })
             }
         }
     }
