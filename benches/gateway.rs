@@ -141,6 +141,11 @@ impl Server {
         Server { child, url, database, sealer_lock }
     }
 
+    /// The benchmark database's URL (for the harness's own queries).
+    fn database_url(&self) -> String {
+        format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, self.database)
+    }
+
     fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }
@@ -353,6 +358,40 @@ async fn resume() {
 
 /// Gated creates per second: each call appends a `Created` and is answered pending at
 /// once (no in-band wait). With the sealer running, and standing by, alternating.
+/// A client for `server`, the agent's token and its endpoint, after 200 gated creates to
+/// warm both sides up.
+async fn warmed_up_for_gated_creates(server: &Server, connections: usize) -> (reqwest::Client, String, String) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
+    let tokens = tokens(&client, server).await;
+    let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
+    for n in 0..200u64 {
+        gated_write(&client, &endpoint, &tokens.agent, &format!("warm-{n}"), n, "/warm.txt").await;
+    }
+    (client, endpoint, tokens.agent)
+}
+
+/// `calls` new gated requests at `concurrency`, each answered pending (the server's
+/// in-band wait is 0).
+async fn gated_creates(
+    client: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    concurrency: usize,
+    calls: usize,
+) -> Report {
+    let (c, e, t) = (client.clone(), endpoint.to_owned(), token.to_owned());
+    run_concurrent(concurrency, calls, move |n| {
+        let (c, e, t) = (c.clone(), e.clone(), t.clone());
+        async move {
+            let started = Instant::now();
+            let response = gated_write(&c, &e, &t, &format!("create-{n}"), n, &format!("/c/{n}.txt")).await;
+            assert!(response["result"]["pending"] == true, "{response}");
+            started.elapsed()
+        }
+    })
+    .await
+}
+
 async fn sealing() {
     const CALLS: usize = 4000;
     const CONCURRENCY: usize = 32;
@@ -363,16 +402,9 @@ async fn sealing() {
     for round in 1..=3 {
         for hold in [false, true] {
             let server = Server::start_with(0, hold).await;
-            let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-            let tokens = tokens(&client, &server).await;
-            let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
-            for n in 0..200u64 {
-                gated_write(&client, &endpoint, &tokens.agent, &format!("warm-{n}"), n, "/warm.txt").await;
-            }
+            let (client, endpoint, token) = warmed_up_for_gated_creates(&server, 64).await;
             // The seal lag (age of the oldest unsealed event), sampled every 100 ms.
-            let admin = admin_url();
-            let base = admin.rsplit_once('/').unwrap().0.to_owned();
-            let database_url = format!("{base}/{}", server.database);
+            let database_url = server.database_url();
             let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
             let sampler = {
                 let (sampling, database_url) = (Arc::clone(&sampling), database_url.clone());
@@ -395,17 +427,7 @@ async fn sealing() {
                     max_lag
                 })
             };
-            let (c, e, t) = (client.clone(), endpoint.clone(), tokens.agent.clone());
-            let report = run_concurrent(CONCURRENCY, CALLS, move |n| {
-                let (c, e, t) = (c.clone(), e.clone(), t.clone());
-                async move {
-                    let started = Instant::now();
-                    let response = gated_write(&c, &e, &t, &format!("create-{n}"), n, &format!("/c/{n}.txt")).await;
-                    assert!(response["result"]["pending"] == true, "{response}");
-                    started.elapsed()
-                }
-            })
-            .await;
+            let report = gated_creates(&client, &endpoint, &token, CONCURRENCY, CALLS).await;
             sampling.store(false, std::sync::atomic::Ordering::Relaxed);
             let max_lag = sampler.await.unwrap();
             let mut conn = PgConnection::connect(&database_url).await.unwrap();
@@ -441,25 +463,9 @@ async fn creates() {
     println!("| round | gated creates/s | p50 | p99 | pgbench inserts/s | share |\n|---|---|---|---|---|---|");
     for round in 1..=3 {
         let server = Server::start(0).await;
-        let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
-        let tokens = tokens(&client, &server).await;
-        let endpoint = format!("{}/mcp/agents/demo-agent", server.url);
-        for n in 0..200u64 {
-            gated_write(&client, &endpoint, &tokens.agent, &format!("warm-{n}"), n, "/warm.txt").await;
-        }
-        let (c, e, t) = (client.clone(), endpoint.clone(), tokens.agent.clone());
-        let report = run_concurrent(CONCURRENCY, CALLS, move |n| {
-            let (c, e, t) = (c.clone(), e.clone(), t.clone());
-            async move {
-                let started = Instant::now();
-                let response = gated_write(&c, &e, &t, &format!("create-{n}"), n, &format!("/c/{n}.txt")).await;
-                assert!(response["result"]["pending"] == true, "{response}");
-                started.elapsed()
-            }
-        })
-        .await;
-        let admin = admin_url();
-        let database_url = format!("{}/{}", admin.rsplit_once('/').unwrap().0, server.database);
+        let (client, endpoint, token) = warmed_up_for_gated_creates(&server, CONCURRENCY).await;
+        let report = gated_creates(&client, &endpoint, &token, CONCURRENCY, CALLS).await;
+        let database_url = server.database_url();
         drop(server);
         let mut conn = PgConnection::connect(&database_url).await.unwrap();
         conn.execute("CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
@@ -535,10 +541,7 @@ async fn waiters() {
         }));
     }
     // All waiting: the gateway's own gauge says so.
-    let mut admin_db =
-        PgConnection::connect(&format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, server.database))
-            .await
-            .unwrap();
+    let mut admin_db = PgConnection::connect(&server.database_url()).await.unwrap();
     let mut max_connections = 0i64;
     loop {
         let metrics = client.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
@@ -636,10 +639,7 @@ async fn consoles() {
         .unwrap();
     assert_eq!(login.status(), 303, "console login");
     let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let mut admin_db =
-        PgConnection::connect(&format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, server.database))
-            .await
-            .unwrap();
+    let mut admin_db = PgConnection::connect(&server.database_url()).await.unwrap();
     // One page view first, so the process has served the console once (templates, feed).
     client.get(format!("{}/", server.url)).header("cookie", &cookie).send().await.unwrap();
     let rss_before = rss_kib(server.pid(), "VmRSS:");

@@ -161,3 +161,22 @@ pub async fn audit_rows(app: &TestApp, target: &str) -> Vec<(String, String, Opt
         .await
         .expect("audit rows")
 }
+
+/// Posts the login form as a same-origin browser would; the response.
+pub async fn post_login(app: &TestApp, origin: &str, username: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/login"))
+        .header("origin", origin)
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .expect("POST /login")
+}
+
+/// Logs in through the console's form; the `Cookie` header value of the session.
+pub async fn console_cookie(app: &TestApp, username: &str, password: &str) -> String {
+    let response = post_login(app, &app.address, username, password).await;
+    assert_eq!(response.status(), 303, "console login as {username}");
+    let set_cookie = response.headers()[reqwest::header::SET_COOKIE].to_str().expect("ASCII").to_owned();
+    set_cookie.split(';').next().expect("name=value").to_owned()
+}

@@ -10,13 +10,12 @@ use alexandria::startup::Settings;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 use crate::auth_helpers::{create_agent, mint_agent_token, Session};
 use crate::helpers::{fresh_database, spawn_app_on, test_settings, TestApp};
-use crate::peers::{calls_logged, example_fs_bin, peer_file, repo};
+use crate::peers::{calls_logged, example_fs_bin, listening_port, peer_file, repo};
 
 /// The JSON-RPC error codes of the runbook and the MCP spec.
 pub const PARSE_ERROR: i64 = -32700;
@@ -433,15 +432,6 @@ async fn python_peer_on(peers: &Path, script: &str, port: u16, env: &[(&str, &Pa
         .kill_on_drop(true)
         .spawn()
         .expect("start the Python MCP server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let first_line = tokio::time::timeout(Duration::from_secs(60), BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("the Python MCP server did not start within 60 s")
-        .expect("read its stdout")
-        .expect("it exited before listening");
-    let port: u16 = first_line
-        .strip_prefix("LISTENING ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"));
+    let port = listening_port(&mut child, "the Python MCP server").await;
     (port, child)
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::process::Child;
+use uuid::Uuid;
 
-use crate::auth_helpers::admin_session;
+use crate::auth_helpers::{admin_session, Session};
 use crate::conformance::ReferenceServer;
 use crate::gateway_helpers::{
     agent_token, approve_ok, call, post_mcp, python_peer, register_server, spawn_gateway, tool_call,
@@ -147,13 +148,14 @@ async fn a_client_that_hangs_up_mid_stream_cancels_nothing_and_leaves_no_relay()
 }
 
 /// Reads SSE events off a streamed reply as they come.
-struct EventReader {
+/// The events of a streamed answer (`text/event-stream`), one JSON-RPC message at a time.
+pub struct EventReader {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl EventReader {
-    async fn next(&mut self) -> Option<Value> {
+    pub async fn next(&mut self) -> Option<Value> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let event: String = self.buffer.drain(..end + 2).collect();
@@ -167,9 +169,15 @@ impl EventReader {
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+
+    /// Everything not read yet, to the stream's end, as text.
+    pub async fn rest(self) -> String {
+        self.buffer + &self.response.text().await.expect("the rest of the stream")
+    }
 }
 
-async fn post_streaming(app: &TestApp, token: &str, message: &Value) -> EventReader {
+/// POSTs `message` to `/mcp` as a client that reads a stream; the answer's events.
+pub async fn post_streaming(app: &TestApp, token: &str, message: &Value) -> EventReader {
     let response = app
         .client
         .post(app.url("/mcp"))
@@ -218,12 +226,21 @@ async fn elicitation_is_asked_of_the_calling_client_only_and_its_answer_goes_ups
     assert!(events.next().await.is_none(), "the result is the last event");
 }
 
-#[tokio::test]
-async fn a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is_cached() {
-    let Some(peers) = peers("a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is_cached") else {
-        return;
-    };
-    let server = ReferenceServer::start(&peers).await;
+/// A gated `test_sampling` call (the reference server's tool that asks the client for a
+/// sampling) approved and run by its retry, which has no client stream to ask on.
+pub struct GatedSamplingRun {
+    pub server: ReferenceServer,
+    pub app: TestApp,
+    pub admin: Session,
+    pub token: String,
+    pub arguments: Value,
+    pub request_id: Uuid,
+    /// The retry's answer: the tool's result.
+    pub ran: Value,
+}
+
+pub async fn gated_sampling_run_after_approval(peers: &Path) -> GatedSamplingRun {
+    let server = ReferenceServer::start(peers).await;
     let app = spawn_gateway(Duration::from_millis(200)).await;
     let admin = admin_session(&app).await;
     register_server(&app, &admin, &json!({"name": "ref", "transport": "streamable_http", "url": server.url})).await;
@@ -234,6 +251,16 @@ async fn a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is
     let request_id = pending["result"]["request_id"].as_str().expect("a pending envelope").parse().expect("a uuid");
     approve_ok(&app, &admin, request_id).await;
     let ran = call(&app, "gated", &token, Some("k-1"), 2, "test_sampling", arguments.clone()).await;
+    GatedSamplingRun { server, app, admin, token, arguments, request_id, ran }
+}
+
+#[tokio::test]
+async fn a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is_cached() {
+    let Some(peers) = peers("a_gated_call_run_after_approval_has_no_client_to_ask_and_its_outcome_is_cached") else {
+        return;
+    };
+    let GatedSamplingRun { server: _server, app, token, arguments, ran, .. } =
+        gated_sampling_run_after_approval(&peers).await;
     let text = ran["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("{ran}"));
     assert!(
         text.starts_with("Sampling not supported or error:") && text.contains("cannot relay sampling/createMessage"),

@@ -13,11 +13,10 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::audit_chain::{alexandria, seal_all};
-use crate::auth_helpers::admin_session;
+use crate::auth_helpers::{admin_session, console_cookie};
 use crate::conformance::ReferenceServer;
-use crate::gateway_helpers::{
-    agent_token, approve_ok, call, metric, post_mcp, register_server, scrape, spawn_gateway, tool_call,
-};
+use crate::gateway_helpers::{agent_token, metric, post_mcp, register_server, scrape, tool_call};
+use crate::gateway_relay::{gated_sampling_run_after_approval, post_streaming, EventReader, GatedSamplingRun};
 use crate::helpers::{eventually, spawn_app, TestApp};
 use crate::peers::peers;
 
@@ -53,31 +52,12 @@ async fn one_record(app: &TestApp) -> (String, i64, Value, String) {
     all.remove(0)
 }
 
-async fn post_streaming(app: &TestApp, token: &str, message: &Value) -> reqwest::Response {
-    let response = app
-        .client
-        .post(app.url("/mcp"))
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .json(message)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), 200);
-    response
-}
-
 /// Reads the stream until the upstream's request arrives; its id.
-async fn asked_id(response: &mut reqwest::Response) -> String {
-    let mut buffer = String::new();
+async fn asked_id(events: &mut EventReader) -> String {
     loop {
-        let chunk = response.chunk().await.expect("read").expect("the stream goes on until the request");
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        for line in buffer.lines().filter_map(|line| line.strip_prefix("data:")) {
-            let message: Value = serde_json::from_str(line.trim()).expect("JSON");
-            if message["method"] == "elicitation/create" {
-                return message["id"].as_str().expect("a string id").to_owned();
-            }
+        let message = events.next().await.expect("the stream goes on until the request");
+        if message["method"] == "elicitation/create" {
+            return message["id"].as_str().expect("a string id").to_owned();
         }
     }
 }
@@ -102,7 +82,7 @@ async fn an_answered_elicitation_is_recorded_with_its_call_but_not_the_answer() 
     let answer =
         json!({"jsonrpc": "2.0", "id": id, "result": {"action": "accept", "content": {"response": "secret-42"}}});
     assert_eq!(post_mcp(&app, "/mcp", &token, None, &answer).await.status, 202);
-    let rest = stream.text().await.expect("the rest of the stream");
+    let rest = stream.rest().await;
     assert!(rest.contains("secret-42"), "the upstream got the answer: {rest}");
 
     let (call_id, sequence, record, whole) = one_record(&app).await;
@@ -139,7 +119,7 @@ async fn a_refused_elicitation_is_recorded_with_the_clients_error_code() {
     let id = asked_id(&mut stream).await;
     let refusal = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32042, "message": "the user said no"}});
     assert_eq!(post_mcp(&app, "/mcp", &token, None, &refusal).await.status, 202);
-    let rest = stream.text().await.expect("the rest of the stream");
+    let rest = stream.rest().await;
     assert!(rest.contains("\"id\":4"), "the call ends: {rest}");
 
     let (_, _, record, _) = one_record(&app).await;
@@ -157,18 +137,8 @@ async fn a_gated_call_run_without_a_client_stream_records_no_answer_against_its_
     else {
         return;
     };
-    let server = ReferenceServer::start(&peers).await;
-    let app = spawn_gateway(Duration::from_millis(200)).await;
-    let admin = admin_session(&app).await;
-    register_server(&app, &admin, &json!({"name": "ref", "transport": "streamable_http", "url": server.url})).await;
-    let token = agent_token(&app, &admin, "gated", &["test_sampling"], &["test_sampling"]).await;
-    let arguments = json!({"prompt": "Approve me"});
-
-    let pending = call(&app, "gated", &token, Some("k-1"), 1, "test_sampling", arguments.clone()).await;
-    let request_id: Uuid =
-        pending["result"]["request_id"].as_str().expect("a pending envelope").parse().expect("a uuid");
-    approve_ok(&app, &admin, request_id).await;
-    let ran = call(&app, "gated", &token, Some("k-1"), 2, "test_sampling", arguments).await;
+    let GatedSamplingRun { server: _server, app, admin, request_id, ran, .. } =
+        gated_sampling_run_after_approval(&peers).await;
     assert!(ran["result"]["content"][0]["text"].as_str().is_some_and(|text| text.contains("cannot relay")), "{ran}");
 
     let (aggregate_id, _, record, _) = one_record(&app).await;
@@ -197,16 +167,7 @@ async fn a_gated_call_run_without_a_client_stream_records_no_answer_against_its_
     assert_eq!(detail["status"], "executed", "recording changes nothing of the request: {detail}");
 
     // And so does its console page.
-    let login = app
-        .client
-        .post(app.url("/login"))
-        .header("origin", &app.address)
-        .form(&[("username", "admin"), ("password", crate::helpers::TEST_ADMIN_PASSWORD)])
-        .send()
-        .await
-        .expect("POST /login");
-    assert_eq!(login.status(), 303, "console login");
-    let cookie = login.headers()["set-cookie"].to_str().expect("ASCII").split(';').next().expect("a cookie").to_owned();
+    let cookie = console_cookie(&app, "admin", crate::helpers::TEST_ADMIN_PASSWORD).await;
     let page = app
         .client
         .get(app.url(&format!("/requests/{request_id}")))

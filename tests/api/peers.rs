@@ -66,3 +66,21 @@ pub fn text_of(result: &Value) -> &str {
 pub fn calls_logged(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log).map(|text| text.lines().map(str::to_owned).collect()).unwrap_or_default()
 }
+
+/// The port a peer started with piped stdout says it listens on: its first line,
+/// `LISTENING <port>`, printed once its socket accepts connections. `what` names the peer
+/// in the failure.
+pub async fn listening_port(child: &mut tokio::process::Child, what: &str) -> u16 {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let stdout = child.stdout.take().expect("piped stdout");
+    let first_line =
+        tokio::time::timeout(std::time::Duration::from_secs(60), BufReader::new(stdout).lines().next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not listen within 60 s"))
+            .expect("read its stdout")
+            .unwrap_or_else(|| panic!("{what} exited before listening"));
+    first_line
+        .strip_prefix("LISTENING ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{what}: unexpected first line {first_line:?}"))
+}

@@ -15,7 +15,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::requests::request_through;
-use crate::helpers::{eventually, fresh_database};
+use crate::helpers::{eventually, fresh_database, TestDatabase};
 
 /// The read model as comparable JSON, ordered by id.
 async fn read_model(pool: &PgPool, table: &str) -> Vec<Value> {
@@ -261,14 +261,21 @@ async fn index_names(pool: &PgPool) -> Vec<String> {
     .unwrap()
 }
 
-#[tokio::test]
-async fn a_rebuild_yields_the_same_read_model_as_live_projection() {
+/// A fresh database with 40 requests in varied states, projected by the live runner: the
+/// database, its event count and the read model's rows.
+async fn forty_requests_projected_live() -> (TestDatabase, i64, Vec<Value>) {
     let db = fresh_database().await;
     let store = PermissionStore::new(db.pool.clone());
     varied_history(&store, 40).await;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap();
     catch_up_all(&db.pool, total as u64).await;
     let live = read_model(&db.pool, "permission_requests").await;
+    (db, total, live)
+}
+
+#[tokio::test]
+async fn a_rebuild_yields_the_same_read_model_as_live_projection() {
+    let (db, _, live) = forty_requests_projected_live().await;
     let indexes_before = index_names(&db.pool).await;
     assert_eq!(live.len(), 40);
 
@@ -290,12 +297,7 @@ async fn a_rebuild_yields_the_same_read_model_as_live_projection() {
 async fn a_rebuild_whose_batches_split_requests_yields_the_same_read_model() {
     // Batches of 3 events: most requests' events span two or three batches, and final
     // requests are written while later ones are still open.
-    let db = fresh_database().await;
-    let store = PermissionStore::new(db.pool.clone());
-    varied_history(&store, 40).await;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&db.pool).await.unwrap();
-    catch_up_all(&db.pool, total as u64).await;
-    let live = read_model(&db.pool, "permission_requests").await;
+    let (db, total, live) = forty_requests_projected_live().await;
 
     let summary = rebuild_in_batches_of(&db.pool, &PermissionRequestsProjection, &mut (), 3).await.unwrap();
     assert_eq!((summary.rows, summary.events as i64), (40, total));

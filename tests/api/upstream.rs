@@ -14,7 +14,6 @@ use alexandria::upstream::{
 };
 use chrono::Utc;
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::{eventually, fresh_database, spawn_app, TestDatabase};
@@ -23,7 +22,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- peers and fixtures ----
 
-use crate::peers::{calls_logged, example_fs_bin, peer_file, peers, repo, text_of};
+use crate::peers::{calls_logged, example_fs_bin, listening_port, peer_file, peers, repo, text_of};
 
 fn config(value: Value) -> UpstreamConfig {
     serde_json::from_value(value).expect("a well-formed configuration")
@@ -89,18 +88,7 @@ async fn python_server_on(peers: &Path, port: u16, required_authorization: Optio
         command.env("PEER_REQUIRED_AUTHORIZATION", value);
     }
     let mut child = command.spawn().expect("start the Python MCP server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    // The server prints `LISTENING <port>` once its socket accepts connections.
-    let first_line =
-        tokio::time::timeout(Duration::from_secs(60), async { BufReader::new(stdout).lines().next_line().await })
-            .await
-            .expect("the Python MCP server did not start within 60 s")
-            .expect("read its stdout")
-            .expect("it exited before listening");
-    let port: u16 = first_line
-        .strip_prefix("LISTENING ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"));
+    let port = listening_port(&mut child, "the Python MCP server").await;
     PythonServer { url: format!("http://127.0.0.1:{port}/mcp"), port, child }
 }
 
@@ -610,13 +598,7 @@ async fn a_tools_call_answered_404_is_never_sent_a_second_time() {
         .kill_on_drop(true)
         .spawn()
         .expect("start the session-losing server");
-    let first_line = BufReader::new(child.stdout.take().expect("piped stdout"))
-        .lines()
-        .next_line()
-        .await
-        .expect("read its stdout")
-        .expect("it printed where it listens");
-    let port = first_line.strip_prefix("LISTENING ").expect("LISTENING <port>").trim();
+    let port = listening_port(&mut child, "the session-losing server").await;
     let db = fresh_database().await;
     let registry = registry_on(&db, UpstreamSettings::default()).await;
     let url = format!("http://127.0.0.1:{port}/mcp");

@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
 use crate::auth_helpers::admin_session;
 use crate::gateway_helpers::{agent_token, call, register_server, spawn_gateway};
-use crate::peers::{example_fs_bin, text_of};
+use crate::peers::{example_fs_bin, listening_port, text_of};
 
 /// The example server over Streamable HTTP on a free port; killed when dropped.
 async fn fs_over_http(root: &std::path::Path) -> (SocketAddr, Child) {
@@ -29,16 +28,7 @@ async fn fs_over_http(root: &std::path::Path) -> (SocketAddr, Child) {
         .kill_on_drop(true)
         .spawn()
         .expect("start the example server over HTTP");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let line = tokio::time::timeout(Duration::from_secs(30), BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("the example server did not listen within 30 s")
-        .expect("read its stdout")
-        .expect("it exited before listening");
-    let port: u16 = line
-        .strip_prefix("LISTENING ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let port = listening_port(&mut child, "the example server over HTTP").await;
     (SocketAddr::from(([127, 0, 0, 1], port)), child)
 }
 

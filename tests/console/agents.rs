@@ -8,8 +8,8 @@ use reqwest::header::CACHE_CONTROL;
 use serde_json::json;
 
 use crate::auth_helpers::admin_session;
+use crate::auth_helpers::console_cookie;
 use crate::browser::{browser, Browser};
-use crate::console_http::console_cookie;
 use crate::gateway_helpers::{post_mcp, register_fs, request, spawn_gateway};
 use crate::helpers::{TestApp, TEST_ADMIN_PASSWORD};
 

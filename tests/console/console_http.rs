@@ -7,30 +7,11 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, SET_COOK
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::auth_helpers::{admin_session, create_user, PASSWORD};
+use crate::auth_helpers::{admin_session, console_cookie, create_user, post_login, PASSWORD};
 use crate::helpers::{fresh_database, requests, spawn_app, spawn_app_on, test_settings, TestApp, TEST_ADMIN_PASSWORD};
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Posts the login form as a same-origin browser would; the response.
-pub async fn post_login(app: &TestApp, origin: &str, username: &str, password: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/login"))
-        .header("origin", origin)
-        .form(&[("username", username), ("password", password)])
-        .send()
-        .await
-        .expect("POST /login")
-}
-
-/// Logs in through the console's form; the `Cookie` header value of the session.
-pub async fn console_cookie(app: &TestApp, username: &str, password: &str) -> String {
-    let response = post_login(app, &app.address, username, password).await;
-    assert_eq!(response.status(), 303, "console login as {username}");
-    let set_cookie = response.headers()[SET_COOKIE].to_str().expect("ASCII").to_owned();
-    set_cookie.split(';').next().expect("name=value").to_owned()
-}
 
 async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
     let mut request = app.client.get(app.url(path));

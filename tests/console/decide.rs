@@ -11,8 +11,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth_helpers::{admin_session, create_user, PASSWORD};
+use crate::auth_helpers::{console_cookie, post_login};
 use crate::browser::{browser, PAGE_DEADLINE};
-use crate::console_http::{console_cookie, post_login};
 use crate::gateway_helpers::{agent_token, approve_ok, call, register_fs, spawn_gateway};
 use crate::helpers::{eventually, requests, spawn_app, TestApp, TEST_ADMIN_PASSWORD};
 use crate::peers::text_of;

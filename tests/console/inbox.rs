@@ -7,9 +7,9 @@ use fantoccini::Locator;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::auth_helpers::console_cookie;
 use crate::auth_helpers::{admin_session, create_user, PASSWORD};
 use crate::browser::browser;
-use crate::console_http::console_cookie;
 use crate::gateway_helpers::{agent_token, call, register_fs, rpc_error, spawn_gateway, ACCESS_DENIED};
 use crate::helpers::{requests, spawn_app, TEST_ADMIN_PASSWORD};
 use crate::peers::text_of;

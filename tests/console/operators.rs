@@ -5,9 +5,9 @@
 use fantoccini::Locator;
 use serde_json::json;
 
+use crate::auth_helpers::console_cookie;
 use crate::auth_helpers::{admin_session, create_user, login, login_ok, PASSWORD};
 use crate::browser::{browser, Browser, PAGE_DEADLINE};
-use crate::console_http::console_cookie;
 use crate::helpers::{eventually, requests, spawn_app, TEST_ADMIN_PASSWORD};
 
 const NEW_PASSWORD: &str = "a-brand-new-password-42";

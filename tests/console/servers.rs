@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use crate::auth_helpers::console_cookie;
 use crate::auth_helpers::{admin_session, create_agent, create_user, PASSWORD};
 use crate::browser::{browser, Browser};
-use crate::console_http::console_cookie;
 use crate::gateway_helpers::{register_fs, spawn_gateway};
 use crate::helpers::TEST_ADMIN_PASSWORD;
 use crate::peers::example_fs_bin;

@@ -68,7 +68,7 @@ async fn copy_rows(conn: &mut PgConnection, table: &str, rows: Vec<ReadRow>) -> 
         return Ok(());
     }
     let mut text = Vec::with_capacity(rows.len() * 512);
-    for row in rows {
+    for row in &rows {
         write_row(&mut text, row);
     }
     let mut copy = conn.copy_in_raw(&format!("COPY {table} ({COLUMNS}) FROM STDIN")).await?;
@@ -78,48 +78,26 @@ async fn copy_rows(conn: &mut PgConnection, table: &str, rows: Vec<ReadRow>) -> 
 }
 
 /// One row in `COPY`'s text format, columns in [`COLUMNS`] order.
-fn write_row(out: &mut Vec<u8>, row: ReadRow) {
-    let ReadRow {
-        id,
-        request_type,
-        agent,
-        tool,
-        arguments,
-        arguments_digest,
-        idempotency_key,
-        requested_by,
-        status,
-        created_at,
-        expires_at,
-        reviewed_by,
-        reviewed_at,
-        reason,
-        expired_at,
-        executed_by,
-        executed_at,
-        result_cached_at,
-        execute_by,
-        last_position,
-    } = row;
-    let _ = write!(out, "{}", id.hyphenated());
-    for text in [&request_type, &agent, &tool] {
+fn write_row(out: &mut Vec<u8>, row: &ReadRow) {
+    let _ = write!(out, "{}", row.id.hyphenated());
+    for text in [&row.request_type, &row.agent, &row.tool] {
         field(out, Some(text));
     }
-    field(out, Some(&arguments.to_string()));
-    for text in [&arguments_digest, &idempotency_key, &requested_by, &status] {
+    field(out, Some(&row.arguments.to_string()));
+    for text in [&row.arguments_digest, &row.idempotency_key, &row.requested_by, &row.status] {
         field(out, Some(text));
     }
-    time(out, Some(created_at));
-    time(out, Some(expires_at));
-    field(out, reviewed_by.as_deref());
-    time(out, reviewed_at);
-    field(out, reason.as_deref());
-    time(out, expired_at);
-    field(out, executed_by.as_deref());
-    time(out, executed_at);
-    time(out, result_cached_at);
-    time(out, execute_by);
-    let _ = writeln!(out, "\t{last_position}");
+    time(out, Some(row.created_at));
+    time(out, Some(row.expires_at));
+    field(out, row.reviewed_by.as_deref());
+    time(out, row.reviewed_at);
+    field(out, row.reason.as_deref());
+    time(out, row.expired_at);
+    field(out, row.executed_by.as_deref());
+    time(out, row.executed_at);
+    time(out, row.result_cached_at);
+    time(out, row.execute_by);
+    let _ = writeln!(out, "\t{}", row.last_position);
 }
 
 /// A tab, then a text value escaped for `COPY` (or `\N` for NULL).
