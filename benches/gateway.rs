@@ -1,6 +1,6 @@
 //! Gateway benchmarks (issue 4). Not a test: it prints numbers for docs/BENCHMARKS.md.
 //!
-//!   scripts/bench-gateway.sh [passthrough|resume|waiters|consoles|all]
+//!   scripts/bench-gateway.sh [passthrough|resume|waiters|consoles|sealing|creates|propagation|sessions|all]
 //!
 //! Starts `alexandria serve --demo` (release build) as a child process on a fresh
 //! database and measures:
@@ -12,6 +12,9 @@
 //!   connections, and how long until every stream has heard of a new request;
 //! - creates: gated creates per second at concurrency 64 against `pgbench` inserting one
 //!   row per transaction into the same database;
+//! - propagation: how long after replica A acknowledges a policy change replica B still
+//!   accepts a token minted before it (two replicas, one database);
+//! - sessions: the admin API's per-request session check, on `GET /auth/me`;
 //! - sealing: gated creates per second (each appends a `Created`) with the audit sealer
 //!   running and with it standing by (this harness holds its lock), alternating.
 //!
@@ -35,6 +38,11 @@ const POOL_SIZE: u32 = 16;
 
 fn admin_url() -> String {
     std::env::var("BENCH_DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `database` on the benchmark's PostgreSQL.
+fn database_url_of(database: &str) -> String {
+    format!("{}/{database}", admin_url().rsplit_once('/').unwrap().0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -82,15 +90,14 @@ impl Server {
         let mut conn = PgConnection::connect(&admin).await.expect("PostgreSQL for the benchmark");
         conn.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str()).await.unwrap();
         conn.execute(format!("CREATE DATABASE {database}").as_str()).await.unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let data_dir = std::env::temp_dir().join("alexandria-bench-gateway");
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let binary = env!("CARGO_BIN_EXE_alexandria");
-        let url = format!("{base}/{database}");
+        let url = database_url_of(&database);
         let sealer_lock = if hold_sealer {
-            let migrated =
-                tokio::process::Command::new(binary).arg("migrate").env("DATABASE_URL", &url).output().await.unwrap();
+            let migrated = tokio::process::Command::new(env!("CARGO_BIN_EXE_alexandria"))
+                .arg("migrate")
+                .env("DATABASE_URL", &url)
+                .output()
+                .await
+                .unwrap();
             assert!(migrated.status.success());
             let pool = sqlx::PgPool::connect(&url).await.unwrap();
             let key = alexandria_projections::runner::lock_key(alexandria::audit::SEALER_NAME);
@@ -104,6 +111,25 @@ impl Server {
         } else {
             None
         };
+        Self::serve(database, wait_secs, "alexandria-bench-gateway", sealer_lock).await
+    }
+
+    /// A second replica on this server's database (its own port and data directory).
+    async fn replica(&self, wait_secs: u64) -> Server {
+        Self::serve(self.database.clone(), wait_secs, "alexandria-bench-gateway-replica", None).await
+    }
+
+    /// Starts `alexandria serve --demo` on `database` and waits until it is ready.
+    async fn serve(
+        database: String,
+        wait_secs: u64,
+        data_dir_name: &str,
+        sealer_lock: Option<tokio::task::JoinHandle<()>>,
+    ) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let data_dir = std::env::temp_dir().join(data_dir_name);
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let binary = env!("CARGO_BIN_EXE_alexandria");
         let mut command = match std::env::var("BENCH_HEAPTRACK") {
             Ok(output) => {
                 let mut heaptrack = tokio::process::Command::new("heaptrack");
@@ -114,7 +140,7 @@ impl Server {
         };
         let child = command
             .args(["serve", "--demo"])
-            .env("DATABASE_URL", &url)
+            .env("DATABASE_URL", database_url_of(&database))
             .env("ALEXANDRIA_LISTEN", format!("127.0.0.1:{port}"))
             .env("ALEXANDRIA_ADMIN_PASSWORD", PASSWORD)
             .env("ALEXANDRIA_DATA_DIR", &data_dir)
@@ -143,7 +169,7 @@ impl Server {
 
     /// The benchmark database's URL (for the harness's own queries).
     fn database_url(&self) -> String {
-        format!("{}/{}", admin_url().rsplit_once('/').unwrap().0, self.database)
+        database_url_of(&self.database)
     }
 
     fn pid(&self) -> u32 {
@@ -460,14 +486,34 @@ async fn creates() {
     const CALLS: usize = 8000;
     const CONCURRENCY: usize = 64;
     println!("## Gated creates against pgbench's one-insert transactions (concurrency {CONCURRENCY})\n");
-    println!("| round | gated creates/s | p50 | p99 | pgbench inserts/s | share |\n|---|---|---|---|---|---|");
+    println!(
+        "| round | gated creates/s | p50 | p99 | CPU per create: gateway / PostgreSQL / load generator | pgbench inserts/s | share |\n|---|---|---|---|---|---|---|"
+    );
     for round in 1..=3 {
         let server = Server::start(0).await;
         let (client, endpoint, token) = warmed_up_for_gated_creates(&server, CONCURRENCY).await;
-        let report = gated_creates(&client, &endpoint, &token, CONCURRENCY, CALLS).await;
         let database_url = server.database_url();
-        drop(server);
         let mut conn = PgConnection::connect(&database_url).await.unwrap();
+        // The server's backends (its pool is open after the warm-up).
+        let backends: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let cpu = |pids: &[u32]| pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
+        let backends: Vec<u32> = backends.into_iter().map(|pid| pid as u32).collect();
+        let (gateway_before, postgres_before, client_before) =
+            (cpu(&[server.pid()]), cpu(&backends), cpu(&[std::process::id()]));
+        let report = gated_creates(&client, &endpoint, &token, CONCURRENCY, CALLS).await;
+        let per_create = |before: f64, after: f64| format!("{:.0} µs", (after - before) / CALLS as f64 * 1e6);
+        let cpu_per_create = format!(
+            "{} / {} / {}",
+            per_create(gateway_before, cpu(&[server.pid()])),
+            per_create(postgres_before, cpu(&backends)),
+            per_create(client_before, cpu(&[std::process::id()]))
+        );
+        drop(server);
         conn.execute("CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
             .await
             .unwrap();
@@ -486,7 +532,7 @@ async fn creates() {
             .find_map(|line| line.strip_prefix("tps = ")?.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("pgbench said: {output}{}", String::from_utf8_lossy(&pgbench.stderr)));
         println!(
-            "| {round} | {:.0} | {} | {} | {tps:.0} | {:.0} % |",
+            "| {round} | {:.0} | {} | {} | {cpu_per_create} | {tps:.0} | {:.0} % |",
             report.per_second,
             ms(report.p50),
             ms(report.p99),
@@ -494,6 +540,172 @@ async fn creates() {
         );
     }
     println!();
+}
+
+/// The admin API's per-request session check (one indexed read of `sessions`, so a
+/// logout or a password reset ends a session at once), measured on `GET /auth/me`, which
+/// does nothing else: is it hot enough to be worth a cache like the agents' policy?
+async fn sessions() {
+    const CALLS: usize = 20_000;
+    let server = Server::start(0).await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let tokens = tokens(&client, &server).await;
+    let me = format!("{}/auth/me", server.url);
+    println!("## The admin API's session check (`GET /auth/me`, {CALLS} requests)\n");
+    println!("| concurrency | requests/s | p50 | p99 | CPU per request: gateway / PostgreSQL |\n|---|---|---|---|---|");
+    let mut conn = PgConnection::connect(&server.database_url()).await.unwrap();
+    for concurrency in [1usize, 64] {
+        let (c, url, token) = (client.clone(), me.clone(), tokens.admin.clone());
+        let request = move |_| {
+            let (c, url, token) = (c.clone(), url.clone(), token.clone());
+            async move {
+                let started = Instant::now();
+                let status = c.get(&url).bearer_auth(&token).send().await.unwrap().status();
+                assert_eq!(status, 200);
+                started.elapsed()
+            }
+        };
+        for n in 0..200 {
+            request(n).await;
+        }
+        let backends: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let backends: Vec<u32> = backends.into_iter().map(|pid| pid as u32).collect();
+        let postgres = |pids: &[u32]| pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
+        let (gateway_before, postgres_before) = (cpu_seconds(server.pid()), postgres(&backends));
+        let report = run_concurrent(concurrency, CALLS, request).await;
+        let per_request = |before: f64, after: f64| format!("{:.0} µs", (after - before) / CALLS as f64 * 1e6);
+        println!(
+            "| {concurrency} | {:.0} | {} | {} | {} / {} |",
+            report.per_second,
+            ms(report.p50),
+            ms(report.p99),
+            per_request(gateway_before, cpu_seconds(server.pid())),
+            per_request(postgres_before, postgres(&backends))
+        );
+    }
+    println!();
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds; 0 once it is gone.
+fn cpu_seconds(pid: u32) -> f64 {
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // After the command name (in parentheses): state, then utime and stime at 12 and 13.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) as f64 / TICKS_PER_SECOND
+}
+
+/// How long after replica A acknowledges a policy change replica B still accepts a token
+/// minted before it (docs/AUTH.md, "Policy propagation"). Each round mints a token, has
+/// B cache the agent's policy, then keeps `CALLERS` pass-through calls going on B with
+/// that token while A changes the policy. The bound of a round is when B's first refusal
+/// arrived, counted from A's answer to the change (an upper bound: B forgot the agent
+/// before it served that call); and no call B accepted was sent after it refused one.
+async fn propagation() {
+    const ROUNDS: usize = 200;
+    const CALLERS: usize = 2;
+    let a = Server::start(0).await;
+    let b = a.replica(0).await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(16).build().unwrap();
+    let tokens = tokens(&client, &a).await;
+    let agent: Value = client
+        .get(format!("{}/admin/agents/demo-agent", a.url))
+        .bearer_auth(&tokens.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let allowed = agent["allowed_tools"].clone();
+    assert!(allowed.as_array().is_some_and(|tools| !tools.is_empty()), "{agent}");
+    let b_endpoint = format!("{}/mcp/agents/demo-agent", b.url);
+    let mut bounds = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let minted: Value = client
+            .post(format!("{}/v1/agent-token", a.url))
+            .bearer_auth(&tokens.admin)
+            .json(&json!({"agent": "demo-agent"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = minted["token"].as_str().unwrap().to_owned();
+        // B learns this version (from the database, once), then answers from memory.
+        gateway_echo(&client, &b_endpoint, &token, 0).await;
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (client, endpoint, token) = (client.clone(), b_endpoint.clone(), token.clone());
+                tokio::spawn(async move {
+                    // (sent, answered, accepted) of every call until the first refusal.
+                    let mut calls = Vec::new();
+                    loop {
+                        let sent = Instant::now();
+                        let status = client
+                            .post(&endpoint)
+                            .bearer_auth(&token)
+                            .json(&call_body(1, "echo", json!({"message": "ping"})))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status();
+                        let accepted = status == 200;
+                        assert!(accepted || status == 401, "B answered {status}");
+                        calls.push((sent, Instant::now(), accepted));
+                        if !accepted {
+                            return calls;
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Let the callers get going: the change lands while calls are in flight.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let changed = client
+            .put(format!("{}/admin/agents/demo-agent/allowed-tools", a.url))
+            .bearer_auth(&tokens.admin)
+            .json(&json!({"tools": allowed}))
+            .send()
+            .await
+            .unwrap();
+        let acknowledged = Instant::now();
+        assert_eq!(changed.status(), 200);
+        let mut first_refusal: Option<Instant> = None;
+        let mut last_accepted_send: Option<Instant> = None;
+        for caller in callers {
+            for (sent, answered, accepted) in caller.await.unwrap() {
+                if accepted {
+                    last_accepted_send = last_accepted_send.max(Some(sent));
+                } else {
+                    first_refusal = Some(first_refusal.map_or(answered, |t| t.min(answered)));
+                }
+            }
+        }
+        let first_refusal = first_refusal.expect("every caller ends with a refusal");
+        assert!(
+            last_accepted_send.is_none_or(|sent| sent <= first_refusal),
+            "B accepted the old token on a call sent after it had refused it"
+        );
+        bounds.push(first_refusal.saturating_duration_since(acknowledged));
+    }
+    bounds.sort();
+    println!("## Policy propagation: A changes an agent's policy, B refuses the old token ({ROUNDS} changes)\n");
+    println!("| p50 | p90 | p99 | max |\n|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} |\n",
+        ms(percentile(&bounds, 0.5)),
+        ms(percentile(&bounds, 0.9)),
+        ms(percentile(&bounds, 0.99)),
+        ms(*bounds.last().unwrap())
+    );
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -732,5 +944,11 @@ async fn main() {
     }
     if which == "creates" || which == "all" {
         creates().await;
+    }
+    if which == "propagation" || which == "all" {
+        propagation().await;
+    }
+    if which == "sessions" || which == "all" {
+        sessions().await;
     }
 }

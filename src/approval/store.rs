@@ -1,6 +1,8 @@
 //! The write side: commands against permission requests, committed through postgres-es.
 //!
-//! This is the only code that writes a request's events. It runs a command against the
+//! This is the only code that writes a request's events. A create is first tried as a
+//! single `INSERT` of the request's first event (no read: a new request has no history);
+//! when the request exists, or for any other command, it runs the command against the
 //! current state and commits the resulting events with optimistic concurrency; a conflict
 //! (another writer appended first) re-runs the command against the new state, so racing
 //! callers end up with the domain's answer (e.g. "already approved"), never a storage
@@ -20,7 +22,7 @@ use alexandria_domain::{
 use alexandria_projections::log::read_global_batch;
 use alexandria_projections::{Backoff, StoredEvent, UnreadableEvent};
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use cqrs_es::{AggregateError, EventEnvelope, EventStore};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -35,6 +37,10 @@ type Store = PersistedEventStore<PostgresEventRepository, PermissionRequest>;
 const CONFLICT_RETRIES: usize = 8;
 /// Events read per query when loading a request (a request has a handful).
 const HISTORY_BATCH: i64 = 100;
+/// An event row as postgres-es writes it (the same seven columns; the rest default).
+const INSERT_EVENT: &str = "INSERT INTO events \
+     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -142,6 +148,46 @@ impl PermissionStore {
         Ok(Applied { state, events: committed })
     }
 
+    /// Appends a new request's first event without reading its history first: one
+    /// autocommit `INSERT` at sequence 1, the round trip a create costs. `None` when the
+    /// request already exists (the primary key refuses a second sequence 1: a retry, or a
+    /// concurrent create) or the command does not apply to a new request: the caller
+    /// then runs the command against the stored history, which gives the domain's answer
+    /// (an idempotent retry finds the request as it is).
+    async fn append_first(
+        &self,
+        id: Uuid,
+        command: &PermissionRequestCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<Applied>, CommandError> {
+        let new = PermissionRequest::default();
+        let Ok(events) = new.decide(command.clone()) else { return Ok(None) };
+        let [event] = events.as_slice() else { return Ok(None) };
+        let store_error = |error: serde_json::Error| CommandError::Store(error.to_string());
+        let metadata = metadata.to_map();
+        let inserted = sqlx::query(INSERT_EVENT)
+            .bind(PermissionRequest::TYPE)
+            .bind(id.to_string())
+            .bind(1_i64)
+            .bind(event.event_type())
+            .bind(event.event_version())
+            .bind(serde_json::to_value(event).map_err(store_error)?)
+            .bind(serde_json::to_value(&metadata).map_err(store_error)?)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
+            Err(error) => return Err(CommandError::Store(error.to_string())),
+        }
+        let mut state = new;
+        state.evolve(event.clone());
+        let envelope = EventEnvelope { aggregate_id: id.to_string(), sequence: 1, payload: event.clone(), metadata };
+        let committed = vec![envelope];
+        self.count(&state, &committed);
+        Ok(Some(Applied { state, events: committed }))
+    }
+
     /// Runs `command`, re-running it on the fresh state after each lost race.
     pub async fn execute(
         &self,
@@ -149,6 +195,11 @@ impl PermissionStore {
         command: PermissionRequestCommand,
         metadata: &EventMetadata,
     ) -> Result<Applied, CommandError> {
+        if matches!(command, PermissionRequestCommand::Create { .. }) {
+            if let Some(applied) = self.append_first(id, &command, metadata).await? {
+                return Ok(applied);
+            }
+        }
         // Jitter keeps a herd of losers from colliding again.
         let mut races = Backoff::new(Duration::from_millis(2), Duration::from_millis(16)).with_jitter().retries();
         for attempt in 0..=CONFLICT_RETRIES {

@@ -6,6 +6,8 @@ use alexandria_domain::{PermissionRequest, PermissionRequestCommand as C, Permis
 use chrono::Utc;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateContext, AggregateError, EventStore};
+use std::sync::atomic::Ordering;
+
 use futures::future::join_all;
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::PgListener;
@@ -87,6 +89,37 @@ async fn concurrent_first_calls_create_one_request() {
     assert!(results.iter().all(Result::is_ok), "every caller joins the one request: {results:?}");
     assert_eq!(results.iter().filter(|r| !r.as_ref().unwrap().events.is_empty()).count(), 1);
     assert_eq!(store.load_events(id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_new_request_costs_one_round_trip_and_a_repeat_finds_it_as_it_is() {
+    let db = fresh_database().await;
+    let (counted, checkouts) = db.counting_checkouts().await;
+    let store = PermissionStore::new(counted.pool.clone());
+    let id = alexandria_domain::request_id("agent-a", "one-trip");
+    let checkouts_since = |before: usize| checkouts.load(Ordering::SeqCst) - before;
+
+    let before = checkouts.load(Ordering::SeqCst);
+    let created = store.execute(id, create_cmd("agent-a", "one-trip"), &meta("agent:agent-a")).await.unwrap();
+    assert_eq!(created.events.len(), 1);
+    assert_eq!(created.events[0].sequence, 1);
+    assert_eq!(checkouts_since(before), 1, "a new request is one statement: no read before it");
+
+    // The repeat's insert is refused by the primary key; it then reads the request.
+    let before = checkouts.load(Ordering::SeqCst);
+    let repeated = store.execute(id, create_cmd("agent-a", "one-trip"), &meta("agent:agent-a")).await.unwrap();
+    assert!(repeated.events.is_empty(), "a repeat appends nothing");
+    assert_eq!(repeated.state.status(), Some(RequestStatus::Pending));
+    assert_eq!(repeated.state.details(), created.state.details());
+    assert_eq!(checkouts_since(before), 2, "the refused insert, then the read");
+
+    // The row reads back through postgres-es as one of its own.
+    let es: PersistedEventStore<PostgresEventRepository, PermissionRequest> =
+        PersistedEventStore::new_event_store(PostgresEventRepository::new(db.pool.clone()));
+    let loaded = es.load_events(&id.to_string()).await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].payload, created.events[0].payload);
+    assert_eq!(loaded[0].metadata, created.events[0].metadata);
 }
 
 #[tokio::test]

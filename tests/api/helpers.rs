@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alexandria::http::AppState;
@@ -34,6 +36,27 @@ impl TestDatabase {
         let admin = admin_url();
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
         format!("{base}/{}", self.name)
+    }
+
+    /// This database with a pool that counts every connection checkout (each database
+    /// round trip takes one): of an idle connection, or of one opened for it.
+    pub async fn counting_checkouts(&self) -> (TestDatabase, Arc<AtomicUsize>) {
+        let checkouts = Arc::new(AtomicUsize::new(0));
+        let (reused, opened) = (Arc::clone(&checkouts), Arc::clone(&checkouts));
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .before_acquire(move |_, _| {
+                reused.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(true) })
+            })
+            .after_connect(move |_, _| {
+                opened.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(()) })
+            })
+            .connect_with(self.options.clone())
+            .await
+            .expect("connect");
+        (TestDatabase { name: self.name.clone(), options: self.options.clone(), pool }, checkouts)
     }
 
     /// Another pool on the same database (a second "replica").

@@ -2,12 +2,10 @@
 //! round trip to check its token, a policy change reaches every replica through
 //! PostgreSQL's notifications, and while those are not heard the cache is not used.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::postgres::PgPoolOptions;
 
 use crate::auth_helpers::{admin_session, create_agent, mint_agent_token, set_tools};
 use crate::gateway_helpers::{post_mcp, register_fs, tool_call};
@@ -18,23 +16,6 @@ use crate::helpers::{eventually, fresh_database, spawn_app_on, test_settings, Te
 const PATIENCE: Duration = Duration::from_secs(10);
 
 const AGENT: &str = "cached-agent";
-
-/// `db` with a pool that counts every connection checkout (each database round trip
-/// takes one).
-async fn counting(db: &TestDatabase) -> (TestDatabase, Arc<AtomicUsize>) {
-    let checkouts = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&checkouts);
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .before_acquire(move |_, _| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Ok(true) })
-        })
-        .connect_with(db.options.clone())
-        .await
-        .expect("connect");
-    (TestDatabase { name: db.name.clone(), options: db.options.clone(), pool }, checkouts)
-}
 
 async fn echo(app: &TestApp, token: &str, n: i64) -> u16 {
     let message = tool_call(n, "echo", json!({"message": format!("call {n}")}));
@@ -49,7 +30,7 @@ fn checks(app: &TestApp, source: &str) -> u64 {
 async fn pass_through_calls_check_tokens_from_memory_and_a_policy_change_reaches_the_other_replica() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), test_settings()).await;
-    let (counted, checkouts) = counting(&db).await;
+    let (counted, checkouts) = db.counting_checkouts().await;
     let b = spawn_app_on(counted, test_settings()).await;
     let admin = admin_session(&a).await;
     register_fs(&a, &admin, "fs", None).await;
