@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
+use crate::log::replay::RequestEvent;
 use crate::log::StoredEvent;
 
 /// A read model built from the event log.
@@ -32,10 +33,13 @@ pub trait Projection: Send + Sync + 'static {
 
 /// A whole-log fold into an empty shadow table, for one rebuild (see
 /// [`Projection::replay`]). State lives only as long as the rebuild.
+///
+/// It folds permission requests' events, already decoded (the log's one aggregate type;
+/// decoding is done by the rebuild's reader, on the other core).
 #[async_trait]
 pub trait Replay: Send {
     /// Folds in the next events, in order; may write what can change no more.
-    async fn fold(&mut self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()>;
+    async fn fold(&mut self, conn: &mut PgConnection, table: &str, events: Vec<RequestEvent>) -> anyhow::Result<()>;
 
     /// Writes everything still held.
     async fn finish(self: Box<Self>, conn: &mut PgConnection, table: &str) -> anyhow::Result<()>;

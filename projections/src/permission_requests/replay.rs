@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Fold, ReadRow, COLUMNS};
-use crate::log::StoredEvent;
+use crate::log::replay::RequestEvent;
 use crate::projection::Replay;
 
 /// Final rows held before a `COPY` writes them.
@@ -31,10 +31,8 @@ pub(super) struct PermissionRequestsReplay {
 
 #[async_trait]
 impl Replay for PermissionRequestsReplay {
-    async fn fold(&mut self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events {
-            let Some((id, payload)) = event.decode_permission_request()? else { continue };
-            let position = event.global_position;
+    async fn fold(&mut self, conn: &mut PgConnection, table: &str, events: Vec<RequestEvent>) -> anyhow::Result<()> {
+        for RequestEvent { id, event: payload, position } in events {
             if let Some(status) = self.closed.get(&id) {
                 tracing::warn!(%id, position, event = payload.name(), %status, "event for a request that is already final; skipped");
                 continue;
