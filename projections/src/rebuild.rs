@@ -8,14 +8,17 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use sqlx::{PgPool, Row};
 
-use crate::log::replay::read_settled_requests;
+use crate::log::replay::{settled_copy_statement, ReplayBatch, ReplayDecoder};
 use crate::log::{count_after, read_settled_batch, LogPosition};
 use crate::projection::{Projection, Replay};
 use crate::runner::{lock_checkpoint, register, store_checkpoint};
 
 pub const REBUILD_BATCH_SIZE: i64 = 10_000;
+/// How many batches a replay reads with one `COPY` statement.
+const REPLAY_BATCHES_PER_STATEMENT: u64 = 10;
 
 /// Progress reports: events applied so far and the total expected at the start.
 pub trait RebuildProgress {
@@ -204,13 +207,36 @@ async fn replay_into(
     let reader_pool = pool.clone();
     let reader = tokio::spawn(async move {
         let mut conn = reader_pool.acquire().await?;
+        // A `COPY` left in the middle (the fold failed) would leave the connection in it.
+        conn.close_on_drop();
+        let batch_size = u64::try_from(batch_size.max(1))?;
         let mut at = LogPosition::START;
         loop {
-            let batch = read_settled_requests(&mut conn, at, batch_size).await?;
-            let Some(last) = batch.last else { return anyhow::Ok(()) };
-            at = last;
-            if batches.send(batch).await.is_err() {
-                return Ok(()); // the writer failed and says why
+            // Each statement re-reads the oldest running transaction, as each batch of
+            // the live reader does; a statement spans several batches, so that the
+            // query's setup is paid rarely.
+            let statement = settled_copy_statement(at, (batch_size * REPLAY_BATCHES_PER_STATEMENT) as i64);
+            let mut rows = conn.copy_out_raw(&statement).await?;
+            let (mut decoder, mut batch) = (ReplayDecoder::default(), ReplayBatch::default());
+            let mut read = 0;
+            while let Some(data) = rows.next().await {
+                decoder.feed(&data?, &mut batch)?;
+                if batch.read >= batch_size {
+                    read += batch.read;
+                    at = batch.last.unwrap_or(at);
+                    if batches.send(std::mem::take(&mut batch)).await.is_err() {
+                        return Ok(()); // the fold failed and says why
+                    }
+                }
+            }
+            decoder.finish()?;
+            read += batch.read;
+            at = batch.last.unwrap_or(at);
+            if read == 0 {
+                return anyhow::Ok(());
+            }
+            if batch.read > 0 && batches.send(batch).await.is_err() {
+                return Ok(());
             }
         }
     });

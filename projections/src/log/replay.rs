@@ -12,7 +12,6 @@
 use alexandria_domain::PermissionRequestEvent;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::{skipped_column, LogPosition, UnreadableEvent, PERMISSION_REQUEST_TYPE, SETTLED_AFTER};
@@ -44,40 +43,146 @@ const REPLAY_COLUMNS: &str = concat!(
     skipped_column!()
 );
 
-/// The next settled events after `after` in projection order, as
-/// [`read_settled_batch`](super::read_settled_batch) reads them, decoded for a fold. An
-/// event this build cannot read is an error, as it is for the live projection's `apply`.
-pub async fn read_settled_requests(
-    conn: &mut PgConnection,
-    after: LogPosition,
-    limit: i64,
-) -> anyhow::Result<ReplayBatch> {
-    let sql = format!("SELECT {REPLAY_COLUMNS} FROM events {SETTLED_AFTER}");
-    let rows = sqlx::query(&sql)
-        .bind(after.tx_id.to_string())
-        .bind(after.global_position)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut batch = ReplayBatch { events: Vec::with_capacity(rows.len()), ..ReplayBatch::default() };
-    for row in &rows {
-        let position = LogPosition { tx_id: row.try_get(1)?, global_position: row.try_get(0)? };
+/// `COPY` of the next settled events after `after` in projection order, at most `limit`:
+/// the events [`read_settled_batch`](super::read_settled_batch) reads, only the columns
+/// [`ReplayDecoder`] decodes. Binary `COPY` streams rows as PostgreSQL produces them, so
+/// decoding overlaps with the query, and each field is its bytes: no row objects, no copy
+/// of a payload before it is decoded.
+pub fn settled_copy_statement(after: LogPosition, limit: i64) -> String {
+    // `COPY` takes no parameters: the bounds are integers, written in.
+    let settled_after = SETTLED_AFTER
+        .replace("$1", &format!("'{}'", after.tx_id))
+        .replace("$2", &after.global_position.to_string())
+        .replace("$3", &limit.to_string());
+    format!("COPY (SELECT {REPLAY_COLUMNS} FROM events {settled_after}) TO STDOUT (FORMAT binary)")
+}
+
+/// Decodes the output of a [`settled_copy_statement`] as it arrives, into batches for a
+/// fold. An event this build cannot read is an error, as it is for the live projection's
+/// `apply`.
+#[derive(Default)]
+pub struct ReplayDecoder {
+    /// The start of a row whose end has not arrived yet.
+    pending: Vec<u8>,
+    header_read: bool,
+    ended: bool,
+}
+
+impl ReplayDecoder {
+    /// Decodes the rows `data` completes into `batch`, keeping an unfinished one.
+    /// PostgreSQL sends a row per message, so `pending` is rarely used.
+    pub fn feed(&mut self, data: &[u8], batch: &mut ReplayBatch) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            let used = self.decode(data, batch)?;
+            self.pending.extend_from_slice(&data[used..]);
+        } else {
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.extend_from_slice(data);
+            let used = self.decode(&pending, batch)?;
+            pending.drain(..used);
+            self.pending = pending;
+        }
+        Ok(())
+    }
+
+    /// Checks that the output ended as the format ends, with nothing left over.
+    pub fn finish(self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.ended && self.pending.is_empty(), "the COPY of the log ended in the middle of a row");
+        Ok(())
+    }
+
+    /// Decodes the complete rows at the start of `data`; returns the bytes used.
+    fn decode(&mut self, data: &[u8], batch: &mut ReplayBatch) -> anyhow::Result<usize> {
+        let mut cursor = Cursor { data, at: 0 };
+        if !self.header_read {
+            let Some(header) = cursor.take(HEADER.len() + 8) else { return Ok(0) };
+            anyhow::ensure!(header.starts_with(HEADER), "COPY output that is not PostgreSQL's binary format");
+            let extension = u32::from_be_bytes([header[15], header[16], header[17], header[18]]) as usize;
+            let Some(_) = cursor.take(extension) else { return Ok(0) };
+            self.header_read = true;
+        }
+        let mut used = cursor.at;
+        while !self.ended {
+            let Some(row) = cursor.row()? else { break };
+            used = cursor.at;
+            match row {
+                None => self.ended = true,
+                Some(row) => row.decode_into(batch)?,
+            }
+        }
+        Ok(used)
+    }
+}
+
+/// The binary `COPY` signature, before the flags and the header extension's length.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// The fields of one row of [`REPLAY_COLUMNS`].
+struct CopyRow<'a>([&'a [u8]; 8]);
+
+impl CopyRow<'_> {
+    fn decode_into(&self, batch: &mut ReplayBatch) -> anyhow::Result<()> {
+        let [global_position, tx_id, aggregate_type, aggregate_id, sequence, payload, metadata, skipped] = self.0;
+        let position = LogPosition { tx_id: int8(tx_id)?, global_position: int8(global_position)? };
         batch.read += 1;
         batch.last = Some(position);
-        let aggregate_type: &str = row.try_get(2)?;
-        if aggregate_type != PERMISSION_REQUEST_TYPE || row.try_get::<bool, _>(7)? {
-            continue;
+        let skipped = match skipped {
+            [0] => false,
+            [1] => true,
+            _ => anyhow::bail!("a COPY boolean of {} bytes", skipped.len()),
+        };
+        if aggregate_type != PERMISSION_REQUEST_TYPE.as_bytes() || skipped {
+            return Ok(());
         }
         let stored = StoredRequestEvent {
             position: position.global_position,
-            aggregate_id: row.try_get(3)?,
-            sequence: row.try_get(4)?,
-            payload: row.try_get(5)?,
-            metadata: row.try_get(6)?,
+            aggregate_id: std::str::from_utf8(aggregate_id)?,
+            sequence: int8(sequence)?,
+            payload: std::str::from_utf8(payload)?,
+            metadata: std::str::from_utf8(metadata)?,
         };
         batch.events.push(decode_request_event(&stored)?);
+        Ok(())
     }
-    Ok(batch)
+}
+
+fn int8(field: &[u8]) -> anyhow::Result<i64> {
+    let bytes: [u8; 8] = field.try_into().map_err(|_| anyhow::anyhow!("a COPY bigint of {} bytes", field.len()))?;
+    Ok(i64::from_be_bytes(bytes))
+}
+
+/// Reading through binary `COPY` output; `None` where the data ends before what is read.
+struct Cursor<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let taken = self.data.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(taken)
+    }
+
+    /// The next row: `Some(None)` for the end of the output (a field count of -1).
+    fn row(&mut self) -> anyhow::Result<Option<Option<CopyRow<'a>>>> {
+        let Some(&[high, low]) = self.take(2) else { return Ok(None) };
+        let fields = i16::from_be_bytes([high, low]);
+        if fields == -1 {
+            return Ok(Some(None));
+        }
+        anyhow::ensure!(fields == 8, "a COPY row of {fields} fields where 8 were asked for");
+        let mut row: [&[u8]; 8] = [&[]; 8];
+        for field in &mut row {
+            let Some(&[a, b, c, d]) = self.take(4) else { return Ok(None) };
+            // -1 is NULL, which none of these columns is.
+            let length = usize::try_from(i32::from_be_bytes([a, b, c, d]))
+                .map_err(|_| anyhow::anyhow!("a NULL in a COPY of the log"))?;
+            let Some(bytes) = self.take(length) else { return Ok(None) };
+            *field = bytes;
+        }
+        Ok(Some(Some(CopyRow(row))))
+    }
 }
 
 /// A permission request's stored event, its JSON columns as text.
@@ -219,6 +324,74 @@ mod tests {
 
     fn direct(payload: &str, metadata: &str, aggregate_id: &str) -> Result<RequestEvent, UnreadableEvent> {
         decode_request_event(&StoredRequestEvent { position: 9, aggregate_id, sequence: 2, payload, metadata })
+    }
+
+    /// Binary `COPY` output of rows of [`REPLAY_COLUMNS`]:
+    /// (position, tx, aggregate type, aggregate id, sequence, payload, metadata, skipped).
+    fn copy_output(rows: &[(i64, i64, &str, &str, i64, &str, &str, bool)]) -> Vec<u8> {
+        let mut out = HEADER.to_vec();
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        for &(position, tx, aggregate_type, aggregate_id, sequence, payload, metadata, skipped) in rows {
+            out.extend_from_slice(&8i16.to_be_bytes());
+            field(&mut out, &position.to_be_bytes());
+            field(&mut out, &tx.to_be_bytes());
+            field(&mut out, aggregate_type.as_bytes());
+            field(&mut out, aggregate_id.as_bytes());
+            field(&mut out, &sequence.to_be_bytes());
+            field(&mut out, payload.as_bytes());
+            field(&mut out, metadata.as_bytes());
+            field(&mut out, &[u8::from(skipped)]);
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn copy_output_decodes_the_same_however_it_is_split() {
+        let id = Uuid::new_v4().to_string();
+        let approved = json!({"Approved": {"by": "admin", "at": "2026-12-03T10:00:00Z"}}).to_string();
+        let skip = json!({"EventSkipped": {"position": 3}}).to_string();
+        let data = copy_output(&[
+            (3, 10, PERMISSION_REQUEST_TYPE, &id, 2, &approved, "{}", true),
+            (4, 10, PERMISSION_REQUEST_TYPE, &id, 2, &approved, "{}", false),
+            (5, 11, "EventSkip", "3", 1, &skip, "{}", false),
+        ]);
+        for split in [1, 2, 3, 7, 19, 20, 64, data.len()] {
+            let (mut decoder, mut batch) = (ReplayDecoder::default(), ReplayBatch::default());
+            for part in data.chunks(split) {
+                decoder.feed(part, &mut batch).expect("well-formed");
+            }
+            decoder.finish().expect("complete");
+            assert_eq!((batch.read, batch.last), (3, Some(LogPosition { tx_id: 11, global_position: 5 })));
+            let positions: Vec<i64> = batch.events.iter().map(|e| e.position).collect();
+            assert_eq!(positions, [4], "the skipped event and the other aggregate's are left out");
+        }
+
+        let mut cut = ReplayDecoder::default();
+        cut.feed(&data[..data.len() - 5], &mut ReplayBatch::default()).expect("so far well-formed");
+        assert!(cut.finish().is_err(), "an output that stops in a row");
+        let unreadable =
+            copy_output(&[(6, 12, PERMISSION_REQUEST_TYPE, &id, 3, r#"{"Approved": {"by": 7}}"#, "{}", false)]);
+        let error = ReplayDecoder::default().feed(&unreadable, &mut ReplayBatch::default()).expect_err("unreadable");
+        let error = error.downcast::<UnreadableEvent>().expect("an unreadable event");
+        assert_eq!((error.position, error.sequence), (6, 3));
+        assert!(ReplayDecoder::default()
+            .feed(b"PGCOPY\n\xff\r\n\x01\0\0\0\0\0\0\0\0", &mut ReplayBatch::default())
+            .is_err());
+    }
+
+    #[test]
+    fn the_copy_reads_the_live_readers_settled_bound() {
+        let statement = settled_copy_statement(LogPosition { tx_id: 41, global_position: 7 }, 100);
+        assert!(statement.contains("> ('41'::text::xid8, 7)"), "{statement}");
+        assert!(statement.contains("pg_snapshot_xmin(pg_current_snapshot())"), "{statement}");
+        assert!(
+            statement.ends_with("ORDER BY events.tx_id, events.global_position LIMIT 100) TO STDOUT (FORMAT binary)")
+        );
     }
 
     #[test]
