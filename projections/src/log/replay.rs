@@ -37,8 +37,10 @@ pub struct ReplayBatch {
 }
 
 /// `metadata` is read only to tell whether it is readable (see [`decode_request_event`]).
+/// `tx_id` is read as it is stored (`xid8`, an unsigned 64-bit integer in binary): a cast
+/// through text for every event was a large share of the query.
 const REPLAY_COLUMNS: &str = concat!(
-    "global_position, tx_id::text::bigint AS tx_id, aggregate_type, aggregate_id, sequence, \
+    "global_position, tx_id, aggregate_type, aggregate_id, sequence, \
      payload::text AS payload, metadata::text AS metadata, ",
     skipped_column!()
 );
@@ -123,7 +125,11 @@ struct CopyRow<'a>([&'a [u8]; 8]);
 impl CopyRow<'_> {
     fn decode_into(&self, batch: &mut ReplayBatch) -> anyhow::Result<()> {
         let [global_position, tx_id, aggregate_type, aggregate_id, sequence, payload, metadata, skipped] = self.0;
-        let position = LogPosition { tx_id: int8(tx_id)?, global_position: int8(global_position)? };
+        // An unsigned `xid8`; one beyond `i64::MAX` (2^63 transactions) reads as negative
+        // here and fails, as the live reader's cast to bigint fails.
+        let tx_id = int8(tx_id)?;
+        anyhow::ensure!(tx_id >= 0, "a transaction id beyond a bigint");
+        let position = LogPosition { tx_id, global_position: int8(global_position)? };
         batch.read += 1;
         batch.last = Some(position);
         let skipped = match skipped {
