@@ -190,12 +190,12 @@ pub async fn rebuild_in_batches_of(
     })
 }
 
-/// Folds the settled log into the shadow table with the projection's [`Replay`]. Reading
-/// and decoding the next batch (a task of its own, with its own connection) overlaps with
-/// folding and writing the current one, which uses the second core. The shadow table is
-/// nobody else's until the swap: it is written on one connection without a transaction
-/// per batch (a failed rebuild leaves a shadow table the next one drops). Returns where
-/// it got and how many events it read.
+/// Folds the settled log into the shadow table with the projection's [`Replay`]. Three
+/// things run at once: reading and decoding (a task of its own, with its own connection),
+/// folding (here), and PostgreSQL storing the rows already folded. The shadow table is
+/// nobody else's until the swap: it is written by one `COPY` that lasts the whole replay
+/// (a failed rebuild leaves a shadow table the next one drops). Returns where it got and
+/// how many events it read.
 async fn replay_into(
     pool: &PgPool,
     mut replay: Box<dyn Replay>,
@@ -241,15 +241,30 @@ async fn replay_into(
         }
     });
     let mut conn = pool.acquire().await?;
+    let mut copy = conn.copy_in_raw(&replay.copy_statement(shadow)).await?;
     let (mut at, mut applied) = (LogPosition::START, 0);
-    while let Some(batch) = incoming.recv().await {
-        replay.fold(&mut conn, shadow, batch.events).await?;
-        at = batch.last.unwrap_or(at);
-        applied += batch.read;
-        progress.advanced(applied);
+    let folded = async {
+        while let Some(batch) = incoming.recv().await {
+            let data = replay.fold(batch.events)?;
+            if !data.is_empty() {
+                copy.send(data).await?;
+            }
+            at = batch.last.unwrap_or(at);
+            applied += batch.read;
+            progress.advanced(applied);
+        }
+        anyhow::Ok(())
     }
-    reader.await??;
-    replay.finish(&mut conn, shadow).await?;
+    .await;
+    drop(incoming); // a reader still sending learns that the fold stopped
+    let read = reader.await.map_err(anyhow::Error::from).and_then(|read| read);
+    if let Err(error) = folded.and(read) {
+        // Best effort: the error that stopped the rebuild is the one to report.
+        let _ = copy.abort("the rebuild stopped").await;
+        return Err(error);
+    }
+    copy.send(replay.finish()?).await?;
+    copy.finish().await?;
     Ok((at, applied))
 }
 
