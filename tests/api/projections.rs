@@ -11,7 +11,7 @@ use alexandria_projections::rebuild::REBUILD_BATCH_SIZE;
 use alexandria_projections::runner::{catch_up, DEFAULT_BATCH_SIZE};
 use alexandria_projections::{
     projection_status, rebuild, rebuild_in_batches_of, EventListener, LogPosition, PermissionRequestsProjection,
-    ProjectionRunner, UnreadableEvent,
+    ProjectionRunner, StoredEvent, UnreadableEvent,
 };
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -358,6 +358,22 @@ async fn insert_raw_event(pool: &PgPool, id: uuid::Uuid, sequence: i64, payload:
     .unwrap()
 }
 
+/// The event at `position` as the live reader reads it, once it is settled: older than
+/// every transaction still running in the cluster, other tests' included (as a rebuild
+/// reads it, and everything before it).
+async fn settled_event(pool: &PgPool, position: i64) -> StoredEvent {
+    let mut conn = pool.acquire().await.unwrap();
+    let own = projection_position_of(&mut conn, position).await.unwrap().unwrap();
+    let before = LogPosition { global_position: position - 1, ..own };
+    drop(conn);
+    let read = || async {
+        let mut conn = pool.acquire().await.unwrap();
+        read_settled_batch(&mut conn, before, 1).await.unwrap().pop()
+    };
+    eventually(Duration::from_secs(20), "the event to settle", || async { read().await.is_some() }).await;
+    read().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_rebuild_stops_at_an_unreadable_event_as_the_live_reader_does_and_passes_it_once_skipped() {
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
@@ -379,12 +395,8 @@ async fn a_rebuild_stops_at_an_unreadable_event_as_the_live_reader_does_and_pass
         request_through(&store, "agent-p", "after", &["approve"]).await;
 
         // What the live reader says of the row.
-        let mut conn = db.pool.acquire().await.unwrap();
-        let own = projection_position_of(&mut conn, position).await.unwrap().unwrap();
-        let before = LogPosition { global_position: position - 1, ..own };
-        let stored = read_settled_batch(&mut conn, before, 1).await.unwrap();
-        let expected = stored[0].decode_permission_request().expect_err("unreadable for the live reader");
-        drop(conn);
+        let stored = settled_event(&db.pool, position).await;
+        let expected = stored.decode_permission_request().expect_err("unreadable for the live reader");
 
         for batch_size in [3, REBUILD_BATCH_SIZE] {
             let error = rebuild_in_batches_of(&db.pool, &PermissionRequestsProjection, &mut (), batch_size)
@@ -395,7 +407,8 @@ async fn a_rebuild_stops_at_an_unreadable_event_as_the_live_reader_does_and_pass
         }
 
         let actor = alexandria::names::Actor::System("cli");
-        skip_unreadable_event(&db.pool, position, "hand-written", &actor, "test").await.unwrap();
+        let skip = skip_unreadable_event(&db.pool, position, "hand-written", &actor, "test").await.unwrap();
+        settled_event(&db.pool, skip.recorded_at_position).await;
         let summary = rebuild_in_batches_of(&db.pool, &PermissionRequestsProjection, &mut (), 3).await.unwrap();
         assert_eq!(summary.rows, 42);
         assert_eq!(status_of(&db.pool, poisoned).await.as_deref(), Some("pending"));
