@@ -332,9 +332,12 @@ mod tests {
         decode_request_event(&StoredRequestEvent { position: 9, aggregate_id, sequence: 2, payload, metadata })
     }
 
-    /// Binary `COPY` output of rows of [`REPLAY_COLUMNS`]:
-    /// (position, tx, aggregate type, aggregate id, sequence, payload, metadata, skipped).
-    fn copy_output(rows: &[(i64, i64, &str, &str, i64, &str, &str, bool)]) -> Vec<u8> {
+    /// A row of [`REPLAY_COLUMNS`]: (position, tx, aggregate type, aggregate id, sequence,
+    /// payload, metadata, skipped).
+    type Columns<'a> = (i64, i64, &'a str, &'a str, i64, &'a str, &'a str, bool);
+
+    /// Binary `COPY` output of `rows`.
+    fn copy_output(rows: &[Columns<'_>]) -> Vec<u8> {
         let mut out = HEADER.to_vec();
         out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
         let field = |out: &mut Vec<u8>, bytes: &[u8]| {
