@@ -12,11 +12,13 @@ requests=$(( events / 4 ))
 admin=${BENCH_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 db=alexandria_bench_rebuild
 url="${admin%/*}/$db"
+# Where cargo puts the binary (a worktree may build into a shared target directory).
+bin=${CARGO_TARGET_DIR:-target}/release/alexandria
 
 cargo build --release --quiet --bin alexandria
 psql -q "$admin" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-DATABASE_URL=$url ./target/release/alexandria migrate
+DATABASE_URL=$url "$bin" migrate
 
 scripts/seed-events.sh "$url" "$events"
 echo "rebuilding..." >&2
-DATABASE_URL=$url /usr/bin/time -f "peak RSS %M KiB" ./target/release/alexandria projections rebuild permission_requests
+DATABASE_URL=$url /usr/bin/time -f "peak RSS %M KiB, %U s user, %S s system" "$bin" projections rebuild permission_requests

@@ -8,6 +8,8 @@ use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+pub mod replay;
+
 /// A position in projection order: `(tx_id, global_position)`. `(0, 0)` is before every
 /// event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,12 +128,34 @@ impl StoredEvent {
     }
 }
 
-/// The columns of a `StoredEvent`, read `FROM events`. Whether an event is skipped comes
-/// from an uncorrelated subquery, run once per statement (skips are few; usually none).
-const SELECT_COLUMNS: &str = "global_position, tx_id::text::bigint AS tx_id, recorded_at, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
-     events.global_position::text = ANY (ARRAY (SELECT skip.aggregate_id FROM events AS skip \
-       WHERE skip.aggregate_type = 'EventSkip')) AS skipped";
+/// Whether an event is skipped, as a column `FROM events`: an uncorrelated subquery, run
+/// once per statement (skips are few; usually none). A skip's aggregate id is the skipped
+/// position in decimal; the few ids that are one (no sign, no leading zero, short enough
+/// for a bigint) are cast once, rather than every event's position to text (a third of a
+/// rebuild's read query). A macro, so every reader's column list is a constant that says
+/// it the same way.
+macro_rules! skipped_column {
+    () => {
+        "events.global_position = ANY (ARRAY (SELECT skip.aggregate_id::bigint FROM events AS skip \
+           WHERE skip.aggregate_type = 'EventSkip' AND skip.aggregate_id ~ '^[1-9][0-9]{0,17}$')) AS skipped"
+    };
+}
+use skipped_column;
+
+/// The columns of a `StoredEvent`, read `FROM events`.
+const SELECT_COLUMNS: &str = concat!(
+    "global_position, tx_id::text::bigint AS tx_id, recorded_at, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, ",
+    skipped_column!()
+);
+
+/// After `($1, $2)` in projection order, at most `$3` events, only those written by
+/// transactions older than every transaction still running.
+// `events.` qualifies the ORDER BY: a bare `tx_id` would name the output column (the
+// bigint cast) and lose the index, turning every batch into a full sort.
+const SETTLED_AFTER: &str = "WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2) \
+       AND events.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+     ORDER BY events.tx_id, events.global_position LIMIT $3";
 
 /// The next events after `after` in projection order that are final: written by
 /// transactions older than every transaction still running, so no event can later
@@ -141,14 +165,7 @@ pub async fn read_settled_batch(
     after: LogPosition,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = format!(
-        // `events.` qualifies the ORDER BY: a bare `tx_id` would name the output column
-        // (the bigint cast) and lose the index, turning every batch into a full sort.
-        "SELECT {SELECT_COLUMNS} FROM events \
-         WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2) \
-           AND events.tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY events.tx_id, events.global_position LIMIT $3"
-    );
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM events {SETTLED_AFTER}");
     let rows = sqlx::query(&sql)
         .bind(after.tx_id.to_string())
         .bind(after.global_position)

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
+use crate::log::replay::RequestEvent;
 use crate::log::StoredEvent;
 
 /// A read model built from the event log.
@@ -32,11 +33,19 @@ pub trait Projection: Send + Sync + 'static {
 
 /// A whole-log fold into an empty shadow table, for one rebuild (see
 /// [`Projection::replay`]). State lives only as long as the rebuild.
-#[async_trait]
+///
+/// It folds permission requests' events, already decoded (the log's one aggregate type;
+/// the rebuild's reader decodes them, on the other core), and writes nothing itself: the
+/// rebuild streams what it returns into the shadow table through one `COPY`, so that
+/// PostgreSQL stores rows while the next events are folded.
 pub trait Replay: Send {
-    /// Folds in the next events, in order; may write what can change no more.
-    async fn fold(&mut self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()>;
+    /// The `COPY ... FROM STDIN` statement its output is written with.
+    fn copy_statement(&self, table: &str) -> String;
 
-    /// Writes everything still held.
-    async fn finish(self: Box<Self>, conn: &mut PgConnection, table: &str) -> anyhow::Result<()>;
+    /// Folds in the next events, in order; returns `COPY` data for rows that can change
+    /// no more (often none yet).
+    fn fold(&mut self, events: Vec<RequestEvent>) -> anyhow::Result<Vec<u8>>;
+
+    /// The `COPY` data still held, up to the end of the data.
+    fn finish(self: Box<Self>) -> anyhow::Result<Vec<u8>>;
 }

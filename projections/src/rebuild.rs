@@ -8,13 +8,17 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use sqlx::{PgPool, Row};
 
+use crate::log::replay::{settled_copy_statement, ReplayBatch, ReplayDecoder};
 use crate::log::{count_after, read_settled_batch, LogPosition};
-use crate::projection::Projection;
+use crate::projection::{Projection, Replay};
 use crate::runner::{lock_checkpoint, register, store_checkpoint};
 
 pub const REBUILD_BATCH_SIZE: i64 = 10_000;
+/// How many batches a replay reads with one `COPY` statement.
+const REPLAY_BATCHES_PER_STATEMENT: u64 = 10;
 
 /// Progress reports: events applied so far and the total expected at the start.
 pub trait RebuildProgress {
@@ -137,49 +141,11 @@ pub async fn rebuild_in_batches_of(
     let mut conn = pool.acquire().await?;
     progress.started(count_after(&mut conn, LogPosition::START).await?.max(0) as u64);
     drop(conn);
-    // Replay into the shadow table in batches, each its own transaction, without
-    // touching the live table or its checkpoint. Reading the next batch overlaps with
-    // applying the current one (two connections, two cores).
-    let (batches, mut incoming) = tokio::sync::mpsc::channel(2);
-    let reader_pool = pool.clone();
-    let reader = tokio::spawn(async move {
-        let mut at = LogPosition::START;
-        loop {
-            let mut conn = reader_pool.acquire().await?;
-            let events = read_settled_batch(&mut conn, at, batch_size).await?;
-            let Some(last) = events.last().map(|e| e.position()) else { return anyhow::Ok(()) };
-            at = last;
-            if batches.send(events).await.is_err() {
-                return Ok(()); // the writer failed and says why
-            }
-        }
-    });
-    let mut at = LogPosition::START;
-    let mut applied = 0u64;
-    // The shadow table is nobody else's until the swap: a replay writes it on one
-    // connection without a transaction per batch (a failed rebuild leaves a shadow table
-    // the next one drops).
-    let mut replay = match projection.replay() {
-        Some(replay) => Some((replay, pool.acquire().await?)),
-        None => None,
+    // Replay into the shadow table without touching the live table or its checkpoint.
+    let (mut at, mut applied) = match projection.replay() {
+        Some(replay) => replay_into(pool, replay, &shadow, batch_size, progress).await?,
+        None => apply_into(pool, projection, &shadow, batch_size, progress).await?,
     };
-    while let Some(events) = incoming.recv().await {
-        match replay.as_mut() {
-            Some((replay, conn)) => replay.fold(conn, &shadow, &events).await?,
-            None => {
-                let mut tx = pool.begin().await?;
-                projection.apply(&mut tx, &shadow, &events).await?;
-                tx.commit().await?;
-            }
-        }
-        at = events.last().map(|e| e.position()).unwrap_or(at);
-        applied += events.len() as u64;
-        progress.advanced(applied);
-    }
-    reader.await??;
-    if let Some((replay, mut conn)) = replay {
-        replay.finish(&mut conn, &shadow).await?;
-    }
 
     // The swap. Events committed since the loop ended are not in the shadow table; the
     // live runner applies them after the swap, because the checkpoint says the shadow
@@ -222,4 +188,118 @@ pub async fn rebuild_in_batches_of(
         elapsed: started.elapsed(),
         position: at.global_position,
     })
+}
+
+/// Folds the settled log into the shadow table with the projection's [`Replay`]. Three
+/// things run at once: reading and decoding (a task of its own, with its own connection),
+/// folding (here), and PostgreSQL storing the rows already folded. The shadow table is
+/// nobody else's until the swap: it is written by one `COPY` that lasts the whole replay
+/// (a failed rebuild leaves a shadow table the next one drops). Returns where it got and
+/// how many events it read.
+async fn replay_into(
+    pool: &PgPool,
+    mut replay: Box<dyn Replay>,
+    shadow: &str,
+    batch_size: i64,
+    progress: &mut dyn RebuildProgress,
+) -> anyhow::Result<(LogPosition, u64)> {
+    let (batches, mut incoming) = tokio::sync::mpsc::channel(2);
+    let reader_pool = pool.clone();
+    let reader = tokio::spawn(async move {
+        let mut conn = reader_pool.acquire().await?;
+        // A `COPY` left in the middle (the fold failed) would leave the connection in it.
+        conn.close_on_drop();
+        let batch_size = u64::try_from(batch_size.max(1))?;
+        let mut at = LogPosition::START;
+        loop {
+            // Each statement re-reads the oldest running transaction, as each batch of
+            // the live reader does; a statement spans several batches, so that the
+            // query's setup is paid rarely.
+            let statement = settled_copy_statement(at, (batch_size * REPLAY_BATCHES_PER_STATEMENT) as i64);
+            let mut rows = conn.copy_out_raw(&statement).await?;
+            let (mut decoder, mut batch) = (ReplayDecoder::default(), ReplayBatch::default());
+            let mut read = 0;
+            while let Some(data) = rows.next().await {
+                decoder.feed(&data?, &mut batch)?;
+                if batch.read >= batch_size {
+                    read += batch.read;
+                    at = batch.last.unwrap_or(at);
+                    if batches.send(std::mem::take(&mut batch)).await.is_err() {
+                        return Ok(()); // the fold failed and says why
+                    }
+                }
+            }
+            decoder.finish()?;
+            read += batch.read;
+            at = batch.last.unwrap_or(at);
+            if read == 0 {
+                return anyhow::Ok(());
+            }
+            if batch.read > 0 && batches.send(batch).await.is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn.copy_in_raw(&replay.copy_statement(shadow)).await?;
+    let (mut at, mut applied) = (LogPosition::START, 0);
+    let folded = async {
+        while let Some(batch) = incoming.recv().await {
+            let data = replay.fold(batch.events)?;
+            if !data.is_empty() {
+                copy.send(data).await?;
+            }
+            at = batch.last.unwrap_or(at);
+            applied += batch.read;
+            progress.advanced(applied);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    drop(incoming); // a reader still sending learns that the fold stopped
+    let read = reader.await.map_err(anyhow::Error::from).and_then(|read| read);
+    if let Err(error) = folded.and(read) {
+        // Best effort: the error that stopped the rebuild is the one to report.
+        let _ = copy.abort("the rebuild stopped").await;
+        return Err(error);
+    }
+    copy.send(replay.finish()?).await?;
+    copy.finish().await?;
+    Ok((at, applied))
+}
+
+/// Applies the settled log to the shadow table with [`Projection::apply`], a transaction
+/// per batch; reading the next batch overlaps with applying the current one.
+async fn apply_into(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    shadow: &str,
+    batch_size: i64,
+    progress: &mut dyn RebuildProgress,
+) -> anyhow::Result<(LogPosition, u64)> {
+    let (batches, mut incoming) = tokio::sync::mpsc::channel(2);
+    let reader_pool = pool.clone();
+    let reader = tokio::spawn(async move {
+        let mut conn = reader_pool.acquire().await?;
+        let mut at = LogPosition::START;
+        loop {
+            let events = read_settled_batch(&mut conn, at, batch_size).await?;
+            let Some(last) = events.last().map(|e| e.position()) else { return anyhow::Ok(()) };
+            at = last;
+            if batches.send(events).await.is_err() {
+                return Ok(()); // the writer failed and says why
+            }
+        }
+    });
+    let (mut at, mut applied) = (LogPosition::START, 0);
+    while let Some(events) = incoming.recv().await {
+        let mut tx = pool.begin().await?;
+        projection.apply(&mut tx, shadow, &events).await?;
+        tx.commit().await?;
+        at = events.last().map(|e| e.position()).unwrap_or(at);
+        applied += events.len() as u64;
+        progress.advanced(applied);
+    }
+    reader.await??;
+    Ok((at, applied))
 }

@@ -4,10 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alexandria::approval::store::PermissionStore;
+use alexandria::event_skip::skip_unreadable_event;
 use alexandria_domain::PermissionRequestEvent;
+use alexandria_projections::log::{projection_position_of, read_settled_batch};
+use alexandria_projections::rebuild::REBUILD_BATCH_SIZE;
 use alexandria_projections::runner::{catch_up, DEFAULT_BATCH_SIZE};
 use alexandria_projections::{
-    projection_status, rebuild, rebuild_in_batches_of, EventListener, PermissionRequestsProjection, ProjectionRunner,
+    projection_status, rebuild, rebuild_in_batches_of, EventListener, LogPosition, PermissionRequestsProjection,
+    ProjectionRunner, StoredEvent, UnreadableEvent,
 };
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -336,4 +340,77 @@ async fn a_rebuild_while_the_server_writes_and_projects_loses_nothing() {
     assert_eq!(after_concurrent_rebuild.len(), 60);
     rebuild(&db.pool, &PermissionRequestsProjection, &mut ()).await.unwrap();
     assert_eq!(read_model(&db.pool, "permission_requests").await, after_concurrent_rebuild);
+}
+
+/// Appends a raw row for request `id` (as a superuser with `psql` could: the table
+/// refuses UPDATE and DELETE, not INSERT). Returns its global position.
+async fn insert_raw_event(pool: &PgPool, id: uuid::Uuid, sequence: i64, payload: &str, metadata: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('PermissionRequest', $1, $2, 'Approved', '1', $3::json, $4::json) RETURNING global_position",
+    )
+    .bind(id.to_string())
+    .bind(sequence)
+    .bind(payload)
+    .bind(metadata)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The event at `position` as the live reader reads it, once it is settled: older than
+/// every transaction still running in the cluster, other tests' included (as a rebuild
+/// reads it, and everything before it).
+async fn settled_event(pool: &PgPool, position: i64) -> StoredEvent {
+    let mut conn = pool.acquire().await.unwrap();
+    let own = projection_position_of(&mut conn, position).await.unwrap().unwrap();
+    let before = LogPosition { global_position: position - 1, ..own };
+    drop(conn);
+    let read = || async {
+        let mut conn = pool.acquire().await.unwrap();
+        read_settled_batch(&mut conn, before, 1).await.unwrap().pop()
+    };
+    eventually(Duration::from_secs(20), "the event to settle", || async { read().await.is_some() }).await;
+    read().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_rebuild_stops_at_an_unreadable_event_as_the_live_reader_does_and_passes_it_once_skipped() {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let at = Utc::now().to_rfc3339();
+    let metadata = json!({"actor": "user:dba", "replica": "psql", "trace_id": "by-hand"}).to_string();
+    // Each unreadable in its own way: a payload too deep to read, a payload of the wrong
+    // shape, readable fields next to an unknown one too deep to read, metadata too deep.
+    let rows = [
+        (format!(r#"{{"Approved": {{"by": {deep}}}}}"#), metadata.clone()),
+        (json!({"Approved": {"by": 7, "when": "yesterday"}}).to_string(), metadata.clone()),
+        (format!(r#"{{"Approved": {{"by": "admin", "at": "{at}", "extra": {deep}}}}}"#), metadata.clone()),
+        (json!({"Approved": {"by": "admin", "at": at}}).to_string(), format!(r#"{{"actor": {deep}}}"#)),
+    ];
+    for (payload, metadata) in rows {
+        let (db, _, live) = forty_requests_projected_live().await;
+        let store = PermissionStore::new(db.pool.clone());
+        let poisoned = request_through(&store, "agent-p", "poisoned", &[]).await;
+        let position = insert_raw_event(&db.pool, poisoned, 2, &payload, &metadata).await;
+        request_through(&store, "agent-p", "after", &["approve"]).await;
+
+        // What the live reader says of the row.
+        let stored = settled_event(&db.pool, position).await;
+        let expected = stored.decode_permission_request().expect_err("unreadable for the live reader");
+
+        for batch_size in [3, REBUILD_BATCH_SIZE] {
+            let error = rebuild_in_batches_of(&db.pool, &PermissionRequestsProjection, &mut (), batch_size)
+                .await
+                .expect_err("a rebuild stops at an event it cannot read");
+            assert_eq!(error.downcast_ref::<UnreadableEvent>(), Some(&expected), "{payload} / {metadata}");
+            assert_eq!(read_model(&db.pool, "permission_requests").await, live, "the live table is untouched");
+        }
+
+        let actor = alexandria::names::Actor::System("cli");
+        let skip = skip_unreadable_event(&db.pool, position, "hand-written", &actor, "test").await.unwrap();
+        settled_event(&db.pool, skip.recorded_at_position).await;
+        let summary = rebuild_in_batches_of(&db.pool, &PermissionRequestsProjection, &mut (), 3).await.unwrap();
+        assert_eq!(summary.rows, 42);
+        assert_eq!(status_of(&db.pool, poisoned).await.as_deref(), Some("pending"));
+    }
 }

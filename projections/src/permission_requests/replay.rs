@@ -1,40 +1,45 @@
 //! A rebuild's fold of `permission_requests`: the whole log folded in memory, each row
-//! written once with `COPY` — when its request can change no more, or at the end.
+//! written once — when its request can change no more, or at the end — in `COPY`'s binary
+//! format, which the rebuild streams into the shadow table with one `COPY`.
 //! Same rows as [`PermissionRequestsProjection::apply`](super::PermissionRequestsProjection)
 //! over the same events (both fold with the domain's one `try_evolve`), without reading
 //! rows back or upserting a request once per batch it appears in.
 
 use std::collections::HashMap;
-use std::io::Write;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Fold, ReadRow, COLUMNS};
-use crate::log::StoredEvent;
+use crate::log::replay::RequestEvent;
 use crate::projection::Replay;
 
-/// Final rows held before a `COPY` writes them.
-const WRITE_BATCH: usize = 20_000;
+/// Bytes of final rows held before they are handed to the `COPY`.
+const WRITE_BATCH_BYTES: usize = 4 << 20;
 
-#[derive(Default)]
 pub(super) struct PermissionRequestsReplay {
     /// Requests that may still change.
     open: HashMap<Uuid, Fold>,
     /// Requests already written as final, with their status (events after one are skipped).
     closed: HashMap<Uuid, &'static str>,
-    /// Final rows not written yet.
-    ready: Vec<ReadRow>,
+    /// Final rows in `COPY` format, not handed over yet; starts with the format's header.
+    ready: Vec<u8>,
 }
 
-#[async_trait]
+impl Default for PermissionRequestsReplay {
+    fn default() -> Self {
+        PermissionRequestsReplay { open: HashMap::new(), closed: HashMap::new(), ready: COPY_HEADER.to_vec() }
+    }
+}
+
 impl Replay for PermissionRequestsReplay {
-    async fn fold(&mut self, conn: &mut PgConnection, table: &str, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events {
-            let Some((id, payload)) = event.decode_permission_request()? else { continue };
-            let position = event.global_position;
+    fn copy_statement(&self, table: &str) -> String {
+        format!("COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)")
+    }
+
+    fn fold(&mut self, events: Vec<RequestEvent>) -> anyhow::Result<Vec<u8>> {
+        for RequestEvent { id, event: payload, position } in events {
             if let Some(status) = self.closed.get(&id) {
                 tracing::warn!(%id, position, event = payload.name(), %status, "event for a request that is already final; skipped");
                 continue;
@@ -44,89 +49,89 @@ impl Replay for PermissionRequestsReplay {
             let Some(status) = fold.state.status().filter(|status| status.is_final()) else { continue };
             if let Some(fold) = self.open.remove(&id) {
                 self.closed.insert(id, status.as_str());
-                self.ready.extend(fold.last_position.and_then(|at| ReadRow::from_state(id, fold.state, at)));
+                if let Some(row) = fold.last_position.and_then(|at| ReadRow::from_state(id, fold.state, at)) {
+                    write_row(&mut self.ready, &row)?;
+                }
             }
         }
-        if self.ready.len() >= WRITE_BATCH {
-            copy_rows(conn, table, std::mem::take(&mut self.ready)).await?;
-        }
-        Ok(())
+        Ok(if self.ready.len() >= WRITE_BATCH_BYTES { std::mem::take(&mut self.ready) } else { Vec::new() })
     }
 
-    async fn finish(self: Box<Self>, conn: &mut PgConnection, table: &str) -> anyhow::Result<()> {
-        let mut rows = self.ready;
-        rows.extend(
-            self.open.into_iter().filter_map(|(id, fold)| ReadRow::from_state(id, fold.state, fold.last_position?)),
-        );
-        copy_rows(conn, table, rows).await
+    fn finish(self: Box<Self>) -> anyhow::Result<Vec<u8>> {
+        let mut out = self.ready;
+        for (id, fold) in self.open {
+            if let Some(row) = fold.last_position.and_then(|at| ReadRow::from_state(id, fold.state, at)) {
+                write_row(&mut out, &row)?;
+            }
+        }
+        out.extend_from_slice(&COPY_TRAILER);
+        Ok(out)
     }
 }
 
-/// Writes rows into an empty table with `COPY ... FROM STDIN` (text format).
-async fn copy_rows(conn: &mut PgConnection, table: &str, rows: Vec<ReadRow>) -> anyhow::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
+/// The binary `COPY` signature, no flags, no header extension.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// Where the next row's field count would be.
+const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
+/// The number of [`COLUMNS`].
+const COLUMN_COUNT: i16 = 20;
+
+/// One row in `COPY`'s binary format, columns in [`COLUMNS`] order. Each value is
+/// encoded as the live projection's binary parameters encode it, so both store the same.
+fn write_row(out: &mut Vec<u8>, row: &ReadRow) -> anyhow::Result<()> {
+    out.extend_from_slice(&COLUMN_COUNT.to_be_bytes());
+    field(out, Some(row.id.as_bytes()))?;
+    for text in [&row.request_type, &row.agent, &row.tool] {
+        field(out, Some(text.as_bytes()))?;
     }
-    let mut text = Vec::with_capacity(rows.len() * 512);
-    for row in &rows {
-        write_row(&mut text, row);
+    jsonb(out, &row.arguments)?;
+    for text in [&row.arguments_digest, &row.idempotency_key, &row.requested_by, &row.status] {
+        field(out, Some(text.as_bytes()))?;
     }
-    let mut copy = conn.copy_in_raw(&format!("COPY {table} ({COLUMNS}) FROM STDIN")).await?;
-    copy.send(text).await?;
-    copy.finish().await?;
+    time(out, Some(row.created_at))?;
+    time(out, Some(row.expires_at))?;
+    field(out, row.reviewed_by.as_deref().map(str::as_bytes))?;
+    time(out, row.reviewed_at)?;
+    field(out, row.reason.as_deref().map(str::as_bytes))?;
+    time(out, row.expired_at)?;
+    field(out, row.executed_by.as_deref().map(str::as_bytes))?;
+    time(out, row.executed_at)?;
+    time(out, row.result_cached_at)?;
+    time(out, row.execute_by)?;
+    field(out, Some(&row.last_position.to_be_bytes()))
+}
+
+/// A field's length, then its bytes; a length of -1 for NULL.
+fn field(out: &mut Vec<u8>, value: Option<&[u8]>) -> anyhow::Result<()> {
+    match value {
+        Some(bytes) => {
+            out.extend_from_slice(&i32::try_from(bytes.len())?.to_be_bytes());
+            out.extend_from_slice(bytes);
+        }
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
     Ok(())
 }
 
-/// One row in `COPY`'s text format, columns in [`COLUMNS`] order.
-fn write_row(out: &mut Vec<u8>, row: &ReadRow) {
-    let _ = write!(out, "{}", row.id.hyphenated());
-    for text in [&row.request_type, &row.agent, &row.tool] {
-        field(out, Some(text));
-    }
-    field(out, Some(&row.arguments.to_string()));
-    for text in [&row.arguments_digest, &row.idempotency_key, &row.requested_by, &row.status] {
-        field(out, Some(text));
-    }
-    time(out, Some(row.created_at));
-    time(out, Some(row.expires_at));
-    field(out, row.reviewed_by.as_deref());
-    time(out, row.reviewed_at);
-    field(out, row.reason.as_deref());
-    time(out, row.expired_at);
-    field(out, row.executed_by.as_deref());
-    time(out, row.executed_at);
-    time(out, row.result_cached_at);
-    time(out, row.execute_by);
-    let _ = writeln!(out, "\t{}", row.last_position);
+/// `jsonb`: a format version (1), then the JSON text.
+fn jsonb(out: &mut Vec<u8>, value: &Value) -> anyhow::Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0, 1]);
+    serde_json::to_writer(&mut *out, value)?;
+    let length = i32::try_from(out.len() - start - 4)?;
+    out[start..start + 4].copy_from_slice(&length.to_be_bytes());
+    Ok(())
 }
 
-/// A tab, then a text value escaped for `COPY` (or `\N` for NULL).
-fn field(out: &mut Vec<u8>, value: Option<&str>) {
-    out.push(b'\t');
-    let Some(value) = value else {
-        out.extend_from_slice(b"\\N");
-        return;
-    };
-    for &byte in value.as_bytes() {
-        match byte {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(byte),
-        }
-    }
-}
-
-/// A tab, then a timestamp to the microsecond, truncated as the binary encoding the
-/// live projection writes with truncates it (so both write the same value).
-fn time(out: &mut Vec<u8>, value: Option<DateTime<Utc>>) {
-    match value {
-        Some(at) => {
-            let _ = write!(out, "\t{}", at.format("%Y-%m-%d %H:%M:%S%.6f+00"));
-        }
-        None => out.extend_from_slice(b"\t\\N"),
-    }
+/// `timestamptz`: microseconds since 2000-01-01 UTC, computed as sqlx computes the live
+/// projection's parameters (so both truncate to the microsecond alike).
+fn time(out: &mut Vec<u8>, value: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+    let Some(at) = value else { return field(out, None) };
+    let out_of_range = || anyhow::anyhow!("{at} is out of PostgreSQL's range");
+    let epoch =
+        NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|date| date.and_hms_opt(0, 0, 0)).ok_or_else(out_of_range)?;
+    let micros = (at.naive_utc() - epoch).num_microseconds().ok_or_else(out_of_range)?;
+    field(out, Some(&micros.to_be_bytes()))
 }
 
 #[cfg(test)]
@@ -135,12 +140,33 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn text_fields_are_escaped_and_times_truncated_to_the_microsecond() {
+    fn encoded_time(at: DateTime<Utc>) -> i64 {
         let mut out = Vec::new();
-        field(&mut out, Some("a\tb\\c\nd\re"));
-        field(&mut out, None);
-        time(&mut out, Some(Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap()));
-        assert_eq!(String::from_utf8(out).unwrap(), "\ta\\tb\\\\c\\nd\\re\t\\N\t2023-11-14 22:13:20.123456+00");
+        time(&mut out, Some(at)).expect("in range");
+        assert_eq!(out[..4], 8i32.to_be_bytes());
+        i64::from_be_bytes(out[4..].try_into().expect("8 bytes"))
+    }
+
+    #[test]
+    fn times_are_microseconds_since_2000_truncated_as_the_live_encoding_truncates() {
+        let epoch = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(encoded_time(epoch), 0);
+        assert_eq!(encoded_time(Utc.timestamp_opt(946_684_800, 1_999).unwrap()), 1);
+        // Before 2000, toward 2000, as the live encoding truncates (the text format this
+        // replaces wrote the earlier microsecond there: a row unlike the live one).
+        assert_eq!(encoded_time(Utc.timestamp_opt(946_684_799, 999_999_100).unwrap()), 0);
+        assert_eq!(encoded_time(Utc.timestamp_opt(946_684_799, 999_998_100).unwrap()), -1);
+        assert_eq!(encoded_time(Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap()), 753_315_200_123_456);
+        let mut out = Vec::new();
+        time(&mut out, None).expect("NULL");
+        assert_eq!(out, (-1i32).to_be_bytes());
+    }
+
+    #[test]
+    fn fields_are_length_prefixed_and_jsonb_carries_its_version() {
+        let mut out = Vec::new();
+        field(&mut out, Some(b"a\tb")).expect("a field");
+        jsonb(&mut out, &serde_json::json!({"k": [1]})).expect("jsonb");
+        assert_eq!(out, b"\0\0\0\x03a\tb\0\0\0\x0a\x01{\"k\":[1]}");
     }
 }
