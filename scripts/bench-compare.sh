@@ -44,7 +44,17 @@ if [[ "${BENCH_SKIP_CONTEXTFORGE:-0}" != 1 ]]; then
             'import importlib.metadata as m; print(m.version("mcp-contextforge-gateway"))' 2>/dev/null || true
     }
     if [[ "$(installed_cf)" != "$CONTEXTFORGE_VERSION" ]]; then
-        python312=${PYTHON312:-$(command -v python3.12 || ls -d /root/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | head -1 || true)}
+        # The first candidate that runs and is new enough (pyenv's shim for python3.12
+        # is on PATH even where that version is not selected, and then fails).
+        python312=${PYTHON312:-}
+        if [[ -z "$python312" ]]; then
+            for candidate in python3.13 python3.12 /root/.pyenv/versions/3.1[2-9]*/bin/python3; do
+                if "$candidate" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
+                    python312=$(command -v "$candidate")
+                    break
+                fi
+            done
+        fi
         [[ -n "$python312" && -x "$python312" ]] || { log "ContextForge needs Python >= 3.12: set PYTHON312"; exit 1; }
         log "installing PyPI mcp-contextforge-gateway==$CONTEXTFORGE_VERSION into $cf_venv ($python312)"
         [[ -x "$cf_venv/bin/python" ]] || "$python312" -m venv "$cf_venv"
