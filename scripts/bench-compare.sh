@@ -143,11 +143,14 @@ RATE_LIMITING_ENABLED=false
 SSRF_ALLOW_LOCALHOST=true
 EOF
     cf_port=$(free_port)
-    (cd "$cf_dir" && MCG_HOST=127.0.0.1 MCG_PORT=$cf_port exec "$cf_venv/bin/mcpgateway" >"$cf_dir/log" 2>&1) &
+    # Its own database: the DATABASE_URL exported for Alexandria above would win over
+    # its .env (and a postgres:// URL it cannot load makes it exit at once).
+    (cd "$cf_dir" && DATABASE_URL="sqlite:///$cf_dir/mcp.db" MCG_HOST=127.0.0.1 MCG_PORT=$cf_port \
+        exec "$cf_venv/bin/mcpgateway" >"$cf_dir/log" 2>&1) &
     cf_pid=$!
     pids+=("$cf_pid")
     cf="http://127.0.0.1:$cf_port"
-    wait_http "$cf/health" 300
+    wait_http "$cf/health" 300 || { tail -20 "$cf_dir/log" >&2; exit 1; }
     cf_token=$(cd "$cf_dir" && set -a && . ./.env && set +a &&
         "$cf_venv/bin/python" -m mcpgateway.utils.create_jwt_token -u admin@example.com -e 1440 --admin 2>/dev/null | tail -1)
     curl -fs -m 60 "$cf/gateways" -H "authorization: Bearer $cf_token" -H 'content-type: application/json' \

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::approval::store::{CommandError, PermissionStore};
+use crate::approval::store::{CommandError, PermissionStore, Versioned};
 use crate::approval::CallRelay;
 
 mod claim;
@@ -249,7 +249,7 @@ impl Gate {
         call: GatedCall,
         idempotency_key: String,
         metadata: &EventMetadata,
-    ) -> Result<Box<PermissionRequest>, GateResponse> {
+    ) -> Result<Box<Versioned>, GateResponse> {
         let now = Utc::now();
         let create = Command::Create {
             agent: call.agent,
@@ -267,7 +267,7 @@ impl Gate {
                 if let (false, Some(details)) = (applied.events.is_empty(), applied.state.details()) {
                     tracing::info!(request_id = %id, agent = %details.agent, tool = %details.tool, "permission request needs approval");
                 }
-                Ok(Box::new(applied.state))
+                Ok(Box::new(Versioned { state: applied.state, last_sequence: applied.last_sequence }))
             }
             Err(CommandError::Domain(error @ PermissionRequestError::IdempotencyConflict { .. })) => {
                 Err(GateResponse::KeyConflict(error.to_string()))
@@ -280,7 +280,7 @@ impl Gate {
     async fn resolve(
         &self,
         id: Uuid,
-        state: Option<Box<PermissionRequest>>,
+        state: Option<Box<Versioned>>,
         mut watch: alexandria_projections::changes::AggregateWatch,
         deadline: Instant,
         metadata: &EventMetadata,
@@ -306,29 +306,29 @@ impl Gate {
     async fn step(
         &self,
         id: Uuid,
-        state: Option<Box<PermissionRequest>>,
+        state: Option<Box<Versioned>>,
         metadata: &EventMetadata,
         relay: Option<&CallRelay>,
     ) -> Step {
-        let state = match state {
-            Some(state) => state,
-            None => match self.store.load(id).await {
-                Ok(Some(state)) => Box::new(state),
+        let versioned = match state {
+            Some(versioned) => versioned,
+            None => match self.store.load_versioned(id).await {
+                Ok(Some(versioned)) => Box::new(versioned),
                 Ok(None) => return Step::Done(GateResponse::Unavailable(format!("permission request {id} vanished"))),
                 Err(error) => return Step::Done(GateResponse::Unavailable(error.to_string())),
             },
         };
-        let (Some(details), Some(status)) = (state.details(), state.status()) else {
+        let (Some(details), Some(status)) = (versioned.state.details(), versioned.state.status()) else {
             return Step::Done(GateResponse::Unavailable(format!("permission request {id} vanished")));
         };
         let wait = Step::Wait { status, expires_at: details.expires_at };
         match status {
-            RequestStatus::Executed => Step::Done(match state.into_outcome() {
+            RequestStatus::Executed => Step::Done(match versioned.state.into_outcome() {
                 Some(outcome) => GateResponse::Completed(outcome),
                 None => GateResponse::Unavailable(format!("permission request {id} has no outcome")),
             }),
             RequestStatus::Rejected | RequestStatus::Expired | RequestStatus::Withdrawn => {
-                match self.settled_answer(id, &state) {
+                match self.settled_answer(id, &versioned.state) {
                     Some(answer) => Step::Done(answer),
                     None => Step::Done(GateResponse::Unavailable(format!("permission request {id} is {status}"))),
                 }
@@ -341,7 +341,7 @@ impl Gate {
             }
             // Approved, but its agent did not come back for it in time: it expires (the
             // domain refuses the claim anyway).
-            RequestStatus::Approved if state.execute_by().is_some_and(|deadline| Utc::now() >= deadline) => {
+            RequestStatus::Approved if versioned.state.execute_by().is_some_and(|deadline| Utc::now() >= deadline) => {
                 let _ = self.store.execute(id, Command::Expire { at: Utc::now() }, metadata).await;
                 Step::Reload
             }
@@ -352,16 +352,16 @@ impl Gate {
                     return wait;
                 }
                 let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
-                match self.store.execute(id, claim, metadata).await {
+                match self.store.execute_after(id, &versioned, claim, metadata).await {
                     Ok(applied) if !applied.events.is_empty() => {
-                        Step::Done(self.execute_claimed(id, &applied.state, metadata, relay.cloned()).await)
+                        Step::Done(self.execute_claimed(id, applied.versioned(), metadata, relay.cloned()).await)
                     }
                     // Someone else claimed first: wait for their result.
                     Ok(_) | Err(CommandError::Domain(_)) => Step::Reload,
                     Err(error) => Step::Done(GateResponse::Unavailable(error.to_string())),
                 }
             }
-            RequestStatus::Executing if self.claim_abandoned(&state) => {
+            RequestStatus::Executing if self.claim_abandoned(&versioned.state) => {
                 Step::Done(GateResponse::OutcomeUnknown { request_id: id })
             }
             RequestStatus::Executing | RequestStatus::Pending => wait,

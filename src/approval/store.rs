@@ -1,9 +1,10 @@
 //! The write side: commands against permission requests, committed through postgres-es.
 //!
-//! This is the only code that writes a request's events. A create is first tried as a
-//! single `INSERT` of the request's first event (no read: a new request has no history);
-//! when the request exists, or for any other command, it runs the command against the
-//! current state and commits the resulting events with optimistic concurrency; a conflict
+//! This is the only code that writes a request's events. A command on a version of the
+//! request the caller already has (a new request: none yet) is first tried as a single
+//! `INSERT` of its event at the next sequence, without reading; otherwise, or when that
+//! version is no longer the last, it runs the command against the current state and
+//! commits the resulting events with optimistic concurrency; a conflict
 //! (another writer appended first) re-runs the command against the new state, so racing
 //! callers end up with the domain's answer (e.g. "already approved"), never a storage
 //! error.
@@ -62,6 +63,24 @@ pub enum CommandError {
 pub struct Applied {
     pub state: PermissionRequest,
     pub events: Vec<EventEnvelope<PermissionRequest>>,
+    /// The sequence of the request's last stored event after the command.
+    pub last_sequence: usize,
+}
+
+impl Applied {
+    /// The request as this command left it, for a command that follows without reading.
+    pub fn versioned(&self) -> Versioned {
+        Versioned { state: self.state.clone(), last_sequence: self.last_sequence }
+    }
+}
+
+/// A request's state and the sequence of its last stored event (skipped or not), as just
+/// read or written: enough for the next command to append after it without reading the
+/// history again ([`PermissionStore::execute_after`]).
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub state: PermissionRequest,
+    pub last_sequence: usize,
 }
 
 /// A request's history as the log has it: the state its readable, unskipped events fold
@@ -145,30 +164,34 @@ impl PermissionStore {
             }
         };
         self.count(&state, &committed);
-        Ok(Applied { state, events: committed })
+        let last_sequence = committed.last().map_or(history.last_sequence, |event| event.sequence);
+        Ok(Applied { state, events: committed, last_sequence })
     }
 
-    /// Appends a new request's first event without reading its history first: one
-    /// autocommit `INSERT` at sequence 1, the round trip a create costs. `None` when the
-    /// request already exists (the primary key refuses a second sequence 1: a retry, or a
-    /// concurrent create) or the command does not apply to a new request: the caller
-    /// then runs the command against the stored history, which gives the domain's answer
-    /// (an idempotent retry finds the request as it is).
-    async fn append_first(
+    /// Appends the one event `command` decides on `known` without reading the request's
+    /// history first: one autocommit `INSERT` at the next sequence, a round trip instead
+    /// of a read and a transaction. A new request is `known` as the default state at
+    /// sequence 0. `None` when `known` is no longer the request's last version (the
+    /// primary key refuses the sequence: a repeat, or another writer was first), or the
+    /// command decides no single event on it: the caller then runs the command against
+    /// the stored history, which gives the domain's answer (an idempotent retry finds the
+    /// request as it is).
+    async fn append_after(
         &self,
         id: Uuid,
+        known: &Versioned,
         command: &PermissionRequestCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<Applied>, CommandError> {
-        let new = PermissionRequest::default();
-        let Ok(events) = new.decide(command.clone()) else { return Ok(None) };
+        let Ok(events) = known.state.decide(command.clone()) else { return Ok(None) };
         let [event] = events.as_slice() else { return Ok(None) };
         let store_error = |error: serde_json::Error| CommandError::Store(error.to_string());
+        let sequence = known.last_sequence + 1;
         let metadata = metadata.to_map();
         let inserted = sqlx::query(INSERT_EVENT)
             .bind(PermissionRequest::TYPE)
             .bind(id.to_string())
-            .bind(1_i64)
+            .bind(i64::try_from(sequence).map_err(|error| CommandError::Store(error.to_string()))?)
             .bind(event.event_type())
             .bind(event.event_version())
             .bind(serde_json::to_value(event).map_err(store_error)?)
@@ -180,12 +203,27 @@ impl PermissionStore {
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
             Err(error) => return Err(CommandError::Store(error.to_string())),
         }
-        let mut state = new;
+        let mut state = known.state.clone();
         state.evolve(event.clone());
-        let envelope = EventEnvelope { aggregate_id: id.to_string(), sequence: 1, payload: event.clone(), metadata };
+        let envelope = EventEnvelope { aggregate_id: id.to_string(), sequence, payload: event.clone(), metadata };
         let committed = vec![envelope];
         self.count(&state, &committed);
-        Ok(Some(Applied { state, events: committed }))
+        Ok(Some(Applied { state, events: committed, last_sequence: sequence }))
+    }
+
+    /// Runs `command` on the request as `known` has it, appending without a read when
+    /// that is still its last version; otherwise as [`Self::execute`].
+    pub async fn execute_after(
+        &self,
+        id: Uuid,
+        known: &Versioned,
+        command: PermissionRequestCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Applied, CommandError> {
+        if let Some(applied) = self.append_after(id, known, &command, metadata).await? {
+            return Ok(applied);
+        }
+        self.execute(id, command, metadata).await
     }
 
     /// Runs `command`, re-running it on the fresh state after each lost race.
@@ -196,7 +234,8 @@ impl PermissionStore {
         metadata: &EventMetadata,
     ) -> Result<Applied, CommandError> {
         if matches!(command, PermissionRequestCommand::Create { .. }) {
-            if let Some(applied) = self.append_first(id, &command, metadata).await? {
+            let new = Versioned { state: PermissionRequest::default(), last_sequence: 0 };
+            if let Some(applied) = self.append_after(id, &new, &command, metadata).await? {
                 return Ok(applied);
             }
         }
@@ -218,8 +257,14 @@ impl PermissionStore {
     /// The current state, or `None` if the request was never created (or every event it
     /// has was skipped).
     pub async fn load(&self, id: Uuid) -> Result<Option<PermissionRequest>, CommandError> {
+        Ok(self.load_versioned(id).await?.map(|versioned| versioned.state))
+    }
+
+    /// [`Self::load`] with the sequence of the request's last stored event.
+    pub async fn load_versioned(&self, id: Uuid) -> Result<Option<Versioned>, CommandError> {
         let history = self.history(id).await?;
-        Ok((!history.events.is_empty()).then_some(history.state))
+        Ok((!history.events.is_empty())
+            .then_some(Versioned { state: history.state, last_sequence: history.last_sequence }))
     }
 
     /// The request's readable events, in order (a skipped event is left out).

@@ -123,6 +123,33 @@ async fn a_new_request_costs_one_round_trip_and_a_repeat_finds_it_as_it_is() {
 }
 
 #[tokio::test]
+async fn a_command_on_the_version_just_read_appends_without_reading_and_a_stale_one_gets_the_domains_answer() {
+    let db = fresh_database().await;
+    let (counted, checkouts) = db.counting_checkouts().await;
+    let store = PermissionStore::new(counted.pool.clone());
+    let id = request_through(&store, "agent-a", "after", &["approve"]).await;
+    let approved = store.load_versioned(id).await.unwrap().unwrap();
+    assert_eq!(approved.last_sequence, 2);
+
+    // The claim on the version just read: one statement, at the next sequence.
+    let claim = C::ClaimExecution { replica: "replica-1".into(), at: Utc::now() };
+    let before = checkouts.load(Ordering::SeqCst);
+    let claimed = store.execute_after(id, &approved, claim, &meta("agent:agent-a")).await.unwrap();
+    assert_eq!(checkouts.load(Ordering::SeqCst) - before, 1, "no read before the append");
+    assert_eq!((claimed.events.len(), claimed.last_sequence), (1, 3));
+    assert_eq!(claimed.state.status(), Some(RequestStatus::Executing));
+
+    // A second claim from the same stale version (another replica that read it too):
+    // the primary key refuses its insert; run on the stored request, the domain refuses
+    // the claim, and nothing is appended.
+    let other = C::ClaimExecution { replica: "replica-2".into(), at: Utc::now() };
+    let lost = store.execute_after(id, &approved, other, &meta("agent:agent-a")).await;
+    assert!(matches!(lost, Err(CommandError::Domain(_))), "a second claim is refused: {lost:?}");
+    let events = store.load_events(id).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+#[tokio::test]
 async fn reusing_a_key_for_another_call_is_refused_and_appends_nothing() {
     let db = fresh_database().await;
     let store = PermissionStore::new(db.pool.clone());

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::auth_helpers::{admin_session, create_agent, mint_agent_token, set_tools};
 use crate::gateway_helpers::{post_mcp, register_fs, tool_call};
-use crate::helpers::{eventually, fresh_database, spawn_app_on, test_settings, TestApp, TestDatabase};
+use crate::helpers::{eventually, fresh_database, spawn_app_on, test_settings, TestApp};
 
 /// docs/AUTH.md states the propagation bound (a notification's delivery, measured in
 /// milliseconds); this is only the test's patience on a busy machine.

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Gate, GateResponse};
+use crate::approval::store::Versioned;
 use crate::approval::{CallOrigin, CallRelay};
 
 /// JSON-RPC "internal error": what the gateway answers for an outcome it cannot keep.
@@ -100,27 +101,28 @@ impl Gate {
     pub(super) async fn execute_claimed(
         &self,
         id: Uuid,
-        state: &PermissionRequest,
+        claimed: Versioned,
         metadata: &EventMetadata,
         relay: Option<CallRelay>,
     ) -> GateResponse {
-        let Some(details) = state.details() else {
+        let Some(details) = claimed.state.details() else {
             return GateResponse::Unavailable(format!("permission request {id} has no details"));
         };
         let gate = self.clone();
         let origin = CallOrigin::gated(id, &details.agent, &details.tool, &metadata.trace_id);
-        let (tool, arguments, metadata) = (details.tool.clone(), details.arguments.clone(), metadata.clone());
-        let run = self
-            .claimed_calls
-            .spawn(async move { gate.run_claimed(id, &tool, &arguments, &metadata, origin, relay).await });
+        let metadata = metadata.clone();
+        let run =
+            self.claimed_calls.spawn(async move { gate.run_claimed(id, claimed, &metadata, origin, relay).await });
         run.await.unwrap_or_else(|error| GateResponse::Unavailable(format!("the claimed call failed: {error}")))
     }
 
+    /// `claimed`: the request as the claim left it. The result is appended right after
+    /// it without reading again (should anything have appended first, the insert is
+    /// refused and the append reads the request as usual).
     async fn run_claimed(
         &self,
         id: Uuid,
-        tool: &str,
-        arguments: &Value,
+        claimed: Versioned,
         metadata: &EventMetadata,
         origin: CallOrigin,
         relay: Option<CallRelay>,
@@ -128,13 +130,18 @@ impl Gate {
         // Measured from (just after) the claim; the upstream call itself is bounded by
         // the same `call_timeout` (see `abandoned_after`).
         let give_up = Instant::now() + self.settings.call_timeout + CACHE_WINDOW;
-        let outcome = recordable(self.executor.execute(tool, arguments, origin, relay).await);
+        let Some(details) = claimed.state.details() else {
+            return GateResponse::Unavailable(format!("permission request {id} has no details"));
+        };
+        let outcome = recordable(self.executor.execute(&details.tool, &details.arguments, origin, relay).await);
         let cache = Command::CacheResult { outcome: outcome.clone(), at: Utc::now() };
         // The upstream call happened; failing to record it must not turn into a second
         // execution. Retry the append until `give_up`, then report what we have.
         let mut failures = CACHE_RETRY.retries();
         loop {
-            match tokio::time::timeout_at(give_up, self.store.execute(id, cache.clone(), metadata)).await {
+            match tokio::time::timeout_at(give_up, self.store.execute_after(id, &claimed, cache.clone(), metadata))
+                .await
+            {
                 Ok(Ok(_)) => break,
                 Ok(Err(error)) => {
                     let attempt = failures.failures();
