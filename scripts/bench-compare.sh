@@ -158,7 +158,9 @@ EOF
     cf_tool=$(curl -fs "$cf/tools" -H "authorization: Bearer $cf_token" | jq -r '.[] | select(.name=="fast-echo") | .id')
     cf_server=$(curl -fs -m 60 "$cf/servers" -H "authorization: Bearer $cf_token" -H 'content-type: application/json' \
         -d "{\"server\":{\"name\":\"bench\",\"associated_tools\":[\"$cf_tool\"]}}" | jq -r .id)
-    cf_mcp="$cf/v1/servers/$cf_server/mcp"
+    # 1.1.0 serves a virtual server's MCP endpoint here (its deprecation header names a
+    # /v1/ path that answers 404 in this version).
+    cf_mcp="$cf/servers/$cf_server/mcp"
     cf_session="bench-compare-$(date +%s)"
     curl -fs -m 60 "$cf_mcp" -H "authorization: Bearer $cf_token" -H "mcp-session-id: $cf_session" \
         -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
