@@ -1,10 +1,5 @@
 use clap::Parser;
 
-/// mimalloc instead of glibc malloc: the pass-through path allocates and frees many small
-/// blocks per call from several threads (measured in docs/BENCHMARKS.md, issue 16).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     // Before the runtime starts any thread (or any stdio upstream).
     alexandria::cli::process::return_large_blocks_to_the_system();
