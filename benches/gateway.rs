@@ -193,9 +193,15 @@ async fn tokens(client: &reqwest::Client, server: &Server) -> Tokens {
         .await
         .unwrap();
     let admin = login["access_token"].as_str().unwrap().to_owned();
+    let agent = mint_demo_agent_token(client, server, &admin).await;
+    Tokens { admin, agent }
+}
+
+/// A new token for the demo agent, minted by `admin` on `server`.
+async fn mint_demo_agent_token(client: &reqwest::Client, server: &Server, admin: &str) -> String {
     let minted: Value = client
         .post(format!("{}/v1/agent-token", server.url))
-        .bearer_auth(&admin)
+        .bearer_auth(admin)
         .json(&json!({"agent": "demo-agent"}))
         .send()
         .await
@@ -203,7 +209,7 @@ async fn tokens(client: &reqwest::Client, server: &Server) -> Tokens {
         .json()
         .await
         .unwrap();
-    Tokens { admin, agent: minted["token"].as_str().unwrap().to_owned() }
+    minted["token"].as_str().unwrap().to_owned()
 }
 
 fn call_body(id: u64, tool: &str, arguments: Value) -> Value {
@@ -628,17 +634,7 @@ async fn propagation() {
     let b_endpoint = format!("{}/mcp/agents/demo-agent", b.url);
     let mut bounds = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        let minted: Value = client
-            .post(format!("{}/v1/agent-token", a.url))
-            .bearer_auth(&tokens.admin)
-            .json(&json!({"agent": "demo-agent"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = minted["token"].as_str().unwrap().to_owned();
+        let token = mint_demo_agent_token(&client, &a, &tokens.admin).await;
         // B learns this version (from the database, once), then answers from memory.
         gateway_echo(&client, &b_endpoint, &token, 0).await;
         let callers: Vec<_> = (0..CALLERS)
