@@ -50,6 +50,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// A Markdown table of p50, p90, p99 and the maximum of `sorted`.
+fn print_percentiles(sorted: &[Duration]) {
+    println!("| p50 | p90 | p99 | max |\n|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} |\n",
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.9)),
+        ms(percentile(sorted, 0.99)),
+        ms(*sorted.last().unwrap())
+    );
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
@@ -378,18 +390,9 @@ async fn resume() {
     }
     samples.sort();
     println!("## Approve → resume of a waiting call ({} calls)\n", samples.len());
-    println!("| p50 | p90 | p99 | max |\n|---|---|---|---|");
-    println!(
-        "| {} | {} | {} | {} |\n",
-        ms(percentile(&samples, 0.5)),
-        ms(percentile(&samples, 0.9)),
-        ms(percentile(&samples, 0.99)),
-        ms(*samples.last().unwrap())
-    );
+    print_percentiles(&samples);
 }
 
-/// Gated creates per second: each call appends a `Created` and is answered pending at
-/// once (no in-band wait). With the sealer running, and standing by, alternating.
 /// A client for `server`, the agent's token and its endpoint, after 200 gated creates to
 /// warm both sides up.
 async fn warmed_up_for_gated_creates(server: &Server, connections: usize) -> (reqwest::Client, String, String) {
@@ -424,6 +427,8 @@ async fn gated_creates(
     .await
 }
 
+/// Gated creates per second: each call appends a `Created` and is answered pending at
+/// once (no in-band wait). With the sealer running, and standing by, alternating.
 async fn sealing() {
     const CALLS: usize = 4000;
     const CONCURRENCY: usize = 32;
@@ -501,23 +506,16 @@ async fn creates() {
         let database_url = server.database_url();
         let mut conn = PgConnection::connect(&database_url).await.unwrap();
         // The server's backends (its pool is open after the warm-up).
-        let backends: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        let cpu = |pids: &[u32]| pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
-        let backends: Vec<u32> = backends.into_iter().map(|pid| pid as u32).collect();
+        let backends = database_backends(&mut conn).await;
         let (gateway_before, postgres_before, client_before) =
-            (cpu(&[server.pid()]), cpu(&backends), cpu(&[std::process::id()]));
+            (cpu_seconds(server.pid()), cpu_seconds_of(&backends), cpu_seconds(std::process::id()));
         let report = gated_creates(&client, &endpoint, &token, CONCURRENCY, CALLS).await;
         let per_create = |before: f64, after: f64| format!("{:.0} µs", (after - before) / CALLS as f64 * 1e6);
         let cpu_per_create = format!(
             "{} / {} / {}",
-            per_create(gateway_before, cpu(&[server.pid()])),
-            per_create(postgres_before, cpu(&backends)),
-            per_create(client_before, cpu(&[std::process::id()]))
+            per_create(gateway_before, cpu_seconds(server.pid())),
+            per_create(postgres_before, cpu_seconds_of(&backends)),
+            per_create(client_before, cpu_seconds(std::process::id()))
         );
         drop(server);
         conn.execute("CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
@@ -574,15 +572,8 @@ async fn sessions() {
         for n in 0..200 {
             request(n).await;
         }
-        let backends: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        let backends: Vec<u32> = backends.into_iter().map(|pid| pid as u32).collect();
-        let postgres = |pids: &[u32]| pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
-        let (gateway_before, postgres_before) = (cpu_seconds(server.pid()), postgres(&backends));
+        let backends = database_backends(&mut conn).await;
+        let (gateway_before, postgres_before) = (cpu_seconds(server.pid()), cpu_seconds_of(&backends));
         let report = run_concurrent(concurrency, CALLS, request).await;
         let per_request = |before: f64, after: f64| format!("{:.0} µs", (after - before) / CALLS as f64 * 1e6);
         println!(
@@ -591,10 +582,15 @@ async fn sessions() {
             ms(report.p50),
             ms(report.p99),
             per_request(gateway_before, cpu_seconds(server.pid())),
-            per_request(postgres_before, postgres(&backends))
+            per_request(postgres_before, cpu_seconds_of(&backends))
         );
     }
     println!();
+}
+
+/// [`cpu_seconds`] of several processes together.
+fn cpu_seconds_of(pids: &[u32]) -> f64 {
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }
 
 /// CPU time (user + system) process `pid` has used so far, in seconds; 0 once it is gone.
@@ -694,14 +690,7 @@ async fn propagation() {
     }
     bounds.sort();
     println!("## Policy propagation: A changes an agent's policy, B refuses the old token ({ROUNDS} changes)\n");
-    println!("| p50 | p90 | p99 | max |\n|---|---|---|---|");
-    println!(
-        "| {} | {} | {} | {} |\n",
-        ms(percentile(&bounds, 0.5)),
-        ms(percentile(&bounds, 0.9)),
-        ms(percentile(&bounds, 0.99)),
-        ms(*bounds.last().unwrap())
-    );
+    print_percentiles(&bounds);
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -755,12 +744,7 @@ async fn waiters() {
         let metrics = client.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
         let waiting: f64 =
             metrics.lines().find_map(|l| l.strip_prefix("alexandria_gate_waiters ")).unwrap().trim().parse().unwrap();
-        let connections: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_one(&mut admin_db)
-        .await
-        .unwrap();
+        let connections = database_connections(&mut admin_db).await;
         max_connections = max_connections.max(connections);
         if waiting as usize >= count {
             break;
@@ -794,12 +778,7 @@ async fn waiters() {
             completed += 1;
         }
     }
-    let connections: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(&mut admin_db)
-    .await
-    .unwrap();
+    let connections = database_connections(&mut admin_db).await;
     max_connections = max_connections.max(connections);
     println!("## {count} concurrent in-band waiters\n");
     println!("| measure | value |\n|---|---|");
@@ -819,13 +798,19 @@ async fn waiters() {
     }
 }
 
-async fn database_connections(admin_db: &mut PgConnection) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+/// The process ids of every other session on this database (the server's connections).
+async fn database_backends(admin_db: &mut PgConnection) -> Vec<u32> {
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
-    .fetch_one(admin_db)
+    .fetch_all(admin_db)
     .await
-    .unwrap()
+    .unwrap();
+    pids.into_iter().map(|pid| pid as u32).collect()
+}
+
+async fn database_connections(admin_db: &mut PgConnection) -> i64 {
+    database_backends(admin_db).await.len() as i64
 }
 
 async fn consoles() {

@@ -65,13 +65,14 @@ pub async fn store_checkpoint(conn: &mut PgConnection, name: &str, at: LogPositi
 /// batches out of the queue of fsyncs that requests' own appends wait in.
 pub async fn apply_next_batch(pool: &PgPool, projection: &dyn Projection, batch_size: i64) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
     let checkpoint = lock_checkpoint(&mut tx, projection.name()).await?;
     let events = read_settled_batch(&mut tx, checkpoint, batch_size).await?;
     let Some(last) = events.last().map(|e| e.position()) else {
         tx.rollback().await?;
         return Ok(0);
     };
+    // Only for a batch that commits: an empty poll rolls back and needs no round trip more.
+    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
     projection.apply(&mut tx, projection.table(), &events).await?;
     store_checkpoint(&mut tx, projection.name(), last).await?;
     tx.commit().await?;

@@ -267,7 +267,7 @@ impl Gate {
                 if let (false, Some(details)) = (applied.events.is_empty(), applied.state.details()) {
                     tracing::info!(request_id = %id, agent = %details.agent, tool = %details.tool, "permission request needs approval");
                 }
-                Ok(Box::new(Versioned { state: applied.state, last_sequence: applied.last_sequence }))
+                Ok(Box::new(applied.into_versioned()))
             }
             Err(CommandError::Domain(error @ PermissionRequestError::IdempotencyConflict { .. })) => {
                 Err(GateResponse::KeyConflict(error.to_string()))
@@ -354,7 +354,7 @@ impl Gate {
                 let claim = Command::ClaimExecution { replica: self.settings.replica_id.clone(), at: Utc::now() };
                 match self.store.execute_after(id, &versioned, claim, metadata).await {
                     Ok(applied) if !applied.events.is_empty() => {
-                        Step::Done(self.execute_claimed(id, applied.versioned(), metadata, relay.cloned()).await)
+                        Step::Done(self.execute_claimed(id, applied.into_versioned(), metadata, relay.cloned()).await)
                     }
                     // Someone else claimed first: wait for their result.
                     Ok(_) | Err(CommandError::Domain(_)) => Step::Reload,

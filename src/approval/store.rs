@@ -69,8 +69,8 @@ pub struct Applied {
 
 impl Applied {
     /// The request as this command left it, for a command that follows without reading.
-    pub fn versioned(&self) -> Versioned {
-        Versioned { state: self.state.clone(), last_sequence: self.last_sequence }
+    pub fn into_versioned(self) -> Versioned {
+        Versioned { state: self.state, last_sequence: self.last_sequence }
     }
 }
 
@@ -184,7 +184,7 @@ impl PermissionStore {
         metadata: &EventMetadata,
     ) -> Result<Option<Applied>, CommandError> {
         let Ok(events) = known.state.decide(command.clone()) else { return Ok(None) };
-        let [event] = events.as_slice() else { return Ok(None) };
+        let Ok([event]) = <[PermissionRequestEvent; 1]>::try_from(events) else { return Ok(None) };
         let store_error = |error: serde_json::Error| CommandError::Store(error.to_string());
         let sequence = known.last_sequence + 1;
         let metadata = metadata.to_map();
@@ -194,7 +194,7 @@ impl PermissionStore {
             .bind(i64::try_from(sequence).map_err(|error| CommandError::Store(error.to_string()))?)
             .bind(event.event_type())
             .bind(event.event_version())
-            .bind(serde_json::to_value(event).map_err(store_error)?)
+            .bind(serde_json::to_value(&event).map_err(store_error)?)
             .bind(serde_json::to_value(&metadata).map_err(store_error)?)
             .execute(&self.pool)
             .await;
@@ -205,7 +205,7 @@ impl PermissionStore {
         }
         let mut state = known.state.clone();
         state.evolve(event.clone());
-        let envelope = EventEnvelope { aggregate_id: id.to_string(), sequence, payload: event.clone(), metadata };
+        let envelope = EventEnvelope { aggregate_id: id.to_string(), sequence, payload: event, metadata };
         let committed = vec![envelope];
         self.count(&state, &committed);
         Ok(Some(Applied { state, events: committed, last_sequence: sequence }))
