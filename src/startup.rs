@@ -248,7 +248,7 @@ pub async fn wait_for_schema(
     tracing::error!(address = %tcp.local_addr()?, reason, "listening; not serving until the database schema is migrated");
     let stop = shutdown.child_token();
     let router = crate::http::schema_wait_router(pool.clone(), reason);
-    let waiting = tokio::spawn(crate::http::server::serve_then_hand_over(tcp, router, stop.clone()));
+    let waiting = tokio::spawn(crate::http::server::serve_then_hand_over(tcp, router, stop.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(SCHEMA_POLL_INTERVAL) => {}

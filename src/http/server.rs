@@ -48,7 +48,7 @@ pub fn connection_limit() -> usize {
 /// every connection finish its in-flight request, and returns when all have closed.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
-    accept_until(&listener, app, &shutdown, &connections).await;
+    accept_until(&listener, app, &shutdown, &shutdown, &connections).await;
     // Closed at once: new connections are refused (a client tries another replica)
     // rather than queued while the in-flight requests finish.
     drop(listener);
@@ -56,18 +56,35 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationTok
     connections.wait().await;
 }
 
-/// Serves `app` on `listener` until `stop`, lets its connections finish, and hands the
-/// listener back open for the next router: connections that arrive meanwhile wait in the
-/// backlog instead of being refused (a replica waiting for its schema, then serving).
-pub async fn serve_then_hand_over(listener: TcpListener, app: Router, stop: CancellationToken) -> TcpListener {
+/// Serves `app` on `listener` until `stop`, then hands the listener back open for the
+/// next router: connections that arrive meanwhile wait in the backlog instead of being
+/// refused (a replica waiting for its schema, then serving).
+///
+/// The connections already accepted are not shut down at the hand-over, only at
+/// `shutdown` (the process's): a graceful shutdown closes a connection hyper has not read
+/// a request from yet, and the client, whose request is on its way, sees the connection
+/// cut instead of an answer. They finish on their own: `app` must close each connection
+/// after one answer (`Connection: close`), or a keep-alive client would go on talking
+/// to the old router.
+pub async fn serve_then_hand_over(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) -> TcpListener {
     let connections = TaskTracker::new();
-    accept_until(&listener, app, &stop, &connections).await;
-    connections.close();
-    connections.wait().await;
+    accept_until(&listener, app, &stop, &shutdown, &connections).await;
     listener
 }
 
-async fn accept_until(listener: &TcpListener, app: Router, shutdown: &CancellationToken, connections: &TaskTracker) {
+/// Accepts until `stop`; each connection is shut down gracefully at `connection_shutdown`.
+async fn accept_until(
+    listener: &TcpListener,
+    app: Router,
+    stop: &CancellationToken,
+    connection_shutdown: &CancellationToken,
+    connections: &TaskTracker,
+) {
     let slots =
         std::sync::Arc::new(tokio::sync::Semaphore::new(connection_limit().min(tokio::sync::Semaphore::MAX_PERMITS)));
     loop {
@@ -78,7 +95,7 @@ async fn accept_until(listener: &TcpListener, app: Router, shutdown: &Cancellati
                 Ok(slot) => slot,
                 Err(_) => break,
             },
-            _ = shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
         };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -89,16 +106,16 @@ async fn accept_until(listener: &TcpListener, app: Router, shutdown: &Cancellati
                     tracing::warn!(%error, "cannot accept a connection");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                        _ = shutdown.cancelled() => break,
+                        _ = stop.cancelled() => break,
                     }
                 }
             },
-            _ = shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
         };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let connection = serve_connection(stream, remote, app.clone(), shutdown.clone());
+        let connection = serve_connection(stream, remote, app.clone(), connection_shutdown.clone());
         connections.spawn(async move {
             connection.await;
             drop(slot);

@@ -67,6 +67,9 @@ async fn replicas_wait_unready_for_an_older_schema_migrate_runs_beside_them_and_
             .await
             .unwrap();
         assert_eq!(response.status(), 503);
+        // No connection outlives an answer while waiting: the hand-over to the serving
+        // router must not cut one under a client's next request.
+        assert_eq!(response.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
         let refused: Value = response.json().await.unwrap();
         let message = refused["error"]["message"].as_str().unwrap_or_default();
         assert!(message.starts_with("not serving yet: the database schema is older"), "{refused}");
@@ -107,4 +110,38 @@ async fn replicas_wait_unready_for_an_older_schema_migrate_runs_beside_them_and_
     let (ok, said) = migrate(&db).await;
     assert!(ok, "{said}");
     assert!(said.contains("nothing to apply") && said.contains(&NEWER_VERSION.to_string()), "{said}");
+}
+
+#[tokio::test]
+async fn the_hand_over_from_waiting_to_serving_drops_no_request_of_a_client_polling_readiness() {
+    let db = empty_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let replica = start(&db, dir.path(), "replica-polled", false).await;
+    // Probes as a load balancer's or a deploy script's: back to back, each on a client
+    // that keeps its connections alive, until the replica serves.
+    let pollers: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("{}/readyz", replica.base);
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut answered = 0u32;
+                loop {
+                    match client.get(&url).send().await {
+                        Ok(response) if response.status() == 200 => return Ok(answered + 1),
+                        Ok(response) => {
+                            response.bytes().await.map_err(|e| format!("after {answered} answers: {e:?}"))?;
+                            answered += 1;
+                        }
+                        Err(error) => return Err(format!("after {answered} answers: {error:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    let (ok, said) = migrate(&db).await;
+    assert!(ok, "{said}");
+    for poller in pollers {
+        let answered = poller.await.unwrap().expect("every probe is answered across the hand-over");
+        assert!(answered > 1, "the poller saw the replica waiting before it served");
+    }
 }

@@ -2,7 +2,7 @@
 //! older than the binary (it must not serve anything else until `alexandria migrate` ran).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -58,6 +58,11 @@ async fn readiness(pool: &PgPool) -> (StatusCode, Json<Health>) {
 
 /// What a replica serves while it waits for the schema: `/healthz` (it is alive),
 /// `/readyz` (503, naming the missing migrations) and 503 for everything else.
+///
+/// Every answer closes its connection: when the schema is migrated the listener passes
+/// to the serving router, while the connections this one accepted finish on their own
+/// (shutting them down would cut a request on its way); a kept-alive connection would
+/// go on reaching this router. A probe costs a handshake; nothing else is served here.
 pub fn schema_wait_router(pool: PgPool, reason: String) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -66,7 +71,13 @@ pub fn schema_wait_router(pool: PgPool, reason: String) -> Router {
             let reason = reason.clone();
             async move { not_ready(reason) }
         })
+        .layer(axum::middleware::map_response(close_connection))
         .with_state(pool)
+}
+
+async fn close_connection(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Never ready while waiting: once the schema is migrated, this process still has to start
