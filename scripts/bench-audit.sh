@@ -16,7 +16,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 bin=./target/release/alexandria
 
-cargo build --release --locked --quiet --bin alexandria
+cargo build --release --locked --quiet --workspace --bins  # the Quick start's build: same features, no rebuild
 psql -q "$admin" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 DATABASE_URL=$url $bin migrate
 scripts/seed-events.sh "$url" "$events"

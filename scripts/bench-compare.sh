@@ -64,7 +64,7 @@ if [[ "${BENCH_SKIP_CONTEXTFORGE:-0}" != 1 ]]; then
     [[ "$(installed_cf)" == "$CONTEXTFORGE_VERSION" ]] || { log "ContextForge did not install"; exit 1; }
 fi
 if [[ -z "${ALEXANDRIA_BIN:-}" || -z "${FS_BIN:-}" ]]; then
-    cargo build --release --locked -p alexandria -p alexandria-example-fs --bins
+    cargo build --release --locked --workspace --bins
     target=${CARGO_TARGET_DIR:-$repo/target}
     ALEXANDRIA_BIN=${ALEXANDRIA_BIN:-$target/release/alexandria}
     FS_BIN=${FS_BIN:-$target/release/alexandria-example-fs}

@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --locked --quiet --bin alexandria
+cargo build --release --locked --quiet --workspace --bins  # the Quick start's build: same features, no rebuild
 psql -q "$admin" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 DATABASE_URL=$url ./target/release/alexandria migrate
 

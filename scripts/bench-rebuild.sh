@@ -15,7 +15,7 @@ url="${admin%/*}/$db"
 # Where cargo puts the binary (a worktree may build into a shared target directory).
 bin=${CARGO_TARGET_DIR:-target}/release/alexandria
 
-cargo build --release --quiet --bin alexandria
+cargo build --release --locked --quiet --workspace --bins  # the Quick start's build: same features, no rebuild
 psql -q "$admin" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 DATABASE_URL=$url "$bin" migrate
 

@@ -35,7 +35,7 @@ PASSWORD=soak-admin-password
 OUT=${SOAK_OUT:-$(mktemp -d /tmp/alexandria-soak.XXXXXX)}
 mkdir -p "$OUT"
 if [ -z "${ALEXANDRIA_BIN:-}" ]; then
-  cargo build --release --locked --quiet -p alexandria -p alexandria-example-fs
+  cargo build --release --locked --quiet --workspace --bins
   ALEXANDRIA_BIN=${CARGO_TARGET_DIR:-target}/release/alexandria
 fi
 psql -q "$PGURL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" 2>/dev/null
