@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::audit_trail;
 use crate::auth::login::verify_password;
-use crate::auth::throttle::LoginThrottlePolicy;
+use crate::auth::throttle::{self, LoginThrottlePolicy};
 use crate::auth::{password, sessions, AuthError, Role};
 use crate::names::{check_principal_name, Actor, UserName};
 use secrecy::{ExposeSecret, SecretString};
@@ -200,8 +200,19 @@ pub async fn delete(pool: &PgPool, actor: &Actor, name: &UserName) -> Result<()>
     Ok(())
 }
 
+/// What setting a password did besides storing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordSet {
+    pub sessions_ended: u64,
+    /// A reset lifted a login lock on the user's name.
+    pub login_lock_lifted: bool,
+}
+
 /// Sets a new password and ends the user's sessions, except `keep_session` (the caller's
-/// own, when users change their own password).
+/// own, when users change their own password). A reset also forgets the failed logins
+/// counted against the name and lifts its lock: guesses at the old password say nothing
+/// about the new one, and whoever reset it expects the user to log in now. The counts
+/// against client addresses stay.
 pub async fn set_password(
     pool: &PgPool,
     actor: &Actor,
@@ -209,7 +220,7 @@ pub async fn set_password(
     name: &UserName,
     new_password: SecretString,
     keep_session: Option<uuid::Uuid>,
-) -> Result<()> {
+) -> Result<PasswordSet> {
     if let Some(problem) = password::policy_violation(new_password.expose_secret()) {
         return Err(UserError::Invalid(problem));
     }
@@ -222,17 +233,17 @@ pub async fn set_password(
         .execute(&mut *tx)
         .await?;
     let ended = sessions::revoke_user_sessions(&mut tx, name.as_str(), keep_session, "password changed").await?;
-    audit_trail::record(
-        &mut tx,
-        actor,
-        change.audit_action(),
-        name.as_str(),
-        None,
-        Some(json!({"sessions_revoked": ended})),
-    )
-    .await?;
+    let login_lock_lifted = match change {
+        PasswordChange::Reset => throttle::forget_username(&mut tx, name.as_str()).await?,
+        PasswordChange::ChangedByOwner => false,
+    };
+    let mut after = json!({"sessions_revoked": ended});
+    if login_lock_lifted {
+        after["login_lock_lifted"] = json!(true);
+    }
+    audit_trail::record(&mut tx, actor, change.audit_action(), name.as_str(), None, Some(after)).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(PasswordSet { sessions_ended: ended, login_lock_lifted })
 }
 
 /// Users changing their own password (`PUT /auth/password`, the console's account page).
@@ -261,5 +272,7 @@ pub async fn change_own_password(
     }
     let name = existing_name(change.name)?;
     let actor = Actor::User(name.to_string());
-    set_password(pool, &actor, PasswordChange::ChangedByOwner, &name, change.new_password, change.keep_session).await
+    set_password(pool, &actor, PasswordChange::ChangedByOwner, &name, change.new_password, change.keep_session)
+        .await
+        .map(|_| ())
 }

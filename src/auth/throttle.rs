@@ -193,6 +193,19 @@ pub async fn settle_success(pool: &PgPool, subjects: &Subjects) -> Result<(), Au
     Ok(())
 }
 
+/// A password reset: the failures counted against `username` are forgotten and its lock
+/// lifted (the address counts stay). Whether the name was locked.
+pub async fn forget_username(conn: &mut sqlx::PgConnection, username: &str) -> Result<bool, sqlx::Error> {
+    let Some(subject) = Subjects::new(username, None).username else { return Ok(false) };
+    let was_locked: Option<bool> =
+        sqlx::query_scalar("DELETE FROM login_throttle WHERE subject = $1 RETURNING locked_until > now()")
+            .bind(subject)
+            .fetch_optional(conn)
+            .await?
+            .flatten();
+    Ok(was_locked == Some(true))
+}
+
 /// A failure that cannot be reserved first (a login request that could not be read): counted, and locking at the limit.
 pub async fn record_failure(pool: &PgPool, policy: &LoginThrottlePolicy, subjects: &Subjects) -> Result<(), AuthError> {
     match reserve(pool, policy, subjects).await {

@@ -5,6 +5,7 @@ pub mod demo;
 mod events;
 pub mod process;
 mod projections;
+mod reset_password;
 mod serve;
 pub mod shutdown;
 pub mod telemetry;
@@ -39,6 +40,9 @@ pub enum Command {
     /// ALEXANDRIA_JWT_SECRET is unset). Restart every replica afterwards; every session and
     /// agent token ends.
     RotateJwtSecret(DatabaseArgs),
+    /// Set a user's password to the line given on standard input, end their sessions and
+    /// lift a login lock on their name: the way back in when no super_admin can log in.
+    ResetPassword(reset_password::ResetPasswordArgs),
     /// The audit chain's signing key.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -109,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await?;
             result
         }
+        Command::ResetPassword(args) => reset_password::run(args).await,
         Command::RotateJwtSecret(args) => {
             let database = Database::open(&args).await?;
             let result = async {

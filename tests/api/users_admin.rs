@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::auth_helpers::*;
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, TestApp, TEST_ADMIN_PASSWORD};
 
 async fn patch_role(app: &TestApp, by: &Session, name: &str, role: &str) -> reqwest::Response {
     app.client
@@ -150,4 +150,69 @@ async fn user_input_is_validated_before_anything_changes() {
         .await
         .unwrap();
     assert_eq!(audit, 0, "refused changes leave no audit rows");
+}
+
+/// Runs `alexandria reset-password USER` against the app's database with `stdin`:
+/// whether it succeeded, and everything it printed.
+async fn reset_password_from_the_command_line(app: &TestApp, user: &str, stdin: &str) -> (bool, String) {
+    use tokio::io::AsyncWriteExt;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(crate::gateway_crash::gateway_binary())
+        .args(["reset-password", user])
+        .env("DATABASE_URL", app.db.url())
+        .env("ALEXANDRIA_DATA_DIR", data_dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run alexandria reset-password");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), printed)
+}
+
+#[tokio::test]
+async fn the_command_line_resets_a_locked_out_super_admins_password_and_refuses_bad_input_changing_nothing() {
+    let app = spawn_app().await;
+    let admin = admin_session(&app).await;
+    let audit_before = audit_rows(&app, "admin").await.len();
+
+    // Refused, each with its reason, and nothing changes: an unknown user, a password the
+    // policy refuses, nothing on standard input.
+    let (ok, printed) = reset_password_from_the_command_line(&app, "nobody", "a perfectly long password\n").await;
+    assert!(!ok && printed.contains(r#"no user named "nobody""#), "{printed}");
+    let (ok, printed) = reset_password_from_the_command_line(&app, "admin", "short\n").await;
+    assert!(!ok && printed.contains("password"), "{printed}");
+    assert!(!printed.contains("short"), "the refused password is not echoed: {printed}");
+    let (ok, printed) = reset_password_from_the_command_line(&app, "admin", "").await;
+    assert!(!ok && printed.contains("standard input"), "{printed}");
+    assert_eq!(get_with(&app, "/auth/me", &admin.access_token).await.status(), 200, "the session lives on");
+    assert_eq!(audit_rows(&app, "admin").await.len(), audit_before);
+
+    // Locked out: wrong guesses at the forgotten password lock the name.
+    let limit = app.state.settings.login_throttle.max_failures_per_username;
+    for _ in 0..limit {
+        assert_eq!(login(&app, "admin", "what was it again").await.status(), 401);
+    }
+    assert_eq!(login(&app, "admin", TEST_ADMIN_PASSWORD).await.status(), 429);
+
+    let new_password = "the operator's new admin password";
+    let (ok, printed) = reset_password_from_the_command_line(&app, "admin", &format!("{new_password}\n")).await;
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains(r#"password of user "admin" reset; 1 session ended; the login lock on the name lifted"#),
+        "{printed}"
+    );
+    assert!(!printed.contains(new_password), "the password is never printed: {printed}");
+
+    assert_eq!(get_with(&app, "/auth/me", &admin.access_token).await.status(), 401, "the old session ended");
+    assert_eq!(login(&app, "admin", TEST_ADMIN_PASSWORD).await.status(), 401);
+    login_ok(&app, "admin", new_password).await;
+    let rows = audit_rows(&app, "admin").await;
+    let (actor, action, _, after) = rows.last().unwrap();
+    assert_eq!((actor.as_str(), action.as_str()), ("system:cli", "user.password.reset"));
+    assert_eq!(after.as_ref().unwrap(), &json!({"sessions_revoked": 1, "login_lock_lifted": true}));
 }

@@ -234,7 +234,7 @@ pub async fn reset_password(
     let reset = match users::existing_name(&name) {
         Ok(name) => users::set_password(&state.pool, &me.actor(), PasswordChange::Reset, &name, password, None)
             .await
-            .map(|()| name),
+            .map(|_| name),
         Err(error) => Err(error),
     };
     match reset {
