@@ -316,7 +316,7 @@ impl Metrics {
         .fetch_one(pool)
         .await?;
         self.inner.seal_lag.set(seal_lag.unwrap_or(0.0).max(0.0));
-        for status in alexandria_projections::projection_status(pool).await? {
+        for status in alexandria_projections::projection_status(pool, crate::notify::CHECKPOINTS_LED_BY).await? {
             self.inner.projection_position.with_label_values(&[&status.name]).set(status.position);
             self.inner.projection_lag.with_label_values(&[&status.name]).set(status.lag);
         }

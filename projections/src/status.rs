@@ -27,8 +27,10 @@ pub struct ProjectionStatus {
 
 /// Status of every known projection (what `alexandria projections status` and the
 /// console's Projections page show) (one that never ran shows position 0 and the whole
-/// log as lag).
-pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, sqlx::Error> {
+/// log as lag). A checkpoint's leader is the holder of its runner's lock, or, for a
+/// checkpoint in `led_by` (name, lock key), of the lock of the worker that advances it
+/// instead of a runner.
+pub async fn projection_status(pool: &PgPool, led_by: &[(&str, &str)]) -> Result<Vec<ProjectionStatus>, sqlx::Error> {
     for projection in crate::all() {
         crate::runner::register(pool, projection.name()).await?;
     }
@@ -45,7 +47,10 @@ pub async fn projection_status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, s
         let at = LogPosition { tx_id: row.try_get("tx_id")?, global_position: row.try_get("last_position")? };
         let name: String = row.try_get("name")?;
         out.push(ProjectionStatus {
-            leader: holder(pool, &lock_key(&name)).await?,
+            leader: match led_by.iter().find(|(checkpoint, _)| *checkpoint == name) {
+                Some((_, key)) => holder(pool, key).await?,
+                None => holder(pool, &lock_key(&name)).await?,
+            },
             name,
             position: at.global_position,
             lag: count_after(&mut conn, at).await?,

@@ -43,7 +43,7 @@ pub async fn run(command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status { database, json } => {
             let db = Database::open(&database).await?;
-            let statuses = alexandria_projections::projection_status(&db.pool).await;
+            let statuses = alexandria_projections::projection_status(&db.pool, crate::notify::CHECKPOINTS_LED_BY).await;
             db.close().await?;
             let statuses = statuses?;
             if json {

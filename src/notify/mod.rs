@@ -31,6 +31,11 @@ pub use outbox::{attach_delivery_state, delivery_state, NotificationOutboxProjec
 pub use reconciler::{Reconciler, ReconcilerOptions};
 pub use settings::{NotificationSettings, SettingsChange, SettingsPatch, SettingsView};
 
+/// Checkpoints a worker other than a projection runner advances, with that worker's lock
+/// (for `alexandria_projections::projection_status`): the reconciler's leader applies the
+/// outbox projection, so it leads `notification_outbox`.
+pub const CHECKPOINTS_LED_BY: &[(&str, &str)] = &[(outbox::OUTBOX_PROJECTION, reconciler::LOCK_KEY)];
+
 /// Where notices go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {

@@ -32,13 +32,15 @@ use super::{Channel, NoticeKind};
 use crate::approval::queries::PermissionDto;
 
 pub const OUTBOX_TABLE: &str = "notification_outbox";
+/// The projection's (and its checkpoint's) name.
+pub const OUTBOX_PROJECTION: &str = "notification_outbox";
 
 pub struct NotificationOutboxProjection;
 
 #[async_trait]
 impl Projection for NotificationOutboxProjection {
     fn name(&self) -> &'static str {
-        "notification_outbox"
+        OUTBOX_PROJECTION
     }
 
     fn table(&self) -> &'static str {

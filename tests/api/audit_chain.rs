@@ -399,8 +399,17 @@ async fn an_auditor_reads_the_sealed_log_and_checkpoints_over_http_and_nothing_e
         assert_eq!(get(path, &auditor.access_token).await.unwrap().status(), 403, "{path}");
     }
     // `projections status` shows the sealer's lag as a row of its own.
-    let status = alexandria_projections::projection_status(&app.db.pool).await.unwrap();
+    let status =
+        alexandria_projections::projection_status(&app.db.pool, alexandria::notify::CHECKPOINTS_LED_BY).await.unwrap();
     let sealer = status.iter().find(|s| s.name == "event_seals").expect("the sealer's row");
     assert_eq!(sealer.lag, 0);
     assert!(sealer.leader.is_some(), "the serving process leads the sealer");
+    // And the outbox's, which no projection runner advances: the reconciler's leader does.
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "the outbox's leader is shown", || async {
+        let status = alexandria_projections::projection_status(&app.db.pool, alexandria::notify::CHECKPOINTS_LED_BY)
+            .await
+            .unwrap();
+        status.iter().any(|s| s.name == "notification_outbox" && s.leader.is_some())
+    })
+    .await;
 }

@@ -65,7 +65,7 @@ fn stdout(output: &Output) -> String {
 }
 
 async fn statuses(pool: &PgPool) -> Vec<ProjectionStatus> {
-    projection_status(pool).await.expect("projection status")
+    projection_status(pool, alexandria::notify::CHECKPOINTS_LED_BY).await.expect("projection status")
 }
 
 /// Waits until both projections that read requests' events report being stuck at `position`.

@@ -174,7 +174,7 @@ async fn the_running_projector_follows_the_log_and_reports_position_and_lag() {
         status_of(&db.pool, id).await.as_deref() == Some("executing")
     })
     .await;
-    let status = projection_status(&db.pool).await.unwrap();
+    let status = projection_status(&db.pool, alexandria::notify::CHECKPOINTS_LED_BY).await.unwrap();
     let ours = status.iter().find(|s| s.name == "permission_requests").unwrap();
     let last: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events").fetch_one(&db.pool).await.unwrap();
     assert_eq!(ours.position, last);
@@ -185,7 +185,7 @@ async fn the_running_projector_follows_the_log_and_reports_position_and_lag() {
     running.await.unwrap();
     // Stopped: new events show as lag.
     request_through(&store, "agent-a", "after-stop", &[]).await;
-    let status = projection_status(&db.pool).await.unwrap();
+    let status = projection_status(&db.pool, alexandria::notify::CHECKPOINTS_LED_BY).await.unwrap();
     assert_eq!(status.iter().find(|s| s.name == "permission_requests").unwrap().lag, 1);
 }
 
@@ -330,7 +330,11 @@ async fn a_rebuild_while_the_server_writes_and_projects_loses_nothing() {
     rebuild(&db.pool, &PermissionRequestsProjection, &mut ()).await.unwrap();
     writer.await.unwrap();
     eventually(Duration::from_secs(10), "the live runner to catch up after the swap", || async {
-        projection_status(&db.pool).await.unwrap().iter().any(|s| s.name == "permission_requests" && s.lag == 0)
+        projection_status(&db.pool, alexandria::notify::CHECKPOINTS_LED_BY)
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.name == "permission_requests" && s.lag == 0)
     })
     .await;
     shutdown.cancel();

@@ -39,7 +39,8 @@ pub struct ProjectionRow {
 }
 
 pub async fn page(user: ConsoleUser, State(state): State<AppState>) -> Response {
-    let statuses = match alexandria_projections::projection_status(&state.pool).await {
+    let statuses = match alexandria_projections::projection_status(&state.pool, crate::notify::CHECKPOINTS_LED_BY).await
+    {
         Ok(statuses) => statuses,
         Err(error) => return failure(error),
     };
