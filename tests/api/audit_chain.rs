@@ -413,3 +413,72 @@ async fn an_auditor_reads_the_sealed_log_and_checkpoints_over_http_and_nothing_e
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_auditor_takes_the_evidence_from_the_console_and_it_verifies_offline_with_the_trusted_key() {
+    use crate::auth_helpers::{admin_session, console_cookie, create_user, PASSWORD};
+    use crate::helpers::{eventually, spawn_app_on, test_settings};
+    use std::time::Duration;
+
+    let settings = test_settings();
+    let key = AuditKey::load_or_create(&settings.audit_key_file).unwrap();
+    let app = spawn_app_on(fresh_database().await, settings).await;
+    let admin = admin_session(&app).await;
+    create_user(&app, &admin, "ada", "auditor").await;
+    create_user(&app, &admin, "vic", "viewer").await;
+    for key in ["c1", "c2"] {
+        request_through(&app.state.store, "agent-c", key, &["approve"]).await;
+    }
+    eventually(Duration::from_secs(20), "the log sealed and a checkpoint signed", || async {
+        unsealed(&app.db.pool).await == 0
+            && checkpoints::latest(&app.db.pool, EVENTS_CHAIN).await.unwrap().is_some_and(|c| c.seq == 4)
+    })
+    .await;
+    let get = |path: &str, cookie: &str| app.client.get(app.url(path)).header("cookie", cookie.to_owned()).send();
+
+    // An auditor's console starts at the audit log, which names the signed head and key.
+    let ada = console_cookie(&app, "ada", PASSWORD).await;
+    let landing = get("/", &ada).await.unwrap();
+    assert_eq!((landing.status().as_u16(), landing.headers()["location"].to_str().unwrap()), (303, "/audit-log"));
+    let page = get("/audit-log", &ada).await.unwrap().text().await.unwrap();
+    let head = checkpoints::latest(&app.db.pool, EVENTS_CHAIN).await.unwrap().unwrap();
+    assert!(page.contains(&head.hash) && page.contains(&key.public_key_hex()), "{page}");
+    assert!(page.contains(r#"href="/audit-log/events.jsonl""#) && page.contains("alexandria events verify --file"));
+
+    // What the links download verifies offline with the key the auditor trusts.
+    let cli = Auditor::new();
+    let dir = cli.dir.path();
+    for (file, kind) in [("events.jsonl", "application/x-ndjson"), ("checkpoint-events.json", "application/json")] {
+        let response = get(&format!("/audit-log/{file}"), &ada).await.unwrap();
+        assert_eq!(response.status(), 200, "{file}");
+        assert_eq!(response.headers()["content-type"], kind);
+        assert_eq!(response.headers()["content-disposition"], format!("attachment; filename=\"{file}\"").as_str());
+        std::fs::write(dir.join(file), response.bytes().await.unwrap()).unwrap();
+    }
+    let checkpoint = dir.join("checkpoint-events.json");
+    let verified = cli
+        .verify_file(
+            &dir.join("events.jsonl"),
+            &["--public-key", &key.public_key_hex(), "--checkpoint", checkpoint.to_str().unwrap()],
+        )
+        .await;
+    assert!(verified.status.success() && stdout(&verified).contains("1 checkpoints verified"), "{}", both(&verified));
+    let trail = get("/audit-log/admin-audit.jsonl", &ada).await.unwrap().text().await.unwrap();
+    assert!(trail.lines().any(|l| l.contains("\"user.create\"") && l.contains("\"hash\"")), "{trail}");
+
+    // Anything else is not there; a viewer is refused the page and the files; no session
+    // is sent to log in.
+    assert_eq!(get("/audit-log/passwords.txt", &ada).await.unwrap().status(), 404);
+    // Off the viewer ladder in the console as in the API: no inbox, history, agents,
+    // servers or projections for an auditor.
+    for path in ["/history", "/agents", "/servers", "/projections", "/console/inbox", "/console/events"] {
+        assert_eq!(get(path, &ada).await.unwrap().status(), 403, "{path}");
+    }
+    let vic = console_cookie(&app, "vic", PASSWORD).await;
+    for path in ["/audit-log", "/audit-log/events.jsonl", "/audit-log/checkpoint-events.json"] {
+        assert_eq!(get(path, &vic).await.unwrap().status(), 403, "{path}");
+    }
+    let anonymous = app.client.get(app.url("/audit-log/events.jsonl")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 303);
+    assert!(anonymous.headers()["location"].to_str().unwrap().starts_with("/login"));
+}

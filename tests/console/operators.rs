@@ -298,3 +298,48 @@ async fn admins_and_viewers_are_refused_every_super_admin_page_and_hand_made_pos
     assert!(body.contains("alertmanager_url is not a valid URL"), "{body}");
     assert!(body.contains("alertmanager_severity must be one of critical, warning, info"), "{body}");
 }
+
+/// An auditor's console: the audit log and their own account, nothing of the viewer
+/// ladder; the page passes axe, and a super_admin reaches it too.
+#[tokio::test]
+async fn an_auditor_lands_on_the_audit_log_with_the_signed_head_and_sees_nothing_else() {
+    let Some(browser) = browser("an_auditor_lands_on_the_audit_log").await else { return };
+    let app = spawn_app().await;
+    let admin = admin_session(&app).await;
+    create_user(&app, &admin, "ada", "auditor").await;
+    requests::request_through(&app.state.store, "demo-agent", "a-1", &["approve"]).await;
+    eventually(PAGE_DEADLINE, "a checkpoint of the events chain", || async {
+        alexandria::audit::checkpoints::latest(&app.db.pool, alexandria::audit::EVENTS_CHAIN)
+            .await
+            .unwrap()
+            .is_some_and(|c| c.seq == 2)
+    })
+    .await;
+
+    browser.goto(&app, "/login").await;
+    type_into(&browser, "#username", "ada").await;
+    type_into(&browser, "#password", PASSWORD).await;
+    click(&browser, "#log-in").await;
+    browser.wait_for("#chain-events-checkpoint").await;
+    let mut links = Vec::new();
+    for link in browser.client.find_all(Locator::Css("nav.sections a")).await.unwrap() {
+        links.push(link.attr("href").await.unwrap().unwrap_or_default());
+    }
+    assert_eq!(links, ["/audit-log"], "the audit log is the auditor's only section");
+    let head = alexandria::audit::checkpoints::latest(&app.db.pool, alexandria::audit::EVENTS_CHAIN).await.unwrap();
+    assert_eq!(text(&browser, "#chain-events-head").await, head.unwrap().hash);
+    assert!(text(&browser, "#verify-command").await.starts_with("alexandria events verify --file events.jsonl"));
+    assert_eq!(
+        browser.wait_for("#download-events").await.attr("href").await.unwrap().as_deref(),
+        Some("/audit-log/events.jsonl")
+    );
+    browser.assert_accessible("audit-log").await;
+    browser.screenshot("audit-log").await;
+
+    browser.goto(&app, "/history").await;
+    let message = text(&browser, ".error-page p.message").await;
+    assert!(message.contains("needs role viewer"), "{message}");
+    browser.goto(&app, "/account/password").await;
+    browser.wait_for("#current_password").await;
+    browser.close().await;
+}

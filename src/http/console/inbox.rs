@@ -36,6 +36,10 @@ pub async fn page(
     State(state): State<AppState>,
     query: Result<Query<InboxQuery>, QueryRejection>,
 ) -> Response {
+    // An auditor has no inbox (off the viewer ladder): their console starts at the audit log.
+    if user.0.role == crate::auth::Role::Auditor {
+        return axum::response::Redirect::to(super::view::Section::AuditLog.href()).into_response();
+    }
     let (decided, already) = match query {
         Ok(Query(query)) => (query.decided.and_then(|id| Uuid::parse_str(&id).ok()), query.already.is_some()),
         Err(_) => (None, false),

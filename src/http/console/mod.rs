@@ -24,6 +24,7 @@ mod agents;
 mod agents_view;
 mod assets;
 mod audit;
+mod audit_log;
 mod guard;
 mod history;
 mod inbox;
@@ -83,6 +84,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/account/password", get(account::page).post(account::change))
         .route("/audit", get(audit::page))
         .route("/projections", get(projections::page))
+        .route("/audit-log", get(audit_log::page))
+        .route("/audit-log/{file}", get(audit_log::download))
         .route("/console/inbox", get(inbox::fragment))
         .route("/console/events", get(live::events))
         .route("/console/assets/{name}", get(assets::serve))

@@ -152,6 +152,12 @@ impl FromRequestParts<AppState> for ConsoleUser {
             return Err(not_signed_in());
         };
         match console_session::authenticate(&state.pool, &credential).await {
+            Ok(user) if user.role == Role::Auditor && !super::view::auditor_may_open(parts.uri.path()) => {
+                Err(NotSignedIn::Failed(
+                    AuthError::Forbidden(format!("this needs role {} or higher; you are {}", Role::Viewer, user.role))
+                        .into(),
+                ))
+            }
             Ok(user) => Ok(ConsoleUser(user)),
             Err(AuthError::Unauthenticated(_)) => Err(not_signed_in()),
             Err(error) => Err(NotSignedIn::Failed(error.into())),

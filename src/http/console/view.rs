@@ -25,12 +25,15 @@ pub enum Section {
     Users,
     Audit,
     Projections,
+    /// The sealed logs, their signed checkpoints and how to verify them: auditors' and
+    /// super_admins' (the API's audit readers).
+    AuditLog,
     /// The signed-in person's own account (linked from their name, not in the sections).
     Account,
 }
 
 impl Section {
-    const ALL: [Section; 8] = [
+    const ALL: [Section; 9] = [
         Section::Inbox,
         Section::History,
         Section::Agents,
@@ -39,6 +42,7 @@ impl Section {
         Section::Users,
         Section::Audit,
         Section::Projections,
+        Section::AuditLog,
     ];
 
     pub fn href(self) -> &'static str {
@@ -51,6 +55,7 @@ impl Section {
             Section::Users => "/users",
             Section::Audit => "/audit",
             Section::Projections => "/projections",
+            Section::AuditLog => "/audit-log",
             Section::Account => "/account/password",
         }
     }
@@ -65,19 +70,37 @@ impl Section {
             Section::Users => "Users",
             Section::Audit => "Audit trail",
             Section::Projections => "Projections",
+            Section::AuditLog => "Audit log",
             Section::Account => "Your account",
         }
     }
 
-    /// The least role that may open the section. A viewer reads what deciding is about;
-    /// what only managing needs (settings, users, the admin audit trail) is super_admin's,
-    /// as in the JSON API.
-    pub fn least_role(self) -> Role {
+    /// Whether `role` may open the section, as in the JSON API. A viewer reads what
+    /// deciding is about; what only managing needs (settings, users, the admin audit
+    /// trail) is super_admin's. An auditor is off that ladder: the audit log and their own
+    /// account, nothing else.
+    pub fn open_to(self, role: Role) -> bool {
         match self {
-            Section::Settings | Section::Users | Section::Audit => Role::SuperAdmin,
-            _ => Role::Viewer,
+            Section::Settings | Section::Users | Section::Audit => role >= Role::SuperAdmin,
+            Section::AuditLog => role == Role::Auditor || role >= Role::SuperAdmin,
+            Section::Account => true,
+            _ => role >= Role::Viewer,
         }
     }
+}
+
+/// Whether an auditor may open `path`: their sections (under their href), the landing
+/// page (which sends them to the audit log) and logging out. Everything else of the
+/// console is the viewer ladder's, which the JSON API refuses auditors too.
+pub fn auditor_may_open(path: &str) -> bool {
+    path == "/"
+        || path == "/logout"
+        || Section::ALL.into_iter().chain([Section::Account]).filter(|section| section.open_to(Role::Auditor)).any(
+            |section| {
+                let href = section.href();
+                path == href || path.strip_prefix(href).is_some_and(|rest| rest.starts_with('/'))
+            },
+        )
 }
 
 /// What every signed-in page shows around its content: who is signed in, and the
@@ -103,7 +126,7 @@ impl Chrome {
     pub fn links(&self) -> Vec<NavLink> {
         Section::ALL
             .into_iter()
-            .filter(|section| self.role >= section.least_role())
+            .filter(|section| section.open_to(self.role))
             .map(|section| NavLink { href: section.href(), label: section.label(), current: section == self.current })
             .collect()
     }
@@ -264,6 +287,17 @@ pub fn human_duration(duration: chrono::Duration) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_auditor_opens_the_audit_log_and_their_account_and_nothing_of_the_ladder() {
+        for path in ["/", "/logout", "/audit-log", "/audit-log/events.jsonl", "/account/password"] {
+            assert!(auditor_may_open(path), "{path}");
+        }
+        for path in ["/history", "/requests/x", "/agents", "/console/inbox", "/console/events", "/audit", "/audit-logs"]
+        {
+            assert!(!auditor_may_open(path), "{path}");
+        }
+    }
 
     #[test]
     fn durations_show_their_two_largest_units() {

@@ -41,7 +41,9 @@ struct SinceQuery {
 
 const NDJSON: &str = "application/x-ndjson";
 
-async fn stream(state: &AppState, chain: StreamedChain, since: Option<i64>) -> ApiResult<Response> {
+/// A chain's sealed JSON lines from after `since`, streamed (the API's and the console's
+/// downloads).
+pub(crate) async fn stream_chain(state: &AppState, chain: StreamedChain, since: Option<i64>) -> ApiResult<Response> {
     let filter = ExportFilter { since: since.unwrap_or(0), ..ExportFilter::default() };
     let receiver = open_stream(&state.pool, chain, filter).await?;
     let chunks = futures::stream::unfold(receiver, |mut receiver| async move {
@@ -59,7 +61,7 @@ async fn events(
     _caller: AuditReader,
     ApiQuery(query): ApiQuery<SinceQuery>,
 ) -> ApiResult<Response> {
-    stream(&state, StreamedChain::Events, query.since).await
+    stream_chain(&state, StreamedChain::Events, query.since).await
 }
 
 #[utoipa::path(get, path = "/admin/audit/export", tag = "audit", params(SinceQuery),
@@ -70,7 +72,7 @@ async fn admin_trail(
     _caller: AuditReader,
     ApiQuery(query): ApiQuery<SinceQuery>,
 ) -> ApiResult<Response> {
-    stream(&state, StreamedChain::AdminAudit, query.since).await
+    stream_chain(&state, StreamedChain::AdminAudit, query.since).await
 }
 
 #[derive(Deserialize, IntoParams)]
