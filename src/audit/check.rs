@@ -25,15 +25,17 @@ fn start(key: Option<VerifyingKey>, checkpoints: Vec<Checkpoint>) -> Result<Chai
 
 /// Checks an export file. The file is read in blocks of whole lines; each block's lines
 /// are checked on their own in parallel (one thread per core), then linked in order.
-/// `checkpoints` are held apart from the file.
+/// `checkpoints` are held apart from the file; those of `chain` are checked (the file is
+/// that chain's export: the event log's or the admin audit trail's).
 pub fn verify_file(
     path: &Path,
+    chain: &str,
     key: Option<VerifyingKey>,
     checkpoints: Vec<Checkpoint>,
     mut on_progress: impl FnMut(u64),
 ) -> anyhow::Result<VerifyReport> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut verifier = match start(key, checkpoints.into_iter().filter(|c| c.chain == EVENTS_CHAIN).collect()) {
+    let mut verifier = match start(key, checkpoints.into_iter().filter(|c| c.chain == chain).collect()) {
         Ok(verifier) => verifier,
         Err(report) => return Ok(*report),
     };

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Database;
 use crate::audit::signing::{parse_public_key, AuditKey, DEFAULT_KEY_FILE_NAME};
 use crate::audit::verify::VerifyReport;
-use crate::audit::Checkpoint;
+use crate::audit::{Checkpoint, ADMIN_AUDIT_CHAIN, EVENTS_CHAIN};
 use crate::cli::args::DatabaseArgs;
 
 /// Where the audit signing key is.
@@ -47,6 +47,33 @@ pub struct VerifyArgs {
     /// logged or pushed): the chain must reach it with the same hash. Repeatable.
     #[arg(long)]
     pub checkpoint: Vec<PathBuf>,
+    /// With `--file`: the chain the file is, `events` (`events export`, `GET /admin/events`)
+    /// or `admin_audit` (`GET /admin/audit/export`). Default: the chain of the
+    /// checkpoints given, else `events`.
+    #[arg(long, requires = "file")]
+    pub chain: Option<String>,
+}
+
+/// The chain an export file is checked as: `--chain`, else the one every checkpoint given
+/// names, else the event log. A checkpoint of the other chain is refused: it says nothing
+/// about this file, and ignoring it would let a check pass that the auditor meant to bind.
+fn file_chain(named: Option<&str>, checkpoints: &[Checkpoint]) -> anyhow::Result<&'static str> {
+    let chain = match named {
+        Some(EVENTS_CHAIN) => EVENTS_CHAIN,
+        Some(ADMIN_AUDIT_CHAIN) => ADMIN_AUDIT_CHAIN,
+        Some(other) => anyhow::bail!("unknown chain {other:?}: `{EVENTS_CHAIN}` or `{ADMIN_AUDIT_CHAIN}`"),
+        None if !checkpoints.is_empty() && checkpoints.iter().all(|c| c.chain == ADMIN_AUDIT_CHAIN) => {
+            ADMIN_AUDIT_CHAIN
+        }
+        None => EVENTS_CHAIN,
+    };
+    if let Some(other) = checkpoints.iter().find(|c| c.chain != chain) {
+        anyhow::bail!(
+            "a checkpoint given is of the {:?} chain, and the file is checked as the {chain:?} chain (--chain)",
+            other.chain
+        );
+    }
+    Ok(chain)
 }
 
 fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
@@ -108,8 +135,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let ok = match &args.file {
         Some(file) => {
+            let chain = file_chain(args.chain.as_deref(), &checkpoints)?;
             let progress = bar("verifying");
-            let result = crate::audit::verify_file(file, key, checkpoints, |n| progress.set_position(n));
+            let result = crate::audit::verify_file(file, chain, key, checkpoints, |n| progress.set_position(n));
             progress.finish_and_clear();
             let result = result?;
             let elapsed = started.elapsed().as_secs_f64();
@@ -119,7 +147,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
                 file.display(),
                 result.events as f64 / elapsed.max(1e-9)
             );
-            report("events", &result, key.is_some())
+            report(chain, &result, key.is_some())
         }
         None => {
             let db = Database::open(&args.database).await?;
@@ -185,4 +213,35 @@ pub async fn seal_now(pool: &sqlx::PgPool) -> anyhow::Result<()> {
         events as f64 / elapsed.max(1e-9)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint_of(chain: &str) -> Checkpoint {
+        Checkpoint {
+            chain: chain.to_owned(),
+            seq: 1,
+            position: 1,
+            hash: "0".repeat(64),
+            signed_at: "2026-12-03T00:00:00Z".to_owned(),
+            public_key: "0".repeat(64),
+            signature: "0".repeat(128),
+        }
+    }
+
+    #[test]
+    fn a_files_chain_is_the_one_named_else_its_checkpoints_else_the_event_log() {
+        let admin = [checkpoint_of(ADMIN_AUDIT_CHAIN)];
+        let events = [checkpoint_of(EVENTS_CHAIN)];
+        assert_eq!(file_chain(None, &[]).unwrap(), EVENTS_CHAIN);
+        assert_eq!(file_chain(None, &admin).unwrap(), ADMIN_AUDIT_CHAIN);
+        assert_eq!(file_chain(None, &events).unwrap(), EVENTS_CHAIN);
+        assert_eq!(file_chain(Some("admin_audit"), &[]).unwrap(), ADMIN_AUDIT_CHAIN);
+        assert!(file_chain(Some("audit"), &[]).unwrap_err().to_string().contains("unknown chain"));
+        let mixed = [checkpoint_of(EVENTS_CHAIN), checkpoint_of(ADMIN_AUDIT_CHAIN)];
+        assert!(file_chain(None, &mixed).unwrap_err().to_string().contains("\"admin_audit\" chain"));
+        assert!(file_chain(Some("admin_audit"), &events).is_err());
+    }
 }

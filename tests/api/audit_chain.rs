@@ -7,7 +7,7 @@ use std::process::Output;
 
 use alexandria::approval::store::PermissionStore;
 use alexandria::audit::sealer::{chain_head, seal_admin_batch, seal_event_batch};
-use alexandria::audit::{checkpoints, AuditKey, Checkpoint, EVENTS_CHAIN};
+use alexandria::audit::{checkpoints, AuditKey, Checkpoint, ADMIN_AUDIT_CHAIN, EVENTS_CHAIN};
 use alexandria::names::Actor;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -432,6 +432,7 @@ async fn an_auditor_takes_the_evidence_from_the_console_and_it_verifies_offline_
     eventually(Duration::from_secs(20), "the log sealed and a checkpoint signed", || async {
         unsealed(&app.db.pool).await == 0
             && checkpoints::latest(&app.db.pool, EVENTS_CHAIN).await.unwrap().is_some_and(|c| c.seq == 4)
+            && checkpoints::latest(&app.db.pool, ADMIN_AUDIT_CHAIN).await.unwrap().is_some_and(|c| c.seq == 3)
     })
     .await;
     let get = |path: &str, cookie: &str| app.client.get(app.url(path)).header("cookie", cookie.to_owned()).send();
@@ -463,8 +464,29 @@ async fn an_auditor_takes_the_evidence_from_the_console_and_it_verifies_offline_
         )
         .await;
     assert!(verified.status.success() && stdout(&verified).contains("1 checkpoints verified"), "{}", both(&verified));
-    let trail = get("/audit-log/admin-audit.jsonl", &ada).await.unwrap().text().await.unwrap();
-    assert!(trail.lines().any(|l| l.contains("\"user.create\"") && l.contains("\"hash\"")), "{trail}");
+    // The admin audit trail too: its checkpoint says which chain the file is; an edited
+    // line is named.
+    for file in ["admin-audit.jsonl", "checkpoint-admin_audit.json"] {
+        let response = get(&format!("/audit-log/{file}"), &ada).await.unwrap();
+        std::fs::write(dir.join(file), response.bytes().await.unwrap()).unwrap();
+    }
+    let trail = dir.join("admin-audit.jsonl");
+    let held = dir.join("checkpoint-admin_audit.json");
+    let trusted = ["--public-key", &key.public_key_hex(), "--checkpoint", held.to_str().unwrap()];
+    let verified = cli.verify_file(&trail, &trusted).await;
+    assert!(
+        verified.status.success() && stdout(&verified).contains("admin_audit: OK: 3 sealed"),
+        "{}",
+        both(&verified)
+    );
+    let edited = std::fs::read_to_string(&trail).unwrap().replacen("\"vic\"", "\"eve\"", 1);
+    std::fs::write(&trail, edited).unwrap();
+    assert_names(&cli.verify_file(&trail, &trusted).await, "admin_audit", 3, "edited");
+    // A checkpoint of the other chain is refused, not ignored.
+    let mismatched = cli.verify_file(&trail, &["--chain", "events", "--checkpoint", held.to_str().unwrap()]).await;
+    assert!(
+        !mismatched.status.success() && both(&mismatched).contains("checkpoint given is of the \"admin_audit\" chain")
+    );
 
     // Anything else is not there; a viewer is refused the page and the files; no session
     // is sent to log in.
